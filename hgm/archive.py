@@ -1,0 +1,176 @@
+"""The run's agent archive: a git repository at RUN_DIR/archive where every node is a commit.
+
+The initial agent is the root commit; a child is a commit whose parent is its parent node's
+commit. Each node gets a branch `node-<id>`; each committed expansion also gets
+`refs/hgm/expansions/<id>` at commit time, so a commit is referenced before the store knows
+its node id (nothing is lost if the run dies in between).
+
+Commits are built from a directory with a private index file and plumbing commands
+(`add -A`, `write-tree`, `commit-tree`, `update-ref`), so several workers can commit in
+parallel without sharing a work tree. Export is `git archive` extracted into a directory,
+read-only on the repository and safe in parallel.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from pathlib import Path
+
+import git
+
+from hgm.errors import UserError
+
+# What never belongs in an agent's source: caches and build output that runs leave behind.
+IGNORED = ["__pycache__/", "*.pyc", ".pytest_cache/", ".venv/", "venv/", ".mypy_cache/", "*.egg-info/"]
+_IDENTITY = {
+    "GIT_AUTHOR_NAME": "hgm",
+    "GIT_AUTHOR_EMAIL": "hgm@localhost",
+    "GIT_COMMITTER_NAME": "hgm",
+    "GIT_COMMITTER_EMAIL": "hgm@localhost",
+}
+
+
+def node_ref(node_id: int) -> str:
+    return f"refs/heads/node-{node_id}"
+
+
+class Archive:
+    """Git repository of agent versions (bare; nodes are commits, never checked out in place)."""
+
+    def __init__(self, repo: git.Repo):
+        self.repo = repo
+        self.path = Path(repo.git_dir)
+
+    # -- open / create -------------------------------------------------------------------
+    @classmethod
+    def create(cls, path: Path) -> Archive:
+        """A new empty bare repository at `path` (which must not exist or be empty)."""
+        path = Path(path)
+        if path.exists() and any(path.iterdir()):
+            raise UserError(f"archive {path} already exists and is not empty; use a new run directory")
+        repo = git.Repo.init(path, bare=True, mkdir=True)
+        (path / "info").mkdir(exist_ok=True)
+        (path / "info" / "exclude").write_text("\n".join(IGNORED) + "\n")
+        with repo.config_writer() as cw:
+            cw.set_value("gc", "auto", "0")  # never prune objects behind a running search's back
+            cw.set_value("core", "logAllRefUpdates", "true")
+        return cls(repo)
+
+    @classmethod
+    def open(cls, path: Path) -> Archive:
+        path = Path(path)
+        try:
+            repo = git.Repo(path)
+        except (git.NoSuchPathError, git.InvalidGitRepositoryError):
+            raise UserError(f"{path} is not an hgm agent archive (no git repository there)") from None
+        return cls(repo)
+
+    # -- writing ---------------------------------------------------------------------------
+    def commit_dir(self, src: Path, message: str, parent: str | None, ref: str | None = None) -> str:
+        """Commit the files under `src` (ignoring caches) as a child of `parent`; return the sha.
+
+        `ref`, when given, is pointed at the new commit (e.g. refs/hgm/expansions/7).
+        """
+        src = Path(src).resolve()
+        with tempfile.TemporaryDirectory(prefix="hgm-index-") as tmp:
+            env = {**os.environ, **_IDENTITY, "GIT_INDEX_FILE": str(Path(tmp) / "index")}
+            self._git("--work-tree", str(src), "add", "-A", ".", env=env, cwd=src)
+            tree = self._git("write-tree", env=env)
+            argv = ["commit-tree", tree, "-m", message or "(no message)"]
+            if parent:
+                argv += ["-p", parent]
+            sha = self._git(*argv, env=env)
+        if ref:
+            self.set_ref(ref, sha)
+        return sha
+
+    def _git(self, *args: str, env: dict[str, str], cwd: Path | None = None) -> str:
+        proc = subprocess.run(
+            ["git", "--git-dir", str(self.path), *args], env=env, cwd=cwd, capture_output=True, text=True
+        )
+        if proc.returncode != 0:
+            raise RuntimeError(f"git {' '.join(args)} failed: {proc.stderr.strip()}")
+        return proc.stdout.strip()
+
+    def set_ref(self, ref: str, sha: str) -> None:
+        self.repo.git.update_ref(ref, sha)
+
+    def set_node(self, node_id: int, sha: str) -> None:
+        """Point branch node-<id> at the node's commit (idempotent)."""
+        self.set_ref(node_ref(node_id), sha)
+
+    # -- reading ---------------------------------------------------------------------------
+    def resolve(self, rev: str) -> str:
+        """Full sha of a commit-ish, or UserError naming what was asked."""
+        try:
+            return self.repo.git.rev_parse("--verify", "--quiet", f"{rev}^{{commit}}").strip()
+        except git.GitCommandError:
+            raise UserError(f"no commit {rev!r} in the archive {self.path}") from None
+
+    def message(self, sha: str) -> str:
+        return self.repo.commit(sha).message
+
+    def parent_of(self, sha: str) -> str | None:
+        parents = self.repo.commit(sha).parents
+        return parents[0].hexsha if parents else None
+
+    def diff(self, parent: str, child: str) -> str:
+        """Unified diff of a child against its parent."""
+        return self.repo.git.diff(parent, child)
+
+    def export(self, sha: str, dest: Path) -> Path:
+        """Write the agent's files at commit `sha` into `dest` (created; must be empty or absent)."""
+        dest = Path(dest)
+        if dest.exists() and any(dest.iterdir()):
+            raise UserError(f"export target {dest} exists and is not empty; give a new directory")
+        data = io.BytesIO()
+        self.repo.archive(data, sha, format="tar")
+        data.seek(0)
+        dest.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(fileobj=data) as tar:
+            tar.extractall(dest, filter="data")
+        return dest
+
+    def checkout(self, sha: str, cache_root: Path) -> Path:
+        """A read-only-by-convention copy of the agent at `sha` under cache_root/<sha>, exported once
+        and shared (export to a temporary name, then an atomic rename: parallel callers are safe)."""
+        final = Path(cache_root) / sha
+        if final.is_dir():
+            return final
+        tmp = Path(tempfile.mkdtemp(prefix=f".{sha[:12]}-", dir=cache_root))
+        try:
+            self.export(sha, tmp / "agent")
+            try:
+                os.rename(tmp / "agent", final)
+            except OSError:  # another worker renamed its copy first
+                if not final.is_dir():
+                    raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return final
+
+    def export_repo(self, sha: str, dest: Path) -> Path:
+        """`dest` as a fresh one-commit git repo holding the files of `sha` (a git copy of the agent,
+        so an agent working on its own code can commit/diff freely; the harness diffs it later)."""
+        self.export(sha, dest)
+        r = git.Repo.init(dest)
+        shutil.copyfile(self.path / "info" / "exclude", dest / ".git" / "info" / "exclude")
+        with r.git.custom_environment(**_IDENTITY):
+            r.git.add("-A", ".")
+            r.git.commit("-q", "--allow-empty", "-m", f"agent {sha[:12]}")
+        return dest
+
+
+def init_archive(path: Path, initial_agent: Path, message: str = "initial agent") -> tuple[Archive, str]:
+    """Create the archive with `initial_agent` as the root commit (branch node-0 is set by the caller
+    once the store has the root's id). Returns (archive, root sha)."""
+    if not (Path(initial_agent) / "coding_agent.py").is_file():
+        raise UserError(f"{initial_agent} is not an agent directory (no coding_agent.py)")
+    archive = Archive.create(path)
+    sha = archive.commit_dir(initial_agent, message, parent=None, ref="refs/hgm/root")
+    return archive, sha

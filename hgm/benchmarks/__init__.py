@@ -1,0 +1,102 @@
+"""The benchmark interface: tasks, task workspaces, scoring. Polyglot now; SWE-bench can follow.
+
+A benchmark hands out `Task`s, builds the git workspace an agent works in (`make_workspace`),
+and scores what the agent left there (`score`). Scoring never trusts the agent's workspace for
+anything but the solution files: tests come from the benchmark itself and run in a sandbox.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from hgm.errors import UserError
+
+if TYPE_CHECKING:
+    from hgm.config import BenchmarkConfig
+    from hgm.sandbox.base import Sandbox
+
+
+class TaskStatus(StrEnum):
+    SOLVED = "solved"
+    FAILED = "failed"
+    EMPTY_PATCH = "empty_patch"
+    """The agent left the solution files unchanged; the tests were not run."""
+    INFRA_ERROR = "infra_error"
+    """The harness could not test (toolchain or sandbox missing): never the agent's failure."""
+
+
+@dataclass(frozen=True)
+class TaskScore:
+    status: TaskStatus
+    test_s: float
+    """Seconds the test command ran (0 when it did not run)."""
+    output_path: Path | None
+    """Log file with the test command's output (None when nothing ran)."""
+    patch: str
+    """`git diff` of the solution files against the task's base commit."""
+    detail: str = ""
+    """Why, in short: failing tests, missing toolchain and its fix, ..."""
+    error_type: str = ""
+    """For infra_error: what broke (ToolchainMissing, DepsMissing, SandboxUnavailable, ...)."""
+
+    @property
+    def infra_error(self) -> bool:
+        return self.status is TaskStatus.INFRA_ERROR
+
+    @property
+    def error(self) -> str:
+        return self.detail if self.infra_error else ""
+
+
+@dataclass(frozen=True)
+class TaskWorkspace:
+    """The git workspace an agent works in; `base_commit` is its one initial commit."""
+
+    path: Path
+    base_commit: str
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+
+class Task(Protocol):
+    id: str
+    language: str
+    problem_statement: str
+
+
+class Benchmark(Protocol):
+    name: str
+
+    def tasks(self, subset: str = "all") -> list[Task]:
+        """Tasks of a named subset, in a stable order. Unknown subset: UserError."""
+        ...
+
+    def task(self, task_id: str) -> Task:
+        """One task by id. Unknown id: UserError saying how to list the ids."""
+        ...
+
+    def make_workspace(self, task: Task, dest: Path) -> TaskWorkspace:
+        """Create the agent's git workspace at `dest` (must not exist), with one base commit."""
+        ...
+
+    def score(
+        self, task: Task, agent_workspace: Path | TaskWorkspace, *, sandbox: Sandbox, log_dir: Path, timeout_s: float
+    ) -> TaskScore:
+        """Test the agent's solution-file changes against the benchmark's own tests."""
+        ...
+
+
+BENCHMARKS = ("polyglot",)
+
+
+def get_benchmark(config: BenchmarkConfig) -> Benchmark:
+    """The benchmark `config.name` rooted at `config.path` (or its fetched copy)."""
+    if config.name == "polyglot":
+        from hgm.benchmarks.polyglot import PolyglotBenchmark
+
+        return PolyglotBenchmark.open(config.path)
+    raise UserError(f"unknown benchmark {config.name!r}; known: {', '.join(BENCHMARKS)}")

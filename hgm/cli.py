@@ -1,0 +1,309 @@
+"""The `hgm` command line. Commands are thin: parse flags, call into the modules, print.
+
+A UserError prints its message (which says what to do) and exits 2, without a traceback;
+any other exception is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from hgm.config import HGMConfig, load_config
+from hgm.errors import UserError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Grow better coding agents with the Huxley-Gödel Machine.")
+benchmark_app = typer.Typer(no_args_is_help=True, help="Fetch, list and validate benchmarks.")
+app.add_typer(benchmark_app, name="benchmark")
+llm_app = typer.Typer(no_args_is_help=True, help="Model names, keys and the scripted LLM.")
+app.add_typer(llm_app, name="llm")
+docker_app = typer.Typer(no_args_is_help=True, help="The docker sandbox backend's evaluation image.")
+app.add_typer(docker_app, name="docker")
+
+console = Console(stderr=True)
+
+ConfigOpt = Annotated[Optional[Path], typer.Option("-c", "--config", help="YAML config merged over the defaults.")]
+OverrideOpt = Annotated[
+    list[str], typer.Option("-o", "--override", help="Dotted override, e.g. -o search.alpha=0.5 (repeatable).")
+]
+
+
+def resolve_config(config: Path | None, overrides: list[str] | None) -> HGMConfig:
+    return load_config(config, overrides or [])
+
+
+from hgm.cli_benchmark import register as _register_benchmark_commands  # noqa: E402
+
+_register_benchmark_commands(app, benchmark_app)  # benchmark fetch|list|prepare|validate, doctor
+
+
+@app.command("eval-agent")
+def eval_agent(
+    agent: Annotated[str, typer.Argument(help="Agent directory, or (with --run) a commit / node id of the run's archive.")],
+    task: Annotated[str, typer.Argument(help="Polyglot task id, e.g. python__transpose.")],
+    run: Annotated[Optional[Path], typer.Option("--run", help="Run directory: take the agent and config from it.")] = None,
+    llm: Annotated[Optional[str], typer.Option("--llm", help="Model the agent uses (llm.downstream), e.g. deepseek-chat or scripted:FILE.")] = None,
+    sandbox: Annotated[Optional[str], typer.Option("--sandbox", help="Sandbox backend: bwrap, docker or none.")] = None,
+    from_: Annotated[Optional[Path], typer.Option("--from", help="Local Polyglot benchmark tree.")] = None,
+    log_dir: Annotated[Optional[Path], typer.Option("--log-dir", help="Where logs go (default ./hgm-evals/TASK-TIME).")] = None,
+    config: ConfigOpt = None,
+    override: OverrideOpt = None,
+) -> None:
+    """Evaluate one agent on one Polyglot task, end to end, and say where its logs are."""
+    import time as _time
+
+    from hgm import evaluate
+
+    if run is not None and config is None and (run / "config.yaml").is_file():
+        config = run / "config.yaml"
+    cfg = resolve_config(config, override)
+    try:
+        if llm:
+            cfg.llm.downstream = llm
+        if sandbox:
+            cfg.sandbox.backend = sandbox  # type: ignore[assignment]
+        if from_:
+            cfg.benchmark.path = from_
+    except ValueError as e:
+        raise UserError(f"bad option: {e}") from None
+    log_dir = log_dir or Path("hgm-evals") / f"{task}-{_time.strftime('%Y%m%d-%H%M%S')}"
+    report = evaluate.eval_agent(agent, task, config=cfg, run_dir=run, log_dir=log_dir, console=console)
+    o = report.outcome
+    color = {"solved": "green", "failed": "red", "empty_patch": "yellow"}.get(o.status, "magenta")
+    cost = "unknown" if o.cost_usd is None else f"${o.cost_usd:.4f}"
+    out = Console()
+    out.print(f"[bold {color}]{o.status}[/]  {task}")
+    out.print(f"tokens: {o.prompt_tokens} in / {o.completion_tokens} out   cost: {cost}")
+    out.print(f"time: agent {o.agent_s or 0:.1f} s, tests {o.test_s or 0:.1f} s")
+    if o.error:
+        out.print(f"[magenta]{o.error_type}[/]: {o.error.strip().splitlines()[-1] if o.error.strip() else ''}")
+    out.print(f"chat log:    {report.chat}\npatch:       {report.patch}\ntest output: {report.test_output}")
+    out.print(f"all logs:    {report.log_dir}")
+
+
+DEFAULT_INITIAL_EVALS = 10
+"""`hgm run` evaluates the initial agent on this many tasks first (the paper's start), unless configured."""
+
+
+@app.command("run")
+def run(
+    polyglot: Annotated[bool, typer.Option("--polyglot", help="Run on the Aider Polyglot benchmark (the default and only one).")] = True,
+    subset: Annotated[Optional[str], typer.Option("--subset", help="Polyglot subset: small (10), medium (50) or all.")] = None,
+    tasks: Annotated[Optional[str], typer.Option("--tasks", help="Comma-separated task ids (overrides --subset).")] = None,
+    self_improve_llm: Annotated[Optional[str], typer.Option("--self-improve-llm", help="Model agents rewrite themselves with.")] = None,
+    downstream_llm: Annotated[Optional[str], typer.Option("--downstream-llm", help="Model agents solve tasks with.")] = None,
+    diagnose_llm: Annotated[Optional[str], typer.Option("--diagnose-llm", help="Model that diagnoses failures.")] = None,
+    max_task_evals: Annotated[Optional[int], typer.Option("--max-task-evals", min=1, help="Budget of task evaluations.")] = None,
+    initial_evals: Annotated[Optional[int], typer.Option("--initial-evals", min=0, help=f"Evaluate the initial agent on this many tasks first, as the paper does (default {DEFAULT_INITIAL_EVALS} unless -c/-o set search.initial_evals).")] = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", min=1, help="Parallel workers.")] = None,
+    policy: Annotated[Optional[str], typer.Option("--policy", help="Search policy: hgm, dgm, greedy or random.")] = None,
+    output_dir: Annotated[Optional[Path], typer.Option("--output-dir", help="New run directory (default ./runs/TIME).")] = None,
+    resume: Annotated[Optional[Path], typer.Option("--resume", help="Resume the run in this directory.")] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Seed of the search's random choices.")] = None,
+    sandbox: Annotated[Optional[str], typer.Option("--sandbox", help="Sandbox backend: bwrap, docker or none.")] = None,
+    from_: Annotated[Optional[Path], typer.Option("--from", help="Local Polyglot benchmark tree.")] = None,
+    max_usd: Annotated[Optional[float], typer.Option("--max-usd", min=0, help="Stop once the run spent this many dollars.")] = None,
+    config: ConfigOpt = None,
+    override: OverrideOpt = None,
+) -> None:
+    """Grow a tree of self-improving coding agents (HGM) and name the best one."""
+    import time as _time
+
+    from hgm import run as run_mod
+
+    flags = {
+        "benchmark.subset": subset, "llm.self_improve": self_improve_llm, "llm.downstream": downstream_llm,
+        "llm.diagnose": diagnose_llm, "search.max_task_evals": max_task_evals, "search.initial_evals": initial_evals,
+        "search.workers": workers, "search.policy": policy, "search.seed": seed, "sandbox.backend": sandbox,
+        "benchmark.path": from_, "budget.max_usd_run": max_usd,
+    }
+    given = {k: v for k, v in flags.items() if v is not None}
+    if resume is not None:
+        extra = sorted(set(given) - {"search.workers"}) + (["--tasks"] if tasks else []) + \
+            (["-c/-o"] if config or override else []) + (["--output-dir"] if output_dir else [])
+        if extra:
+            raise UserError(f"--resume continues a run with its own settings; drop {', '.join(extra)} "
+                            "(only --workers may change)")
+        code = run_mod.resume_run(resume, console, workers=workers)
+    else:
+        cfg = resolve_config(config, override)
+        mentioned = any("initial_evals" in o for o in override or []) or (
+            config is not None and config.is_file() and "initial_evals" in config.read_text())
+        if initial_evals is None and not mentioned:
+            given["search.initial_evals"] = DEFAULT_INITIAL_EVALS
+        try:
+            for key, value in given.items():
+                section, name = key.split(".")
+                setattr(getattr(cfg, section), name, value)
+            if tasks:
+                cfg.benchmark.task_ids = [t.strip() for t in tasks.split(",") if t.strip()]
+        except ValueError as e:
+            raise UserError(f"bad option: {e}") from None
+        out = output_dir or Path("runs") / _time.strftime("%Y%m%d-%H%M%S")
+        code = run_mod.new_run(out, cfg, console)
+    raise typer.Exit(code)
+
+
+@app.command("show-tree")
+def show_tree(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory.")],
+    format: Annotated[str, typer.Option("--format", help="rich (default), text, json or dot.")] = "rich",
+) -> None:
+    """Show a run's tree of agents: own and clade results, CMP, children, failed rewrites, the final agent."""
+    from hgm import show_tree as st
+
+    renderers = {"text": st.render_text, "json": st.render_json, "dot": st.render_dot}
+    if format != "rich" and format not in renderers:
+        raise UserError(f"unknown --format {format!r}; use rich, text, json or dot")
+    stats = st.load(run_dir)
+    if format == "rich":
+        Console().print(st.render_rich(stats))
+    else:
+        typer.echo(renderers[format](stats), nl=False)
+
+
+@app.command("export")
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory.")],
+    node: Annotated[str, typer.Argument(help="Node id (or a commit of the run's archive).")],
+    dest: Annotated[Path, typer.Argument(help="New directory to write the agent's code into.")],
+) -> None:
+    """Write one agent's code (a node of the run) into a directory."""
+    from hgm.archive import Archive
+
+    if not (run_dir / "archive").exists():
+        raise UserError(f"{run_dir} has no agent archive (archive/); give a run directory made by `hgm run`")
+    archive = Archive.open(run_dir / "archive")
+    sha = archive.resolve(f"node-{node}" if node.isdigit() else node)
+    archive.export(sha, dest)
+    Console().print(f"node {node} (commit {sha[:12]}) written to {dest}")
+
+
+@app.command("simulate")
+def simulate(
+    preset: Annotated[str, typer.Option("--preset", help="World preset: default or deceptive (hgm/configs/simulate/).")] = "default",
+    world_file: Annotated[Optional[Path], typer.Option("--world", help="World parameters (YAML/JSON); overrides --preset.")] = None,
+    policies: Annotated[str, typer.Option("--policies", help="Comma-separated policies to compare.")] = "hgm,dgm,greedy,random",
+    seeds: Annotated[int, typer.Option("--seeds", min=1, help="Seeds (worlds) per policy.")] = 50,
+    budget: Annotated[Optional[int], typer.Option("--budget", min=1, help="Task evaluations per run (search.max_task_evals).")] = None,
+    run_dir: Annotated[Optional[Path], typer.Option("--run-dir", help="Run ONE simulated search through the real scheduler and store in DIR (resumes if DIR holds a run).")] = None,
+    delay: Annotated[float, typer.Option("--delay", min=0, help="With --run-dir: seconds each simulated evaluation sleeps.")] = 0.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of a table.")] = False,
+    config: ConfigOpt = None,
+    override: OverrideOpt = None,
+) -> None:
+    """Compare search policies in a synthetic world with latent utility and metaproductivity (no LLM).
+
+    Each agent has a latent skill and metaproductivity; a rewrite fails or moves the child's skill by
+    the parent's metaproductivity plus noise; a task is solved with P = sigmoid(skill - difficulty).
+    The full model is documented at the top of hgm/simulate.py.
+    """
+    import json as _json
+
+    from hgm import simulate as sim
+
+    world = sim.load_world(preset, world_file)
+    cfg = resolve_config(config, (override or []) + ([f"search.max_task_evals={budget}"] if budget else []))
+    out = Console()
+    if run_dir is not None:
+        result, utility = sim.run_in_dir(run_dir, world, cfg, delay_s=delay)
+        summary = {"final_agent": result.final_agent, "completed": result.completed,
+                   "evals_done": result.evals_done, "final_true_utility": utility}
+        if as_json:
+            typer.echo(_json.dumps(summary))
+        else:
+            out.print(f"final agent {result.final_agent} (true utility {utility:.3f}) "
+                      f"after {result.evals_done} evaluations")
+        return
+    rows = sim.compare(world, cfg.search, [p.strip() for p in policies.split(",") if p.strip()], seeds)
+    if as_json:
+        typer.echo(sim.to_json(rows))
+    else:
+        out.print(sim.table(rows, f"world {world_file or preset}, {seeds} seeds, budget {cfg.search.max_task_evals}"))
+
+
+@llm_app.command("models")
+def llm_models(config: ConfigOpt = None, override: OverrideOpt = None) -> None:
+    """List the provider table: model, provider, base URL, key variable (set?), prices per M tokens."""
+    import os
+
+    from rich.table import Table
+
+    from hgm.llm.providers import ProviderTable
+
+    cfg = resolve_config(config, override)
+    table = ProviderTable.load(cfg.llm.providers_file)
+    out = Table("model", "provider", "base URL", "key", "$ in", "$ cached in", "$ out")
+    for name in sorted(table.models):
+        route = table.resolve(name)
+        key = "-" if route.key_env is None else f"{route.key_env} ({'set' if os.environ.get(route.key_env) else 'unset'})"
+        price = route.price
+        fmt = lambda v: "unknown" if v is None else f"{v:g}"  # noqa: E731
+        out.add_row(name, route.provider, route.base_url, key, fmt(price and price.input),
+                    fmt(price and price.cached_input), fmt(price and price.output))
+    Console().print(out)
+    Console().print("Also: PREFIX/MODEL for prefixes " + ", ".join(sorted(table.prefixes))
+                    + "; MODEL@URL (key from HGM_API_KEY); scripted:PATH.")
+
+
+@llm_app.command("check")
+def llm_check(models: Annotated[list[str], typer.Argument(help="Model names to check.")],
+              config: ConfigOpt = None, override: OverrideOpt = None) -> None:
+    """Resolve model names and check their API keys are set (exit 2 naming missing variables)."""
+    from hgm.llm.providers import ProviderTable, check_models
+
+    cfg = resolve_config(config, override)
+    for route in check_models(models, ProviderTable.load(cfg.llm.providers_file), base_url=cfg.llm.base_url):
+        Console().print(f"{route.name}: ok ({route.provider} {route.base_url or route.script})")
+
+
+@llm_app.command("serve-scripted")
+def llm_serve_scripted(
+    script: Annotated[Path, typer.Argument(help="LLM script (YAML/JSON, format in hgm/llm/scripted.py).")],
+    port: Annotated[int, typer.Option(help="TCP port on 127.0.0.1.")] = 8000,
+) -> None:
+    """Serve a scripted LLM (OpenAI-compatible) until Ctrl-C."""
+    from hgm.llm.scripted import main as scripted_main
+
+    scripted_main([str(script), "--port", str(port)])
+
+
+@docker_app.command("build")
+def docker_build(
+    base: Annotated[Optional[str], typer.Option(help="Base image (default python:3.12-slim-bookworm; "
+                                                "without a registry: localhost/debian:bookworm).")] = None,
+    target: Annotated[str, typer.Option(help="full (six Polyglot toolchains) or ci (python, rust, javascript).")] = "full",
+    tag: Annotated[Optional[str], typer.Option(help="Image name (default: the config's sandbox.docker_image).")] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Rebuild every layer.")] = False,
+    config: ConfigOpt = None,
+    override: OverrideOpt = None,
+) -> None:
+    """Build the evaluation image of the docker sandbox backend, streaming the build log."""
+    from hgm.sandbox.docker_image import build_image
+
+    cfg = resolve_config(config, override)
+    with console.status("[bold]docker build[/] starting") as status:
+
+        def show(line: str) -> None:
+            console.print(line, style="dim", markup=False, highlight=False, soft_wrap=True)
+            if "STEP" in line or line.startswith("Step "):
+                status.update(f"[bold]docker build[/] {line[:100]}")
+
+        built = build_image(tag=tag or cfg.sandbox.docker_image, base=base, target=target, nocache=no_cache, on_line=show)
+    console.print(f"[green]built[/] {built.tag} ({built.image_id[:19]}) in {built.seconds:.0f} s")
+
+
+def main() -> None:
+    try:
+        app()
+    except UserError as e:
+        console.print(f"[bold red]error:[/] {e}")
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

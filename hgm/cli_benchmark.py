@@ -1,0 +1,180 @@
+"""`hgm benchmark fetch|list|prepare|validate` and `hgm doctor` (registered by hgm/cli.py)."""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from hgm.errors import UserError
+
+BenchArg = Annotated[str, typer.Argument(help="Benchmark name (only polyglot today).")]
+FromOpt = Annotated[Optional[Path], typer.Option("--from", help="Local polyglot-benchmark tree (default: the fetched copy).")]
+LangOpt = Annotated[Optional[list[str]], typer.Option("--lang", help="Only this language (repeatable).")]
+
+
+def _polyglot(name: str) -> None:
+    if name != "polyglot":
+        raise UserError(f"unknown benchmark {name!r}; known: polyglot")
+
+
+def _tree(from_: Path | None) -> Path | None:
+    """--from, else the config's benchmark.path (None: the fetched copy)."""
+    if from_ is not None:
+        return from_
+    from hgm.config import load_config
+
+    return load_config().benchmark.path
+
+
+def _languages(langs: list[str] | None) -> list[str]:
+    from hgm.benchmarks.polyglot.loader import LANGUAGES
+
+    for lang in langs or []:
+        if lang not in LANGUAGES:
+            raise UserError(f"unknown language {lang!r}; valid: {', '.join(LANGUAGES)}")
+    return list(langs or LANGUAGES)
+
+
+def fetch(name: BenchArg, dest: Annotated[Optional[Path], typer.Option(help="Clone here instead of the cache dir.")] = None) -> None:
+    """Clone the benchmark at its pinned commit into the cache dir (needs github.com)."""
+    from hgm.benchmarks.polyglot.loader import UPSTREAM_COMMIT, fetch as do_fetch
+
+    _polyglot(name)
+    path = do_fetch(dest)
+    Console().print(f"polyglot at {UPSTREAM_COMMIT[:12]} in {path}")
+
+
+def list_(name: BenchArg = "polyglot", from_: FromOpt = None) -> None:
+    """The subsets with their task counts per language."""
+    from hgm.benchmarks.polyglot import SUBSETS, PolyglotBenchmark
+
+    _polyglot(name)
+    bench = PolyglotBenchmark.open(_tree(from_))
+    table = Table(title=f"polyglot subsets ({bench.root})")
+    for col in ("subset", "count", "languages"):
+        table.add_column(col, justify="right" if col == "count" else "left")
+    for subset in SUBSETS:
+        tasks = bench.tasks(subset)
+        counts: dict[str, int] = {}
+        for t in tasks:
+            counts[t.language] = counts.get(t.language, 0) + 1
+        table.add_row(subset, str(len(tasks)), ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    Console().print(table)
+
+
+def prepare(name: BenchArg, from_: FromOpt = None, lang: LangOpt = None,
+            force: Annotated[bool, typer.Option(help="Prepare again even if ready.")] = False) -> None:
+    """Install the shared, read-only test dependencies (npm, crates, jars, Go/C++ caches)."""
+    from hgm.benchmarks.polyglot import deps
+    from hgm.benchmarks.polyglot.loader import resolve_root
+
+    _polyglot(name)
+    root = resolve_root(_tree(from_))
+    out = Console(stderr=True)
+    for language in _languages(lang):
+        with out.status(f"preparing {language} test dependencies ..."):
+            done = deps.prepare(root, language, force=force)
+        out.print(f"{language}: {'prepared' if done else 'ready'}"
+                  + (f" ({deps.deps_dir(language)})" if language in deps.NEEDS_DEPS else " (nothing needed)"))
+
+
+def validate(
+    name: BenchArg,
+    subset: Annotated[str, typer.Option(help="small, medium or all.")] = "all",
+    lang: LangOpt = None,
+    task: Annotated[Optional[list[str]], typer.Option("--task", help="Only this task id (repeatable).")] = None,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Parallel test runs.")] = 2,
+    sandbox: Annotated[str, typer.Option(help="bwrap or none.")] = "bwrap",
+    from_: FromOpt = None,
+    log_dir: Annotated[Optional[Path], typer.Option(help="Keep test logs here (default: a temp dir).")] = None,
+    timeout: Annotated[float, typer.Option(help="Per test run, seconds.")] = 180.0,
+) -> None:
+    """Run every reference solution (must be solved) and untouched stub (must not be)."""
+    from hgm.benchmarks.polyglot import PolyglotBenchmark, deps
+    from hgm.benchmarks.polyglot.validate import FREE_PASSES, UNSOLVABLE, Check, summarize, timed
+    from hgm.benchmarks.polyglot.validate import validate as run_validation
+    from hgm.sandbox import get_sandbox
+
+    _polyglot(name)
+    bench = PolyglotBenchmark.open(_tree(from_))
+    languages = _languages(lang)
+    tasks = [t for t in bench.tasks(subset) if t.language in languages]
+    if task:
+        tasks = [bench.task(task_id) for task_id in task]
+    box = get_sandbox(sandbox)
+    out = Console(stderr=True)
+    for language in sorted({t.language for t in tasks}):
+        if not deps.is_ready(language):
+            with out.status(f"preparing {language} test dependencies (once) ..."):
+                deps.prepare(bench.root, language)
+    logs = log_dir or Path(tempfile.mkdtemp(prefix="hgm-validate-"))
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=out) as progress:
+        bar = progress.add_task("validating", total=2 * len(tasks))
+
+        def done(check: Check) -> None:
+            progress.advance(bar)
+            if check.problem:
+                progress.console.print(f"[red]UNEXPECTED[/] {check.task.id} ({check.kind}): {check.problem}")
+            elif not out.is_terminal:  # no live bar in a log: one line per result
+                n = int(progress.tasks[0].completed)
+                out.print(f"[{n}/{2 * len(tasks)}] {check.task.id} {check.kind}: {check.score.status} "
+                          f"({check.score.test_s:.1f} s)")
+
+        checks, wall = timed(lambda: run_validation(tasks, sandbox=box, log_dir=logs, timeout_s=timeout,
+                                                    jobs=jobs, on_done=done))
+    table = Table(title=f"polyglot validation ({subset}, sandbox {sandbox}, jobs {jobs}): wall {wall:.0f} s")
+    for col in ("language", "tasks", "refs solved", "stubs unsolved", "free passes", "unexpected",
+                "test s (sum)", "slowest"):
+        table.add_column(col, justify="left" if col in ("language", "slowest") else "right")
+    for r in summarize(checks):
+        table.add_row(r.language, str(r.tasks), str(r.references_solved), str(r.stubs_unsolved),
+                      str(r.free_passes), f"[red]{r.unexpected}[/]" if r.unexpected else "0",
+                      f"{r.test_s:.0f}", f"{r.slowest[1]} {r.slowest[0]:.1f} s")
+    Console().print(table)
+    free = sorted(c.task.id for c in checks if c.free_pass)
+    Console().print(f"expected free passes (refactoring stubs that already pass): {', '.join(free) or 'none'}"
+                    f" (known: {', '.join(sorted(FREE_PASSES))})")
+    for c in checks:
+        if c.kind == "reference" and c.task.id in UNSOLVABLE:
+            Console().print(f"known unsolvable: {c.task.id} ({c.score.status}): {UNSOLVABLE[c.task.id]}")
+    bad = [c for c in checks if c.problem]
+    for c in bad:
+        Console().print(f"[red]unexpected[/] {c.task.id} {c.kind}: {c.problem}  (log: {c.score.output_path})")
+    Console().print(f"logs: {logs}")
+    if bad:
+        raise typer.Exit(1)
+
+
+def doctor(
+    clean: Annotated[bool, typer.Option("--clean", help="First remove leftover hgm containers (docker backend).")] = False,
+) -> None:
+    """Check toolchains, sandbox and benchmark dependencies; print the fix for each problem."""
+    from hgm.doctor import clean_docker, run_checks
+
+    if clean:
+        Console().print(clean_docker())
+    findings = run_checks()
+    table = Table(title="hgm doctor")
+    for col in ("check", "ok", "found", "fix"):
+        table.add_column(col)
+    for f in findings:
+        table.add_row(f.area, "[green]yes[/]" if f.ok else "[yellow]no[/]" if f.optional else "[red]NO[/]", f.what, f.fix)
+    Console().print(table)
+    if not all(f.ok or f.optional for f in findings):
+        sys.exit(1)
+
+
+def register(app: typer.Typer, benchmark_app: typer.Typer) -> None:
+    benchmark_app.command("fetch")(fetch)
+    benchmark_app.command("list")(list_)
+    benchmark_app.command("prepare")(prepare)
+    benchmark_app.command("validate")(validate)
+    app.command("doctor")(doctor)

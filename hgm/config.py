@@ -1,0 +1,191 @@
+"""Typed run configuration: pydantic models, YAML files under hgm/configs/, dotted CLI overrides.
+
+`load_config(path, overrides)` starts from the packaged `default.yaml` (or the given file, which
+is merged on top of it), then applies `section.key=value` overrides. A missing file, an unknown
+key or a value of the wrong type is a UserError that names the problem.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from hgm.errors import UserError
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+DEFAULT_CONFIG = CONFIG_DIR / "default.yaml"
+
+PolicyName = Literal["hgm", "dgm", "greedy", "random"]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_assignment=True)
+
+
+class SearchConfig(Section):
+    policy: PolicyName = "hgm"
+    """Which policy decides expand vs sample and whom: hgm, dgm, greedy or random."""
+    alpha: float = Field(0.6, gt=0)
+    """Expand iff N**alpha >= |T| (N task evaluations, |T| agents, in-flight work included)."""
+    beta: float = Field(1.0, ge=0)
+    """Cool-down exponent: tau = (B / b) ** beta when cool_down is on."""
+    cool_down: bool = False
+    """Raise the Thompson-sampling temperature as the budget runs out (exploitation late)."""
+    eval_random_level: float = Field(1.0, ge=0, le=1)
+    """Probability that a sampled task is drawn at random; otherwise the next in fixed order."""
+    initial_expansions: int = Field(5, ge=0)
+    """Expansions of the root started in parallel before the policy takes over."""
+    workers: int = Field(1, ge=1)
+    """Parallel workers, each running one decision (expand or evaluate) at a time."""
+    max_task_evals: int = Field(800, ge=1)
+    """Budget: task evaluations in total (finalist re-evaluations included)."""
+    parent_min_successes: int = Field(1, ge=0)
+    """An agent is eligible as a parent once it solved at least this many tasks."""
+    final_quantile: float = Field(0.01, gt=0, lt=1)
+    """Final agent = highest BetaPPF(q, 1+n_s, 1+n_f) of its own results."""
+    finalists: int = Field(0, ge=0)
+    """Re-evaluate the top-k agents on more tasks before naming the final one (0 = off)."""
+    finalist_evals: int = Field(0, ge=0)
+    """Extra task evaluations per finalist (taken from max_task_evals)."""
+    seed: int = 0
+    """Seed of the search's random choices; with one worker a run is reproducible."""
+    initial_evals: int = Field(0, ge=0)
+    """Evaluate the root (initial agent) on this many tasks first, in parallel with initial_expansions."""
+    max_consecutive_infra_errors: int = Field(5, ge=1)
+    """Stop the run with an error after this many infra errors in a row (broken sandbox, LLM down)."""
+
+
+class LLMConfig(Section):
+    self_improve: str = "deepseek-chat"
+    """Model the parent agent uses while rewriting its own code."""
+    downstream: str = "deepseek-chat"
+    """Model an agent uses while solving benchmark tasks."""
+    diagnose: str = "deepseek-chat"
+    """Model that diagnoses a failed task into a self-improvement problem statement."""
+    base_url: str | None = None
+    """Override the provider's base URL (any OpenAI-compatible server)."""
+    request_timeout_s: float = Field(600.0, gt=0)
+    """Upstream timeout of one chat-completion request."""
+    max_retries: int = Field(5, ge=0)
+    """Retries of an upstream 429 / 5xx / timeout before the call fails."""
+    backoff_initial_s: float = Field(2.0, ge=0)
+    """First retry delay; doubles each retry."""
+    backoff_max_s: float = Field(60.0, ge=0)
+    """Longest retry delay."""
+    cassette: Path | None = None
+    """Record every exchange to this file (or replay it, see cassette_mode)."""
+    cassette_mode: Literal["record", "replay"] = "record"
+    """record: forward upstream and append; replay: answer from the cassette, no upstream."""
+    providers_file: Path | None = None
+    """Provider table merged over hgm/configs/providers.yaml (default: ~/.config/hgm/providers.yaml if present)."""
+
+
+class SandboxConfig(Section):
+    backend: Literal["bwrap", "docker", "none"] = "bwrap"
+    """Where untrusted code runs. `none` is an unsandboxed subprocess, for debugging only."""
+    memory_mb: int = Field(4096, ge=64)
+    """Memory limit of one sandboxed command."""
+    pids: int = Field(512, ge=8)
+    """Process/thread limit of one sandboxed command."""
+    file_size_mb: int = Field(512, ge=1)
+    """Largest file a sandboxed command may write."""
+    output_bytes: int = Field(1_000_000, ge=1024)
+    """Stdout/stderr kept per stream; the rest is dropped and marked truncated."""
+    agent_timeout_s: float = Field(1800.0, gt=0)
+    """Wall-clock limit of one agent run on a task or on its own code."""
+    test_timeout_s: float = Field(180.0, gt=0)
+    """Wall-clock limit of one test command."""
+    validate_timeout_s: float = Field(300.0, gt=0)
+    """Wall-clock limit of each check of a rewritten agent (compile, --help, its own tests)."""
+    docker_image: str = "hgm-eval:latest"
+    """Image of the docker backend (`hgm docker build` makes it)."""
+    system_paths: list[Path] = []
+    """bwrap: extra host paths bound read-only at the same place, added to the computed system
+    dirs and toolchain prefixes (e.g. a Python install a venv was built from)."""
+
+
+class BenchmarkConfig(Section):
+    name: Literal["polyglot"] = "polyglot"
+    """Benchmark to run on."""
+    path: Path | None = None
+    """Local benchmark tree; default: the copy `hgm benchmark fetch` put in the cache dir."""
+    subset: str = "small"
+    """Task subset: small (10), medium (50) or all."""
+    task_ids: list[str] = []
+    """Explicit task ids (lang__name); overrides subset when non-empty."""
+
+
+class BudgetConfig(Section):
+    max_usd_run: float | None = None
+    """Stop new LLM calls once the run spent this many dollars (None = no cap)."""
+    max_usd_session: float | None = None
+    """Cap per agent session (one agent run on one task or on its own code)."""
+    max_tokens_session: int | None = None
+    """Token cap (input + output) per agent session."""
+
+
+class HGMConfig(Section):
+    search: SearchConfig = SearchConfig()
+    llm: LLMConfig = LLMConfig()
+    sandbox: SandboxConfig = SandboxConfig()
+    benchmark: BenchmarkConfig = BenchmarkConfig()
+    budget: BudgetConfig = BudgetConfig()
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise UserError(f"config file not found: {path}  (give an existing YAML file to -c, or omit -c)")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise UserError(f"config file {path} is not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"config file {path} must hold a mapping of sections (search:, llm:, ...)")
+    return data
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _apply_override(data: dict[str, Any], override: str) -> None:
+    key, sep, raw = override.partition("=")
+    if not sep or not key.strip():
+        raise UserError(f"override {override!r} must look like section.key=value (e.g. search.alpha=0.5)")
+    parts = key.strip().split(".")
+    node = data
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise UserError(f"override {override!r}: {part} is not a section")
+    node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else None
+
+
+def load_config(path: Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> HGMConfig:
+    """Default config, then the file at `path` merged on top, then `section.key=value` overrides."""
+    data = _read_yaml(DEFAULT_CONFIG)
+    if path is not None:
+        data = _merge(data, _read_yaml(Path(path)))
+    for override in overrides:
+        _apply_override(data, override)
+    try:
+        return HGMConfig.model_validate(data)
+    except ValidationError as e:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()
+        )
+        raise UserError(f"invalid configuration: {problems}") from None
+
+
+def dump_config(config: HGMConfig) -> str:
+    """The resolved config as YAML (what a run directory's config.yaml holds)."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,121 @@
+"""`hgm doctor`: what this machine is missing, and the exact fix for each.
+
+`CHECKS` is a list of functions, each returning `Finding`s; anyone may append a check.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Finding:
+    area: str
+    ok: bool
+    what: str
+    """Version found, or what is missing."""
+    fix: str = ""
+    optional: bool = False
+    """Only an opt-in feature needs it (e.g. the docker backend): shown, but doctor does not fail."""
+
+
+def check_sandbox() -> list[Finding]:
+    from hgm.sandbox import get_sandbox
+    from hgm.sandbox.base import SandboxUnavailable
+
+    if shutil.which("bwrap") is None:
+        return [Finding("sandbox bwrap", False, "bwrap not installed", "apt-get install -y bubblewrap")]
+    try:
+        get_sandbox("bwrap")
+    except SandboxUnavailable as e:
+        return [Finding("sandbox bwrap", False, "bwrap cannot start", str(e))]
+    return [Finding("sandbox bwrap", True, "bwrap works")]
+
+
+def check_polyglot_toolchains() -> list[Finding]:
+    from hgm.benchmarks.polyglot import deps
+    from hgm.benchmarks.polyglot.languages import SPECS
+
+    out = []
+    for lang, spec in SPECS.items():
+        tc = spec.toolchain()
+        out.append(Finding(f"polyglot {lang} toolchain", tc.ok, tc.version or "missing", tc.fix))
+        if lang in deps.NEEDS_DEPS:
+            ready = deps.is_ready(lang)
+            out.append(Finding(
+                f"polyglot {lang} test deps", ready,
+                f"prepared in {deps.deps_dir(lang)}" if ready else "not prepared",
+                "" if ready else f"hgm benchmark prepare polyglot --lang {lang}",
+            ))
+    return out
+
+
+def check_polyglot_tree() -> list[Finding]:
+    from hgm.benchmarks.polyglot.loader import default_path, resolve_root
+    from hgm.errors import UserError
+
+    from hgm.config import load_config
+
+    configured = load_config().benchmark.path
+    try:
+        root = resolve_root(configured)
+    except UserError:
+        where = f"no tree at benchmark.path={configured}" if configured else f"not fetched to {default_path()}"
+        return [Finding("polyglot benchmark", False, where,
+                        "hgm benchmark fetch polyglot (or pass --from PATH to commands, or set benchmark.path)")]
+    return [Finding("polyglot benchmark", True, str(root))]
+
+
+def check_docker() -> list[Finding]:
+    """The docker backend: engine reachable, evaluation image present, no leftover containers."""
+    from hgm.config import SandboxConfig
+    from hgm.sandbox.base import SandboxUnavailable
+    from hgm.sandbox.docker import (
+        ENGINE_FIX,
+        connect,
+        image_present,
+        leftover_containers,
+    )
+
+    try:
+        client = connect(timeout=10)
+    except SandboxUnavailable as e:
+        return [Finding("sandbox docker engine", False, str(e).split(" (")[0], ENGINE_FIX, optional=True)]
+    try:
+        version = client.version()
+        image = SandboxConfig().docker_image
+        present = image_present(client, image)
+        stale = [name for name, _, alive in leftover_containers(client) if not alive]
+    except Exception as e:  # noqa: BLE001 - an engine that answers ping but fails later is a finding
+        return [Finding("sandbox docker engine", False, f"engine error: {e}"[:200], ENGINE_FIX, optional=True)]
+    engine = next((c["Name"] for c in version.get("Components") or []), "Docker Engine")
+    out = [Finding("sandbox docker engine", True, f"{engine} {version.get('Version', '?')}", optional=True)]
+    out.append(Finding("sandbox docker image", present, image if present else f"{image} not built",
+                       "" if present else "hgm docker build (no registry: scripts/setup_podman.sh, then "
+                       "hgm docker build --base localhost/debian:bookworm)", optional=True))  # fmt: skip
+    out.append(Finding("sandbox docker leftovers", not stale, f"{len(stale)} containers of finished runs",
+                       "hgm doctor --clean" if stale else "", optional=True))  # fmt: skip
+    return out
+
+
+def clean_docker() -> str:
+    """Remove hgm-labelled containers left by harness processes that are gone; says what it did."""
+    from hgm.sandbox.base import SandboxUnavailable
+    from hgm.sandbox.docker import connect, leftover_containers, remove_leftovers
+
+    try:
+        client = connect(timeout=30)
+    except SandboxUnavailable:
+        return "no Docker engine answers: no containers to clean"
+    removed = remove_leftovers(client)
+    live = sum(alive for _, _, alive in leftover_containers(client))
+    return f"removed {len(removed)} leftover hgm containers" + (f"; kept {live} of running harnesses" if live else "")
+
+
+CHECKS: list[Callable[[], list[Finding]]] = [check_sandbox, check_docker, check_polyglot_tree, check_polyglot_toolchains]
+
+
+def run_checks() -> list[Finding]:
+    return [finding for check in CHECKS for finding in check()]

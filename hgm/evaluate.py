@@ -1,0 +1,139 @@
+"""One task evaluation, end to end: the boundary where its failures become data.
+
+fresh task workspace -> gateway session (role downstream) -> the agent in the sandbox ->
+the Polyglot scorer (hidden tests restored, run in a fresh sandbox) -> `EvalOutcome`.
+
+Booking rules. The agent's own misbehaviour (crash, endless loop, output flood, running over
+its time or token budget) is contained by the sandbox and the gateway, and the task is scored
+on whatever it left in the workspace. What is not the agent's fault is an `infra_error`, never
+a failure: the upstream LLM down for good (the gateway marks the session upstream_failed), the
+sandbox unable to start, a missing toolchain, or any exception in the harness itself.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+
+from hgm.agent_runtime import AgentLLM, AgentRun, run_agent
+from hgm.benchmarks import Benchmark, Task, get_benchmark
+from hgm.config import HGMConfig
+from hgm.errors import UserError
+from hgm.llm.gateway import Gateway, SessionUsage
+from hgm.llm.providers import check_models
+from hgm.sandbox import Sandbox, get_sandbox, limits_from
+from hgm.store import EvalOutcome, EvalStatus
+
+ROLE = "downstream"
+
+
+@dataclass(frozen=True)
+class EvalReport:
+    """An outcome plus what a person wants to look at afterwards (absolute paths)."""
+
+    outcome: EvalOutcome
+    log_dir: Path
+    chat: Path
+    patch: Path
+    test_output: Path | None
+    """The test command's output (None when the tests did not run)."""
+    usage: SessionUsage | None
+    agent: AgentRun | None
+
+
+def _infra(error_type: str, error: str, **fields: object) -> EvalOutcome:
+    return EvalOutcome(status=EvalStatus.INFRA_ERROR, error_type=error_type, error=error, **fields)  # type: ignore[arg-type]
+
+
+def evaluate(agent_dir: Path, task: Task, *, benchmark: Benchmark, gateway: Gateway, sandbox: Sandbox,
+             config: HGMConfig, log_dir: Path, run_dir: Path | None = None, node_id: int | None = None,
+             console: Console | None = None) -> EvalReport:
+    """Evaluate the agent in `agent_dir` on `task`; never raises for a failure of this evaluation.
+
+    Logs go to `log_dir`: agent/chat.md, agent/statement.md, agent_stdout.txt, agent_stderr.txt,
+    patch.diff and the scorer's test output. `EvalOutcome.log_dir` is relative to `run_dir`
+    when given."""
+    log_dir = Path(log_dir).resolve()
+    log_dir.mkdir(parents=True, exist_ok=True)
+    rel_log = str(log_dir.relative_to(run_dir.resolve())) if run_dir else str(log_dir)
+    model = config.llm.downstream
+    token: str | None = None
+    usage: SessionUsage | None = None
+    run: AgentRun | None = None
+    test_output: Path | None = None
+    outcome: EvalOutcome
+    work = Path(tempfile.mkdtemp(prefix=f"hgm-eval-{task.id}-"))
+    try:
+        ws = benchmark.make_workspace(task, work / getattr(task, "name", "workspace"))  # C++ wants the name
+        workspace = ws.path
+        token = gateway.open_session(ROLE, model, node_id=node_id, task_id=task.id)
+        run = run_agent(
+            Path(agent_dir), workspace, ws.base_commit, task.problem_statement, language=task.language,
+            llm=AgentLLM(gateway.socket_path, token, model), sandbox=sandbox, limits=limits_from(config.sandbox),
+            timeout_s=config.sandbox.agent_timeout_s, log_dir=log_dir, console=console,
+        )
+        usage = gateway.close_session(token)
+        token = None
+        tokens = dict(prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
+                      cost_usd=usage.cost_usd, agent_s=run.duration_s, log_dir=rel_log)
+        if usage.upstream_failed:
+            outcome = _infra("UpstreamFailed", usage.failure or "the LLM upstream failed", **tokens)
+        else:
+            score = benchmark.score(task, workspace, sandbox=sandbox, log_dir=log_dir,
+                                    timeout_s=config.sandbox.test_timeout_s)
+            (log_dir / "patch.diff").write_text(score.patch)
+            test_output = score.output_path
+            if score.infra_error:  # toolchain / dependencies / sandbox missing: not the agent's doing
+                outcome = _infra(score.error_type or "TestInfra", score.detail, test_s=score.test_s, **tokens)
+            else:
+                outcome = EvalOutcome(status=EvalStatus(score.status.value), test_s=score.test_s, **tokens)
+    except Exception as e:  # the one boundary of an evaluation: record, do not propagate
+        if token is not None:
+            usage = gateway.close_session(token)
+        outcome = _infra(type(e).__name__, "".join(traceback.format_exception(e)), log_dir=rel_log,
+                         agent_s=run.duration_s if run else None,
+                         prompt_tokens=usage.prompt_tokens if usage else 0,
+                         completion_tokens=usage.completion_tokens if usage else 0,
+                         cost_usd=usage.cost_usd if usage else None)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    (log_dir / "outcome.txt").write_text(f"{outcome}\n")
+    return EvalReport(outcome, log_dir, log_dir / "agent" / "chat.md", log_dir / "patch.diff", test_output,
+                      usage, run)
+
+
+def resolve_agent(ref: str, run_dir: Path | None, dest: Path) -> Path:
+    """An agent directory: `ref` itself if it is one; with a run, a commit / node-N of its archive
+    exported into `dest`."""
+    path = Path(ref).expanduser()
+    if path.is_dir():
+        if not (path / "coding_agent.py").is_file():
+            raise UserError(f"{path} is not an agent directory (no coding_agent.py in it)")
+        return path.resolve()
+    if run_dir is None:
+        raise UserError(f"no agent directory {ref!r}; give a path, or --run DIR to take a commit from a run's archive")
+    from hgm.archive import Archive
+
+    archive = Archive.open(run_dir / "archive")
+    ref = f"node-{ref}" if ref.isdigit() else ref
+    return archive.export(archive.resolve(ref), dest)
+
+
+def eval_agent(agent_ref: str, task_id: str, *, config: HGMConfig, run_dir: Path | None, log_dir: Path,
+               console: Console) -> EvalReport:
+    """`hgm eval-agent`: one agent on one Polyglot task, with a gateway of its own; nothing is
+    written to a run store (the run directory, if given, is only read)."""
+    check_models([config.llm.downstream], base_url=config.llm.base_url)  # names a missing key variable
+    benchmark = get_benchmark(config.benchmark)
+    task = benchmark.task(task_id)
+    with tempfile.TemporaryDirectory(prefix="hgm-eval-agent-") as tmp:
+        agent_dir = resolve_agent(agent_ref, run_dir, Path(tmp) / "agent")
+        sandbox = get_sandbox(config.sandbox.backend, config.sandbox)
+        with Gateway(Path(tmp) / "gateway.sock", llm=config.llm, budget=config.budget) as gateway:
+            return evaluate(agent_dir, task, benchmark=benchmark, gateway=gateway, sandbox=sandbox,
+                            config=config, log_dir=log_dir, console=console)

@@ -1,0 +1,344 @@
+"""One self-modification (HGM's expand step): the boundary where its failures become data.
+
+parent's failed task -> diagnose LLM (harness side, through the gateway's provider layer) ->
+JSON plan -> problem statement -> the parent agent runs on a git copy of its own code in the
+sandbox (--self-improve, gateway role self_improve) -> the harness takes the diff -> the child is
+validated in the sandbox (compiles, `coding_agent.py --help`, its own tests) -> git child commit.
+
+Entry task: a random task among the parent's failed / empty_patch evaluations. If it has none,
+the nearest ancestor's failures are used (the same lineage, its logs); if the lineage has never
+failed, a random task the parent has not solved is diagnosed from its statement alone.
+
+Every outcome is an `ExpansionOutcome` with reason, error_type, logs under
+RUN_DIR/nodes/<parent>/expansions/<expansion_id>/ and the LLM cost of both sessions.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import tempfile
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import git
+
+from hgm import prompts
+from hgm.agent_runtime import AgentLLM, VenvBuildError, agent_venv, run_agent
+from hgm.archive import Archive
+from hgm.benchmarks import Task
+from hgm.config import HGMConfig
+from hgm.llm.gateway import Gateway, SessionUsage
+from hgm.sandbox import Mount, Sandbox, limits_from
+from hgm.store import EvalStatus, EvaluationRow, ExpansionOutcome, ExpansionStatus, RunStore
+
+DIAGNOSIS_KEYS = ("log_summary", "root_cause", "improvement", "implementation", "problem_statement", "title")
+MAX_FILE_CHARS = 20_000
+MAX_LOG_CHARS = 30_000
+_FAILED = (EvalStatus.FAILED, EvalStatus.EMPTY_PATCH)
+_COMPILE_ALL = (
+    "import pathlib, sys\n"
+    "bad = []\n"
+    "for p in sorted(pathlib.Path('.').rglob('*.py')):\n"
+    "    try:\n"
+    "        compile(p.read_bytes(), str(p), 'exec')\n"
+    "    except (SyntaxError, ValueError) as e:\n"
+    "        bad.append(f'{p}: {e}')\n"
+    "print('\\n'.join(bad) or 'all python files compile')\n"
+    "sys.exit(1 if bad else 0)\n"
+)
+
+
+class ExpansionFailed(Exception):
+    """The rewrite did not produce a valid child (the agent's or the diagnosis's fault)."""
+
+    def __init__(self, error_type: str, reason: str):
+        super().__init__(reason)
+        self.error_type, self.reason = error_type, reason
+
+
+class ExpansionInfra(Exception):
+    """Not the agent's fault: the LLM upstream failed for good."""
+
+
+@dataclass
+class Expander:
+    """What one expansion needs; `expand` is the search's expand callable."""
+
+    run_dir: Path
+    store: RunStore
+    archive: Archive
+    gateway: Gateway
+    sandbox: Sandbox
+    config: HGMConfig
+    tasks: dict[str, Task]
+    agent_cache: Path
+    """Where parent checkouts are shared (Archive.checkout)."""
+
+    def __call__(self, parent_id: int, expansion_id: int) -> ExpansionOutcome:
+        return self.expand(parent_id, expansion_id)
+
+    def expand(self, parent_id: int, expansion_id: int) -> ExpansionOutcome:
+        log_dir = self.run_dir / "nodes" / str(parent_id) / "expansions" / str(expansion_id)
+        log_dir.mkdir(parents=True, exist_ok=True)
+        rel = str(log_dir.relative_to(self.run_dir))
+        sessions: list[SessionUsage] = []
+        entry: str | None = None
+        try:
+            parent = next(n for n in self.store.nodes() if n.id == parent_id)
+            assert parent.commit, f"node {parent_id} has no commit"
+            rng = random.Random(f"{self.config.search.seed}-{expansion_id}")
+            entry, evaluation = choose_entry_task(self.store, parent_id, list(self.tasks), rng)
+            diagnosis = self._diagnose(parent_id, parent.commit, entry, evaluation, log_dir, sessions)
+            child = self._rewrite(parent_id, parent.commit, entry, evaluation, diagnosis, log_dir, expansion_id,
+                                  sessions)
+            message = self.archive.message(child)
+            outcome = ExpansionOutcome(ExpansionStatus.COMMITTED, commit=child, message=message,
+                                       reason=f"committed: {diagnosis['title']}", entry_task=entry)
+        except ExpansionFailed as e:
+            outcome = ExpansionOutcome(ExpansionStatus.FAILED, reason=e.reason, error_type=e.error_type,
+                                       entry_task=entry)
+        except Exception as e:  # the one boundary of an expansion: infra, recorded, the search goes on
+            outcome = ExpansionOutcome(ExpansionStatus.INFRA_ERROR, reason=f"infra error: {e}"[:500],
+                                       error_type=type(e).__name__, entry_task=entry,
+                                       error="".join(traceback.format_exception(e)))
+        outcome.log_dir = rel
+        outcome.cost_usd = _total_cost(sessions)
+        (log_dir / "outcome.txt").write_text(f"{outcome}\n")
+        return outcome
+
+    # -- diagnosis ---------------------------------------------------------------------------
+    def _diagnose(self, parent_id: int, parent_sha: str, task_id: str, evaluation: EvaluationRow | None,
+                  log_dir: Path, sessions: list[SessionUsage]) -> dict[str, str]:
+        agent_dir = self.archive.checkout(parent_sha, self.agent_cache)
+        chat, tests = _eval_logs(self.run_dir, evaluation)
+        user = prompts.DIAGNOSE_USER.format(
+            agent_code=agent_source(agent_dir), task_id=task_id, task_statement=self.tasks[task_id].problem_statement,
+            chat_log=chat, test_output=tests, lineage=lineage(self.store, parent_id),
+            task_status=evaluation.status.value if evaluation else "not run by this agent")
+        messages = [{"role": "system", "content": prompts.DIAGNOSE_SYSTEM}, {"role": "user", "content": user}]
+        model = self.config.llm.diagnose
+        token = self.gateway.open_session("diagnose", model, node_id=parent_id, task_id=task_id)
+        transcript = log_dir / "diagnose.md"
+        try:
+            for attempt in (1, 2):
+                session = self.gateway.session_for(token)
+                assert session is not None
+                status, payload = self.gateway.chat(session, {"model": model, "messages": messages})
+                _append(transcript, f"request {attempt}", messages[-1]["content"])
+                if status != 200:
+                    usage = self.gateway.session_usage(token)
+                    why = (payload.get("error") or {}).get("message", str(payload))
+                    _append(transcript, f"error (HTTP {status})", why)
+                    if usage.upstream_failed:
+                        raise ExpansionInfra(f"diagnose LLM upstream failed: {why}")
+                    raise ExpansionFailed("DiagnosisFailed", f"diagnosis failed: the diagnose LLM answered HTTP "
+                                                             f"{status}: {why}")
+                content = payload["choices"][0]["message"].get("content") or ""
+                _append(transcript, f"answer {attempt}", content)
+                try:
+                    plan = parse_diagnosis(content)
+                except ValueError as e:
+                    if attempt == 2:
+                        raise ExpansionFailed("DiagnosisFailed", f"diagnosis failed: malformed answer ({e})") from None
+                    messages += [{"role": "assistant", "content": content},
+                                 {"role": "user", "content": prompts.DIAGNOSE_RETRY.format(error=e)}]
+                    continue
+                (log_dir / "diagnosis.json").write_text(json.dumps(plan, indent=2) + "\n")
+                return plan
+            raise AssertionError("unreachable")
+        finally:
+            sessions.append(self.gateway.close_session(token))
+
+    # -- the rewrite -------------------------------------------------------------------------
+    def _rewrite(self, parent_id: int, parent_sha: str, task_id: str, evaluation: EvaluationRow | None,
+                 plan: dict[str, str], log_dir: Path, expansion_id: int, sessions: list[SessionUsage]) -> str:
+        statement = prompts.SELF_IMPROVE_STATEMENT.format(task_id=task_id, **plan)
+        message = prompts.COMMIT_MESSAGE.format(
+            parent_id=parent_id, task_id=task_id, task_status=evaluation.status.value if evaluation else "not run",
+            **{k: " ".join(plan[k].split()) for k in ("title", "root_cause", "improvement")})
+        agent_dir = self.archive.checkout(parent_sha, self.agent_cache)
+        model = self.config.llm.self_improve
+        with tempfile.TemporaryDirectory(prefix=f"hgm-expand-{expansion_id}-") as tmp:
+            work = self.archive.export_repo(parent_sha, Path(tmp) / "agent_src")
+            base = git.Repo(work).head.commit.hexsha
+            token = self.gateway.open_session("self_improve", model, node_id=parent_id, task_id=task_id)
+            try:
+                run = run_agent(agent_dir, work, base, statement, language="python",
+                                llm=AgentLLM(self.gateway.socket_path, token, model), sandbox=self.sandbox,
+                                limits=limits_from(self.config.sandbox), timeout_s=self.config.sandbox.agent_timeout_s,
+                                log_dir=log_dir, self_improve=True)
+            finally:
+                usage = self.gateway.close_session(token)
+                sessions.append(usage)
+            if usage.upstream_failed:
+                raise ExpansionInfra(f"self-improve LLM upstream failed: {usage.failure}")
+            # The diff is taken with the archive's own git (never the agent-writable .git of the copy).
+            child = self.archive.commit_dir(work, message, parent=parent_sha)
+        diff = self.archive.diff(parent_sha, child)
+        (log_dir / "patch.diff").write_text(diff)
+        crashed = run.timed_out or run.exit_code != 0
+        how = "timed out" if run.timed_out else f"exited {run.exit_code}"
+        if not diff.strip():
+            if crashed:
+                raise ExpansionFailed("AgentCrashed", f"agent crashed while rewriting itself ({how}); no change")
+            raise ExpansionFailed("EmptyDiff", "empty diff: the agent changed nothing in its code"
+                                  + (f" ({usage.failure})" if usage.failure else ""))
+        self.archive.set_ref(f"refs/hgm/attempts/{expansion_id}", child)  # inspectable even if rejected
+        self.validate(child, log_dir)
+        self.archive.set_ref(f"refs/hgm/expansions/{expansion_id}", child)
+        return child
+
+    # -- validation --------------------------------------------------------------------------
+    def validate(self, sha: str, log_dir: Path) -> None:
+        """Checks of a rewritten agent, each in the sandbox; ExpansionFailed names the first that fails."""
+        report = log_dir / "validation.txt"
+        report.write_text("")
+        with tempfile.TemporaryDirectory(prefix="hgm-validate-") as tmp:
+            child = self.archive.export(sha, Path(tmp) / "agent")
+            try:
+                venv = agent_venv(child)
+            except VenvBuildError as e:
+                _append(report, "requirements", str(e))
+                raise ExpansionFailed("ValidationFailed", f"validation failed: its requirements do not install: "
+                                      f"{_tail(str(e))}") from None
+            python = str(venv / "bin" / "python")
+            if not (child / "tests").is_dir():
+                _append(report, "tests", "no tests/ directory")
+                raise ExpansionFailed("ValidationFailed", "validation failed: the agent's tests/ directory is gone")
+            checks = [
+                ("compile", [python, "-c", _COMPILE_ALL]),
+                ("--help", [python, "coding_agent.py", "--help"]),
+                ("own tests", [python, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "tests"]),
+            ]
+            env = {"PATH": f"{venv / 'bin'}:/usr/local/bin:/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1",
+                   "LANG": "C.UTF-8"}
+            mounts = [Mount(child, str(child), read_only=False), Mount(venv, str(venv))]
+            for name, argv in checks:
+                r = self.sandbox.exec(argv, cwd=str(child), env=env, timeout=self.config.sandbox.validate_timeout_s,
+                                      mounts=mounts, limits=limits_from(self.config.sandbox))
+                _append(report, f"{name}: exit {r.returncode}{' (timed out)' if r.timed_out else ''}",
+                        f"{r.stdout}\n{r.stderr}")
+                if not r.ok:
+                    why = "timed out" if r.timed_out else f"exit {r.returncode}"
+                    raise ExpansionFailed("ValidationFailed", f"validation failed: {name} ({why}): "
+                                                              f"{_tail(r.stdout + r.stderr)}")
+
+
+# -- pieces that need no sandbox ----------------------------------------------------------
+
+def choose_entry_task(store: RunStore, parent_id: int, task_ids: list[str],
+                      rng: random.Random) -> tuple[str, EvaluationRow | None]:
+    """(task, the evaluation whose logs explain the failure, or None). See the module docstring."""
+    parents = {n.id: n.parent_id for n in store.nodes()}
+    node: int | None = parent_id
+    while node is not None:
+        failed = [e for e in store.evaluations(node) if e.status in _FAILED and e.task_id in task_ids]
+        if failed:
+            chosen = rng.choice(failed)
+            return chosen.task_id, chosen
+        node = parents[node]
+    solved = {e.task_id for e in store.evaluations(parent_id) if e.status == EvalStatus.SOLVED}
+    candidates = [t for t in task_ids if t not in solved] or list(task_ids)
+    return rng.choice(candidates), None
+
+
+def lineage(store: RunStore, node_id: int) -> str:
+    """What each version from the root to `node_id` changed and how it scored (oldest first)."""
+    nodes = {n.id: n for n in store.nodes()}
+    chain = []
+    node: int | None = node_id
+    while node is not None:
+        chain.append(nodes[node])
+        node = nodes[node].parent_id
+    lines = []
+    for n in reversed(chain):
+        evals = [e for e in store.evaluations(n.id) if e.status in (EvalStatus.SOLVED, *_FAILED)]
+        solved = sum(e.status == EvalStatus.SOLVED for e in evals)
+        change = " ".join(n.message.split())[:600] if n.parent_id is not None else "the initial agent"
+        lines.append(f"- node {n.id}: {change}\n  score: solved {solved} of {len(evals)} evaluated tasks")
+    failed = [x for x in store.expansions(node_id) if x.status == ExpansionStatus.FAILED and x.reason]
+    if failed:
+        lines.append("Earlier rewrites of this agent that were rejected:")
+        lines += [f"- {x.reason[:300]}" for x in failed[-5:]]
+    return "\n".join(lines)
+
+
+def agent_source(agent_dir: Path) -> str:
+    """The agent's text files as one markdown document (long files are shortened)."""
+    parts = []
+    for p in sorted(agent_dir.rglob("*")):
+        if p.is_file() and p.suffix in (".py", ".md", ".txt", ".toml", ".yaml", ".json") and "__pycache__" not in p.parts:
+            rel = p.relative_to(agent_dir)
+            parts.append(f"## {rel}\n```\n{_shorten(p.read_text(errors='replace'), MAX_FILE_CHARS)}\n```")
+    return "\n\n".join(parts)
+
+
+def parse_diagnosis(text: str) -> dict[str, str]:
+    """The JSON plan from a model's answer: fenced or bare, the first JSON object that parses.
+    ValueError says what is wrong (no object, or problem_statement missing)."""
+    candidates = re.findall(r"```(?:json)?\s*(\{.*?\})\s*```", text, flags=re.S)
+    decoder = json.JSONDecoder()
+    for i, ch in enumerate(text):
+        if ch == "{":
+            try:
+                obj, _ = decoder.raw_decode(text[i:])
+            except ValueError:
+                continue
+            candidates.append(json.dumps(obj))
+            break
+    for raw in candidates:
+        try:
+            obj: Any = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(obj, dict):
+            plan = {k: str(obj.get(k) or "").strip() for k in DIAGNOSIS_KEYS}
+            if not plan["problem_statement"]:
+                raise ValueError("the JSON object has no problem_statement")
+            plan["title"] = (plan["title"] or plan["improvement"] or "self-improvement").splitlines()[0][:70]
+            for k in ("log_summary", "root_cause", "improvement", "implementation"):
+                plan[k] = plan[k] or "(not given)"
+            return plan
+    raise ValueError("no JSON object found in the answer")
+
+
+def _eval_logs(run_dir: Path, evaluation: EvaluationRow | None) -> tuple[str, str]:
+    if evaluation is None:
+        none = "(this agent has no recorded run on this task; propose an improvement from the statement)"
+        return none, none
+    if not evaluation.log_dir:
+        return "(no log recorded)", "(no log recorded)"
+    d = run_dir / evaluation.log_dir
+    chat = d / "agent" / "chat.md"
+    tests = sorted(d.glob("test_output*.txt")) or sorted(d.glob("test*.txt"))
+    return (_shorten(chat.read_text(errors="replace"), MAX_LOG_CHARS) if chat.is_file() else "(no chat log)",
+            _shorten("\n".join(t.read_text(errors="replace") for t in tests), MAX_LOG_CHARS // 2)
+            if tests else "(no test output)")
+
+
+def _shorten(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    return f"{text[:half]}\n[... {len(text) - limit} characters cut ...]\n{text[-half:]}"
+
+
+def _tail(text: str, lines: int = 8) -> str:
+    return " | ".join(line for line in text.strip().splitlines()[-lines:])[:600]
+
+
+def _append(path: Path, heading: str, body: str) -> None:
+    with path.open("a") as f:
+        f.write(f"## {heading}\n\n{body}\n\n")
+
+
+def _total_cost(sessions: list[SessionUsage]) -> float | None:
+    costs = [s.cost_usd for s in sessions]
+    return None if any(c is None for c in costs) else float(sum(c for c in costs if c is not None))
+
+
+__all__ = ["Expander", "choose_entry_task", "lineage", "parse_diagnosis", "agent_source"]

@@ -1,0 +1,330 @@
+"""The LLM gateway: an OpenAI-compatible endpoint on a Unix socket for sandboxed agents.
+
+The harness runs it in a thread (`with Gateway(...) as gw:`), opens one session per agent run
+(`token = gw.open_session(role, model, node_id, task_id)`), passes `gw.agent_env(token, path)`
+to the sandbox, and reads `gw.close_session(token)` afterwards. The agent connects with
+
+    openai.OpenAI(base_url="http://hgm-gateway/v1", api_key=TOKEN,
+                  http_client=httpx.Client(transport=httpx.HTTPTransport(uds=SOCKET)))
+
+Endpoints: POST /v1/chat/completions (`stream: true` gets the finished answer as SSE chunks),
+GET /v1/models (the session's model). The requested `model` is replaced by the session's.
+The real key never leaves the harness. Upstream 408/409/429/5xx, timeouts and connection
+errors are retried with exponential backoff; every exchange is recorded through `recorder`
+(keywords of RunStore.add_llm_call). Errors the agent sees (OpenAI-style JSON):
+401 unknown token; 400 bad request; 402 `budget_exceeded` (session marked over_budget, later
+calls refused too); 502 `upstream_failed` (upstream down for good, a cassette miss, or upstream
+401/402/403/404 = the harness's key, balance or model name is wrong; the session is marked
+upstream_failed so the run books an infra error); other upstream 4xx pass through as sent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+
+from hgm.config import BudgetConfig, LLMConfig
+from hgm.llm.cassette import Cassette
+from hgm.llm.gateway_http import GatewayHandler, UnixHTTPServer
+from hgm.llm.pricing import TokenUsage, cost_usd, usage_from_response
+from hgm.llm.providers import ModelRoute, ProviderTable, adapt_request
+from hgm.llm.scripted import SESSION_HEADER, ScriptedServer, error_body
+from hgm.llm.upstream import ProviderClient, UpstreamReply
+
+GATEWAY_BASE_URL = "http://hgm-gateway/v1"
+MAX_SOCKET_PATH = 100
+HARNESS_FAULT_STATUS = frozenset({401, 402, 403, 404})
+"""Upstream answers that are the harness's fault, not the agent's: bad key, no balance, no access, wrong model/URL."""
+Recorder = Callable[..., Any]
+"""Called with the keywords of RunStore.add_llm_call: session, role, model, node_id, task_id, status,
+attempts, latency_s, prompt_tokens, completion_tokens, cached_tokens, cost_usd, request_json,
+response_json, error."""
+
+
+@dataclass(frozen=True)
+class SessionBudget:
+    max_tokens: int | None = None
+    max_usd: float | None = None
+
+
+@dataclass(frozen=True)
+class SessionUsage:
+    """What one session used, and whether it ended in a state the harness must book."""
+
+    session: str
+    role: str
+    model: str
+    node_id: int | None
+    task_id: str | None
+    calls: int
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int
+    cost_usd: float | None
+    """None when any call's price was unknown."""
+    over_budget: bool
+    """A request was refused because a cap was reached (the agent was cut off)."""
+    upstream_failed: bool
+    failure: str | None
+    """Why the session was cut off (budget or upstream), None if it was not."""
+
+
+@dataclass
+class _Session:
+    id: str
+    role: str
+    route: ModelRoute
+    node_id: int | None
+    task_id: str | None
+    budget: SessionBudget
+    calls: int = 0
+    usage: TokenUsage = field(default_factory=TokenUsage)
+    cost_usd: float | None = 0.0
+    over_budget: bool = False
+    upstream_failed: bool = False
+    failure: str | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def snapshot(self) -> SessionUsage:
+        u = self.usage
+        return SessionUsage(self.id, self.role, self.route.name, self.node_id, self.task_id, self.calls,
+                            u.prompt_tokens, u.completion_tokens, u.cached_tokens, self.cost_usd,
+                            self.over_budget, self.upstream_failed, self.failure)
+
+
+class Gateway:
+    """OpenAI-compatible gateway on a Unix socket, served from a thread."""
+
+    def __init__(self, socket_path: Path, *, llm: LLMConfig | None = None, budget: BudgetConfig | None = None,
+                 recorder: Recorder | None = None, providers: ProviderTable | None = None,
+                 env: dict[str, str] | None = None, run_spent_usd: float = 0.0):
+        self.socket_path = Path(socket_path)
+        self.llm = llm or LLMConfig()
+        self.budget = budget or BudgetConfig()
+        self.recorder = recorder
+        self.providers = providers or ProviderTable.load(self.llm.providers_file)
+        self.env = dict(os.environ if env is None else env)
+        self.run_cost_usd = run_spent_usd
+        """Dollars spent in this run (known prices only), including `run_spent_usd` from before a resume."""
+        self.cassette = Cassette(self.llm.cassette, self.llm.cassette_mode) if self.llm.cassette else None
+        self._lock = threading.Lock()
+        self._sessions: dict[str, _Session] = {}
+        self._closed: dict[str, _Session] = {}
+        self._clients: dict[str, ProviderClient] = {}
+        self._scripted: dict[Path, ScriptedServer] = {}
+        self._secrets: set[str] = set()
+        self._count = 0
+        self._server: UnixHTTPServer | None = None
+
+    # lifecycle -----------------------------------------------------------------------------
+    def start(self) -> "Gateway":
+        """Bind and serve. A path too long for AF_UNIX (~107 bytes) is replaced by a short one under
+        /tmp: mount `self.socket_path`, not the path you asked for."""
+        if len(os.fsencode(self.socket_path.absolute())) > MAX_SOCKET_PATH:
+            self.socket_path = Path(tempfile.mkdtemp(prefix="hgm-gw-")) / "gateway.sock"
+        if self.socket_path.exists():
+            self.socket_path.unlink()
+        self.socket_path.parent.mkdir(parents=True, exist_ok=True)
+        self._server = UnixHTTPServer(str(self.socket_path), GatewayHandler)
+        self._server.gateway = self
+        # The token is the access control: any uid in the sandbox may connect.
+        os.chmod(self.socket_path, 0o666)
+        threading.Thread(target=self._server.serve_forever, args=(0.05,), name="hgm-llm-gateway", daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+            self.socket_path.unlink(missing_ok=True)
+        for client in self._clients.values():
+            client.close()
+        for server in self._scripted.values():
+            server.stop()
+        self._clients.clear()
+        self._scripted.clear()
+
+    def __enter__(self) -> "Gateway":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # sessions ------------------------------------------------------------------------------
+    def open_session(self, role: str, model: str, node_id: int | None = None, task_id: str | None = None,
+                     budgets: SessionBudget | None = None) -> str:
+        """A fresh token for one agent run; UserError if the model is unknown or its key is missing."""
+        route = self.providers.resolve(model, self.llm.base_url)
+        with self._lock:
+            self._count += 1
+            session_id = f"s{self._count}-{role}"
+            if route.name not in self._clients:
+                self._clients[route.name] = self._make_client(route)
+            token = "hgm-session-" + secrets.token_urlsafe(24)
+            budget = budgets or SessionBudget(self.budget.max_tokens_session, self.budget.max_usd_session)
+            self._sessions[token] = _Session(session_id, role, self._clients[route.name].route, node_id, task_id, budget)
+        return token
+
+    def _make_client(self, route: ModelRoute) -> ProviderClient:
+        if route.script is not None:
+            server = self._scripted.get(route.script)
+            if server is None:
+                server = self._scripted[route.script] = ScriptedServer(route.script).start()
+            route = replace(route, base_url=server.base_url)
+        key = None if self.cassette and self.cassette.mode == "replay" and route.key_required else route.api_key(self.env)
+        if key:
+            self._secrets.add(key)
+        return ProviderClient(route, key, self.llm.request_timeout_s)
+
+    def session_usage(self, token: str) -> SessionUsage:
+        """Current usage and state of a session (open or closed)."""
+        with self._lock:
+            session = self._sessions.get(token) or self._closed_session(token)
+        return session.snapshot()
+
+    def close_session(self, token: str) -> SessionUsage:
+        """Revoke the token (later requests get 401) and return the session's usage."""
+        with self._lock:
+            session = self._sessions.pop(token, None) or self._closed_session(token)
+            self._closed[token] = session
+        return session.snapshot()
+
+    def _closed_session(self, token: str) -> _Session:
+        if token not in self._closed:
+            raise KeyError("unknown gateway session token")
+        return self._closed[token]
+
+    def scripted_server(self, model: str) -> ScriptedServer | None:
+        """The scripted LLM server started for `scripted:PATH` (tests read its received requests)."""
+        route = self.providers.resolve(model)
+        return self._scripted.get(route.script) if route.script else None
+
+    def client(self, token: str, **kwargs: Any) -> openai.OpenAI:
+        """An openai client for harness-side calls (e.g. diagnosis) through this gateway, recorded like an agent's."""
+        return openai.OpenAI(base_url=GATEWAY_BASE_URL, api_key=token, **kwargs,
+                             http_client=httpx.Client(transport=httpx.HTTPTransport(uds=str(self.socket_path))))
+
+    @staticmethod
+    def agent_env(token: str, socket_path_in_sandbox: str | Path) -> dict[str, str]:
+        """Environment for the agent process: where the gateway is and its session token."""
+        return {"HGM_LLM_SOCKET": str(socket_path_in_sandbox), "HGM_LLM_BASE_URL": GATEWAY_BASE_URL,
+                "OPENAI_BASE_URL": GATEWAY_BASE_URL, "OPENAI_API_KEY": token}
+
+    # requests ------------------------------------------------------------------------------
+    def session_for(self, token: str) -> _Session | None:
+        with self._lock:
+            return self._sessions.get(token)
+
+    def _scrub_text(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "[key hidden]")
+        return text
+
+    def _scrub(self, payload: dict[str, Any] | None) -> dict[str, Any] | None:
+        """The payload with every real key replaced (upstream errors may quote the key)."""
+        if payload is None or not self._secrets:
+            return payload
+        return json.loads(self._scrub_text(json.dumps(payload)))
+
+    def _over_budget(self, s: _Session) -> str | None:
+        b, run_cap = s.budget, self.budget.max_usd_run
+        if b.max_tokens is not None and s.usage.total_tokens >= b.max_tokens:
+            return f"session token budget exhausted ({s.usage.total_tokens} >= {b.max_tokens} tokens)"
+        # A session whose cost is unknown (no price) is held to its token cap only.
+        if b.max_usd is not None and s.cost_usd is not None and s.cost_usd >= b.max_usd:
+            return f"session cost budget exhausted (${s.cost_usd:.4f} >= ${b.max_usd})"
+        if run_cap is not None and self.run_cost_usd >= run_cap:
+            return f"run cost budget exhausted (${self.run_cost_usd:.4f} >= ${run_cap})"
+        return None
+
+    def chat(self, session: _Session, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """Serve one chat-completion request of a session: (HTTP status, JSON body for the agent)."""
+        with session.lock:  # one request at a time per session keeps budgets exact
+            return self._chat(session, body)
+
+    def _chat(self, s: _Session, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        request = adapt_request(body, s.route)
+        record = dict(session=s.id, role=s.role, model=s.route.name, node_id=s.node_id, task_id=s.task_id,
+                      request_json=json.dumps(request))
+        if s.upstream_failed or s.over_budget:
+            kind = "upstream_failed" if s.upstream_failed else "over_budget"
+            return self._refuse(record, kind, s.failure or kind)
+        reason = self._over_budget(s)
+        if reason:
+            s.over_budget, s.failure = True, reason
+            return self._refuse(record, "over_budget", reason)
+        start = time.monotonic()
+        attempts, reply = self._forward(s, request)
+        latency = time.monotonic() - start
+        usage = usage_from_response(reply.body) if reply.ok and reply.body else TokenUsage()
+        cost = cost_usd(usage, s.route.price) if reply.ok else 0.0
+        with self._lock:
+            s.calls += 1
+            s.usage = TokenUsage(s.usage.prompt_tokens + usage.prompt_tokens,
+                                 s.usage.completion_tokens + usage.completion_tokens,
+                                 s.usage.cached_tokens + usage.cached_tokens)
+            s.cost_usd = None if s.cost_usd is None or cost is None else s.cost_usd + cost
+            self.run_cost_usd += cost or 0.0
+        if reply.ok:  # delivered even if it crossed a cap: the next request is refused
+            status, payload, state, error = 200, reply.body, "ok", None
+        elif reply.status in HARNESS_FAULT_STATUS or reply.retryable:
+            why = self._scrub_text(f"upstream refused the harness's account or model for {s.route.name} ({reply.error})"
+                                   if reply.status in HARNESS_FAULT_STATUS else f"upstream failed after {attempts} attempts: {reply.error}")
+            s.upstream_failed, s.failure = True, why
+            status, payload, state, error = 502, error_body(why, "upstream_failed", "upstream_failed"), "upstream_failed", why
+        else:
+            status, payload, state, error = reply.status, reply.body or error_body(str(reply.error), "upstream_error"), "error", reply.error
+        payload = self._scrub(payload) or {}
+        self._record(record, status=state, attempts=attempts, latency_s=latency, usage=usage, cost=cost,
+                     response_json=self._scrub_text(json.dumps(reply.body)) if reply.body is not None else None,
+                     error=self._scrub_text(error) if error else None)
+        return status, payload
+
+    def _forward(self, s: _Session, request: dict[str, Any]) -> tuple[int, UpstreamReply]:
+        if self.cassette and self.cassette.mode == "replay":
+            hit = self.cassette.replay(s.route.name, request)
+            if hit is None:
+                return 0, UpstreamReply(0, None, error=f"cassette {self.cassette.path} has no recorded exchange "
+                                                       "for this request", retryable=True)
+            status, body = hit
+            ok = status == 200
+            return 0, UpstreamReply(status, body, error=None if ok else f"HTTP {status} (replayed)",
+                                    retryable=status >= 500 or status in (408, 409, 429))
+        client = self._clients[s.route.name]
+        headers = {SESSION_HEADER: s.id} if s.route.script else None
+        attempts, delay = 0, self.llm.backoff_initial_s
+        while True:
+            attempts += 1
+            reply = client.send(request, headers)
+            if reply.ok or not reply.retryable or attempts > self.llm.max_retries:
+                break
+            wait = max(delay, reply.retry_after_s or 0.0)
+            time.sleep(min(wait, self.llm.backoff_max_s))
+            delay = min(delay * 2, self.llm.backoff_max_s)
+        if self.cassette:
+            self.cassette.record(s.route.name, request, reply.status, self._scrub(reply.body))
+        return attempts, reply
+
+    def _refuse(self, record: dict[str, Any], kind: str, reason: str) -> tuple[int, dict[str, Any]]:
+        reason = self._scrub_text(reason)
+        status = 502 if kind == "upstream_failed" else 402
+        self._record(record, status=kind, attempts=0, latency_s=0.0, usage=TokenUsage(), cost=0.0,
+                     response_json=None, error=reason)
+        return status, error_body(reason, "budget_exceeded" if kind == "over_budget" else kind, kind)
+
+    def _record(self, record: dict[str, Any], *, usage: TokenUsage, cost: float | None, **fields: Any) -> None:
+        if self.recorder is not None:
+            self.recorder(**record, **fields, prompt_tokens=usage.prompt_tokens,
+                          completion_tokens=usage.completion_tokens, cached_tokens=usage.cached_tokens, cost_usd=cost)

@@ -1,0 +1,308 @@
+"""`hgm run`: a run directory, the search wired to real expansions and evaluations, a live view.
+
+Everything a run needs is checked before its directory is touched: model keys, the benchmark
+tree, the task list, the sandbox. The store is the truth (resume = reopen); the archive holds
+the code. The search runs in a background thread; the main thread draws the live view and owns
+Ctrl-C: the first stops new work and lets work in flight finish, the second abandons it (it is
+redone on resume). A SIGKILL loses nothing that had finished (every result is its own
+transaction). RUN_DIR/run.log is a plain-text log of the run.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import signal
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.panel import Panel
+from rich.table import Table
+
+from hgm.agent_runtime import agent_venv
+from hgm.archive import Archive, init_archive
+from hgm.benchmarks import Benchmark, Task, get_benchmark
+from hgm.config import HGMConfig
+from hgm.errors import UserError
+from hgm.evaluate import evaluate
+from hgm.expand import Expander
+from hgm.llm.gateway import Gateway
+from hgm.llm.providers import check_models
+from hgm.sandbox import Sandbox, get_sandbox
+from hgm.search import Progress, Search
+from hgm.show_tree import FINAL_META
+from hgm.store import DB_NAME, EvalOutcome, ExpansionOutcome, RunStore
+
+INITIAL_AGENT = Path(__file__).parent / "agents" / "initial"
+ROLES = ("downstream", "self_improve", "diagnose")
+log = logging.getLogger("hgm.run")
+
+
+@dataclass
+class Prepared:
+    """What a run needs, checked before any work."""
+
+    config: HGMConfig
+    benchmark: Benchmark
+    tasks: dict[str, Task]
+    sandbox: Sandbox
+
+
+def prepare(config: HGMConfig) -> Prepared:
+    """Check keys, benchmark, tasks and sandbox; UserError with the fix for the first problem."""
+    check_models([config.llm.downstream, config.llm.self_improve, config.llm.diagnose], base_url=config.llm.base_url)
+    benchmark = get_benchmark(config.benchmark)
+    if config.benchmark.task_ids:
+        tasks = [benchmark.task(t) for t in config.benchmark.task_ids]  # UserError names an unknown id
+    else:
+        tasks = benchmark.tasks(config.benchmark.subset)
+    if len({t.id for t in tasks}) != len(tasks):
+        raise UserError("the task list names a task twice; give each task once")
+    sandbox = get_sandbox(config.sandbox.backend, config.sandbox)
+    return Prepared(config, benchmark, {t.id: t for t in tasks}, sandbox)
+
+
+def check_output_dir(run_dir: Path) -> None:
+    if (run_dir / DB_NAME).exists():
+        raise UserError(f"{run_dir} already holds a run; resume it with `hgm run --resume {run_dir}` "
+                        "or give another --output-dir")
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise UserError(f"{run_dir} is not empty and holds no hgm run; give a new or empty --output-dir")
+
+
+def new_run(run_dir: Path, config: HGMConfig, console: Console) -> int:
+    """Start a run in `run_dir`; returns the process exit code."""
+    run_dir = Path(run_dir)
+    check_output_dir(run_dir)
+    prepared = prepare(config)
+    store = RunStore.create(run_dir, config)
+    return _drive(run_dir, store, prepared, console, resumed=False)
+
+
+def resume_run(run_dir: Path, console: Console, workers: int | None = None) -> int:
+    run_dir = Path(run_dir)
+    if not (run_dir / DB_NAME).is_file():
+        raise UserError(f"no hgm run in {run_dir} (missing {DB_NAME}); start one with `hgm run --output-dir ...`")
+    # Validate read-only first: a foreign or corrupt store is reported without being touched.
+    with RunStore.open(run_dir, readonly=True) as probe:
+        has_nodes = bool(probe.nodes())
+    if has_nodes and not (run_dir / "archive").exists():
+        raise UserError(f"{run_dir} has agents in its store but no archive/ directory; it cannot be resumed")
+    store = RunStore.open(run_dir)
+    config = store.config
+    if workers is not None:
+        config.search.workers = workers
+    try:
+        prepared = prepare(config)
+    except UserError:
+        store.close()
+        raise
+    return _drive(run_dir, store, prepared, console, resumed=True)
+
+
+def _root(run_dir: Path, store: RunStore) -> tuple[Archive, int]:
+    """The archive and the root node, created on first start (and finished if a kill cut that short)."""
+    path = run_dir / "archive"
+    nodes = store.nodes()
+    if path.exists():
+        archive = Archive.open(path)
+        sha = archive.resolve("refs/hgm/root")
+    else:
+        archive, sha = init_archive(path, INITIAL_AGENT)
+    root = nodes[0].id if nodes else store.add_node(None, sha, "initial agent")
+    for n in store.nodes():  # node refs are set after the store; repair any a kill skipped
+        if n.commit:
+            archive.set_node(n.id, n.commit)
+    return archive, root
+
+
+@dataclass
+class _View:
+    """The live display: a snapshot of the search plus usage read from the store."""
+
+    store: RunStore
+    run_dir: Path
+    budget_usd: float | None
+    started: float = field(default_factory=time.monotonic)
+    progress: Progress | None = None
+    events: list[str] = field(default_factory=list)
+    stopping: str = ""
+    search: Search | None = None
+    _progress_at: float = 0.0
+    _usage: Table | None = None
+    _usage_at: float = 0.0
+
+    def usage_table(self) -> Table:
+        if self._usage is None or time.monotonic() - self._usage_at > 2:
+            t = Table("role", "calls", "prompt tok", "completion tok", "$", box=None, pad_edge=False)
+            for role in ROLES:
+                u = self.store.llm_usage(role=role)
+                t.add_row(role, str(u.calls), f"{u.prompt_tokens:,}", f"{u.completion_tokens:,}",
+                          "?" if u.cost_usd is None else f"{u.cost_usd:.4f}")
+            self._usage, self._usage_at = t, time.monotonic()
+        return self._usage
+
+    def __rich__(self) -> Panel:
+        if self.search is not None and time.monotonic() - self._progress_at > 1:
+            with self.search._cond:  # the scheduler's lock: a consistent snapshot with work just started
+                self.progress = self.search.snapshot()
+            self._progress_at = time.monotonic()
+        p = self.progress
+        elapsed = time.strftime("%H:%M:%S", time.gmtime(time.monotonic() - self.started))
+        head = Table.grid(padding=(0, 2))
+        if p is not None:
+            head.add_row("agents", f"{p.agents} (+{p.expansions_in_flight} being written, {p.failed_expansions} "
+                                   f"failed rewrites)")
+            head.add_row("evaluations", f"{p.evals_done} / {p.evals_budget} done, {p.evals_in_flight} in flight, "
+                                        f"{p.infra_errors} infra errors")
+            head.add_row("best agent", f"node {p.best_agent}: {p.best_successes} solved / "
+                                       f"{p.best_successes + p.best_failures}, lower bound {p.best_lower_bound:.3f}")
+        head.add_row("elapsed", elapsed + (f"   [yellow]{self.stopping}[/]" if self.stopping else ""))
+        body = Group(head, "", self.usage_table(), "", *self.events[-6:])
+        return Panel(body, title=f"hgm run {self.run_dir}", border_style="cyan")
+
+
+def _drive(run_dir: Path, store: RunStore, prepared: Prepared, console: Console, *, resumed: bool) -> int:
+    config = prepared.config
+    handler = logging.FileHandler(run_dir / "run.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    tmp = Path(tempfile.mkdtemp(prefix="hgm-run-"))  # short path: Unix socket names are limited
+    try:
+        log.info("%s run in %s: %d tasks, policy %s, budget %d task evaluations, %d workers",
+                 "resuming" if resumed else "starting", run_dir, len(prepared.tasks), config.search.policy,
+                 config.search.max_task_evals, config.search.workers)
+        archive, root = _root(run_dir, store)
+        (tmp / "agents").mkdir()
+        with console.status("preparing the initial agent's environment"):
+            agent_venv(archive.checkout(archive.resolve(f"node-{root}"), tmp / "agents"), console=console)
+        spent = store.llm_usage().cost_usd or 0.0
+        with Gateway(tmp / "gw.sock", llm=config.llm, budget=config.budget, recorder=store.add_llm_call,
+                     run_spent_usd=spent) as gateway:
+            return _search(run_dir, store, prepared, archive, gateway, tmp, console)
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+        store.close()
+
+
+def _search(run_dir: Path, store: RunStore, prepared: Prepared, archive: Archive, gateway: Gateway, tmp: Path,
+            console: Console) -> int:
+    config = prepared.config
+    view = _View(store, run_dir, config.budget.max_usd_run)
+    commits = {n.id: n.commit for n in store.nodes()}
+    expander = Expander(run_dir, store, archive, gateway, prepared.sandbox, config, prepared.tasks, tmp / "agents")
+
+    def evaluate_node(node_id: int, task_id: str, eval_id: int) -> EvalOutcome:
+        sha = commits.get(node_id) or next(n.commit for n in store.nodes() if n.id == node_id)
+        assert sha is not None
+        log_dir = run_dir / "nodes" / str(node_id) / "evals" / task_id
+        if log_dir.exists():  # the same pair again (after an infra error or an interruption)
+            log_dir = log_dir.with_name(f"{task_id}-{eval_id}")
+        report = evaluate(archive.checkout(sha, tmp / "agents"), prepared.tasks[task_id], benchmark=prepared.benchmark, gateway=gateway,
+                          sandbox=prepared.sandbox, config=config, log_dir=log_dir, run_dir=run_dir, node_id=node_id)
+        o = report.outcome
+        event(f"node {node_id} on {task_id}: {o.status.value}" + (f" ({o.error_type})" if o.error_type else ""))
+        return o
+
+    def expand_node(parent_id: int, expansion_id: int) -> ExpansionOutcome:
+        o = expander(parent_id, expansion_id)
+        event(f"rewrite {expansion_id} of node {parent_id}: {o.reason[:160]}")
+        return o
+
+    stop_reason: list[str] = []
+    refs_lock = threading.Lock()
+
+    def event(text: str) -> None:
+        log.info(text)
+        view.events.append(f"{time.strftime('%H:%M:%S')} {text}")
+        if not live_on.is_set():
+            console.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {text}", highlight=False, soft_wrap=True)
+
+    def on_progress(p: Progress) -> None:
+        with refs_lock:  # children that just landed: name their branch in the archive
+            for n in store.nodes():
+                if n.id not in commits and n.commit:
+                    archive.set_node(n.id, n.commit)
+                    commits[n.id] = n.commit
+        cap = config.budget.max_usd_run
+        if cap is not None and gateway.run_cost_usd >= cap and not stop_reason:
+            stop_reason.append(f"cost cap ${cap} reached")
+            view.stopping = f"cost cap ${cap} reached: finishing work in flight"
+            log.info("cost cap $%s reached ($%.4f spent): no new work", cap, gateway.run_cost_usd)
+            search.stop()
+
+    search = Search(store, config.search, list(prepared.tasks), expand_node, evaluate_node, on_progress)
+    view.progress, view.search = search.snapshot(), search
+    result: list[object] = []
+    live_on = threading.Event()
+
+    def work() -> None:
+        try:
+            result.append(search.run())
+        except BaseException as e:  # re-raised in the main thread
+            result.append(e)
+
+    interrupts = 0
+
+    def on_signal(signum: int, frame: object) -> None:
+        nonlocal interrupts
+        interrupts += 1
+        if interrupts == 1:
+            view.stopping = "stopping: no new work; waiting for work in flight (Ctrl-C again to abandon it)"
+            log.info("interrupted (signal %d): no new work, finishing work in flight", signum)
+            search.stop()
+        else:
+            log.info("interrupted again: abandoning work in flight (redone on resume)")
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    thread = threading.Thread(target=work, name="hgm-search", daemon=True)
+    thread.start()
+    try:
+        if console.is_terminal:
+            live_on.set()
+            with Live(view, console=console, refresh_per_second=2, transient=False):
+                while thread.is_alive() and interrupts < 2:
+                    thread.join(0.25)
+        else:
+            while thread.is_alive() and interrupts < 2:
+                thread.join(0.25)
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+    return _finish(run_dir, store, archive, search, result, interrupts, stop_reason, console)
+
+
+def _finish(run_dir: Path, store: RunStore, archive: Archive, search: Search, result: list[object],
+            interrupts: int, stop_reason: list[str], console: Console) -> int:
+    if result and isinstance(result[0], BaseException):
+        log.error("the search stopped on an error: %s", result[0])
+        raise result[0]
+    resume = f"hgm run --resume {run_dir}"
+    if not result:  # abandoned: in-flight rows stay in the store and are redone on resume
+        console.print(f"[yellow]Abandoned work in flight.[/] Every finished result is saved. Resume with:\n  {resume}", soft_wrap=True)
+        log.info("abandoned; resume with: %s", resume)
+        return 130
+    res = result[0]
+    final = res.final_agent  # type: ignore[attr-defined]
+    if not res.completed and not stop_reason:  # type: ignore[attr-defined]
+        console.print(f"[yellow]Stopped.[/] Every finished result is saved. Resume with:\n  {resume}", soft_wrap=True)
+        log.info("stopped by the user; resume with: %s", resume)
+        return 130
+    store.set_meta(FINAL_META, str(final))
+    sha = next(n.commit for n in store.nodes() if n.id == final)
+    agent = search.tree.agents[final]
+    text = (f"final agent: node {final} (commit {sha[:12] if sha else '?'}), solved {agent.own_successes} of "
+            f"{agent.evals} evaluated tasks" + (f"; stopped early: {stop_reason[0]}" if stop_reason else ""))
+    log.info(text)
+    console.print(f"[bold green]{text}[/]", soft_wrap=True)
+    console.print(f"export it with:  hgm export {run_dir} {final} ./final-agent\n"
+                  f"see the tree:    hgm show-tree {run_dir}", soft_wrap=True)
+    return 0

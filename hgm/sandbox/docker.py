@@ -1,0 +1,297 @@
+"""docker backend: each exec runs in a fresh container of the evaluation image (Docker or Podman).
+
+Decisions (measured against Podman 4.3's Docker-compatible service, see scripts/setup_podman.sh):
+
+- Engine: found the way docker-py finds it (`docker.from_env()`: DOCKER_HOST, else the default
+  socket). Mount sources are host paths, so the engine must run on this machine.
+- One container per exec, created, attached (stdin/stdout/stderr, before start so no output is
+  missed), started, and removed in `finally` (after success, failure, timeout or Ctrl-C).
+  Containers carry the labels `hgm=1`, `hgm.run`, `hgm.pid`, `hgm.host`; leftovers of dead
+  harness processes are removed by `hgm doctor --clean` (`remove_leftovers`).
+- Isolation: network_mode none; read-only root filesystem; fresh tmpfs at /tmp, /var/tmp and at
+  the harness's HOME path (empty: Podman's copy-up of the image's files is turned off), so the
+  same paths are writable as under bwrap; an init process (docker's tini / Podman's catatonit) is
+  pid 1, so signals and exit codes behave as on the host and the whole tree dies with it.
+- Mounts keep their targets; Unix sockets bind in and are connectable (the LLM gateway). The
+  harness's base interpreter (`sys.base_prefix`, when it lives outside /usr) is bound read-only at
+  its own path, so a venv built on the host by the harness runs inside, as under bwrap.
+- Environment: exactly `env` plus PATH/HOME/LANG defaults: the command runs under `env -i`, so
+  neither the image's ENV nor the engine's additions (HOSTNAME, container=...) leak in.
+- Limits: memory (swap included: no swap) and pids through the engine; RLIMIT_FSIZE and
+  RLIMIT_CORE=0 by util-linux `prlimit` in front of the command. (Engine ulimits are avoided:
+  given any, Podman adds nofile/nproc defaults of 1048576, which fail above the service's own.)
+- Output: the multiplexed attach stream is read in one loop; each stream keeps its first
+  `output_bytes` bytes and the rest is drained and dropped. The engine's log driver is `none`,
+  so a gigabyte of output is not written to disk either.
+- Timeout: the container is SIGKILLed (every process in it dies) and `timed_out` is set.
+- User: root inside (files the command creates in a workspace belong to the harness's root);
+  a non-root harness on a rootful engine runs commands as its own uid:gid instead, so the
+  workspace stays writable for it afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import os
+import socket
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hgm.sandbox._docker_stream import pump
+from hgm.sandbox.base import ExecResult, Limits, Mount, SandboxUnavailable
+
+if TYPE_CHECKING:
+    import docker
+    from hgm.config import SandboxConfig
+
+log = logging.getLogger(__name__)
+
+LABEL = "hgm"
+DEFAULT_IMAGE = "hgm-eval:latest"
+CONTAINER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+ENGINE_FIX = (
+    "Start Docker (e.g. `systemctl start docker`), or use Podman's Docker-compatible service: run "
+    "`sudo scripts/setup_podman.sh` and `export DOCKER_HOST=unix:///run/podman.sock`; "
+    "or choose another backend (-o sandbox.backend=bwrap)."
+)
+_counter = itertools.count()
+
+
+def connect(timeout: float = 60) -> docker.DockerClient:
+    """A client of the engine docker-py finds (DOCKER_HOST, else the default socket), or
+    SandboxUnavailable saying how to start one."""
+    try:
+        import docker
+    except ImportError:
+        raise SandboxUnavailable("the `docker` Python package is missing: pip install 'docker>=7.1'") from None
+    where = os.environ.get("DOCKER_HOST") or "the default socket (unix:///var/run/docker.sock)"
+    import requests
+
+    try:
+        client = docker.from_env(timeout=int(timeout))
+        client.ping()
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
+        raise SandboxUnavailable(f"no Docker engine answers at {where} ({_short(e)}). {ENGINE_FIX}") from None
+    return client
+
+
+def is_podman(client: docker.DockerClient) -> bool:
+    """Whether the engine is Podman's Docker-compatible service."""
+    components = client.version().get("Components") or []
+    return any("podman" in str(c.get("Name", "")).lower() for c in components)
+
+
+def image_present(client: docker.DockerClient, image: str) -> bool:
+    import docker
+
+    try:
+        client.images.get(image)
+    except docker.errors.ImageNotFound:
+        return False
+    return True
+
+
+def _short(e: BaseException) -> str:
+    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return text[:1000]
+
+
+def _host_python_mounts() -> list[Mount]:
+    """The harness's base interpreter at its own path (for host-built venvs), unless it is in /usr."""
+    prefix = Path(sys.base_prefix).resolve()
+    if prefix in (Path("/"), Path("/usr"), Path("/usr/local")):
+        return []
+    return [Mount(prefix, str(prefix), read_only=True)]
+
+
+class DockerSandbox:
+    """Runs each command in a fresh container of `image`; see the module docstring."""
+
+    name = "docker"
+
+    def __init__(
+        self,
+        config: SandboxConfig | None = None,
+        *,
+        image: str | None = None,
+        run_id: str | None = None,
+        client: docker.DockerClient | None = None,
+    ) -> None:
+        self.client = client or connect()
+        self.api = self.client.api
+        self.image = image or (config.docker_image if config is not None else DEFAULT_IMAGE)
+        if not image_present(self.client, self.image):
+            raise SandboxUnavailable(
+                f"docker image {self.image} not found in the engine; build it with `hgm docker build` "
+                "(no registry here? `hgm docker build --base localhost/debian:bookworm` after "
+                "scripts/setup_podman.sh)"
+            )
+        self.podman = is_podman(self.client)
+        labels = self.client.images.get(self.image).labels or {}
+        self.toolchains = frozenset(labels.get("hgm.toolchains", "").split())
+        """Polyglot languages whose toolchains the image has (its `hgm.toolchains` label)."""
+        self.run_id = run_id or os.environ.get("HGM_RUN_ID") or f"pid{os.getpid()}"
+        self.home = str(Path.home())
+        self.labels = {LABEL: "1", f"{LABEL}.run": self.run_id, f"{LABEL}.pid": str(os.getpid()),
+                       f"{LABEL}.host": socket.gethostname()}  # fmt: skip
+        rootless = any("rootless" in str(o) for o in self.client.info().get("SecurityOptions") or [])
+        self.user = f"{os.getuid()}:{os.getgid()}" if os.getuid() != 0 and not rootless else None
+        self.system_mounts = _host_python_mounts()
+
+    def _host_config(self, mounts: Sequence[Mount], limits: Limits) -> dict[str, Any]:
+        from docker.types import LogConfig
+        from docker.types import Mount as DockerMount
+
+        binds: list[DockerMount] = []
+        for m in [*self.system_mounts, *mounts]:
+            source = Path(m.source).absolute()
+            if not os.path.lexists(source):
+                raise SandboxUnavailable(f"mount source {source} does not exist (target {m.target})")
+            binds.append(DockerMount(m.target, str(source), type="bind", read_only=m.read_only))
+        targets = {b["Target"] for b in binds}
+        private = "rw,mode=1777" if self.user else "rw,mode=0700"
+        tmpfs = {p: (f"{private},notmpcopyup" if self.podman else private) for p in ("/tmp", "/var/tmp", self.home)}
+        mem = limits.memory_mb * 1024 * 1024
+        return self.api.create_host_config(
+            network_mode="none",
+            init=True,
+            read_only=True,
+            tmpfs={p: opts for p, opts in tmpfs.items() if p not in targets},
+            mounts=binds,
+            mem_limit=mem,
+            memswap_limit=mem,
+            pids_limit=limits.pids,
+            log_config=LogConfig(type="none"),
+            security_opt=["no-new-privileges"],
+        )
+
+    def _command(self, argv: Sequence[str], env: Mapping[str, str] | None, limits: Limits) -> list[str]:
+        if not argv:
+            raise ValueError("argv is empty")
+        if "=" in argv[0]:
+            raise ValueError(f"argv[0] {argv[0]!r} contains '=' (env -i would take it for a variable)")
+        full_env = {"PATH": CONTAINER_PATH, "HOME": self.home, "LANG": "C.UTF-8", **(env or {})}
+        fsize = limits.file_size_mb * 1024 * 1024
+        rlimits = ["prlimit", f"--fsize={fsize}:{fsize}", "--core=0:0", "--"]
+        return [*rlimits, "/usr/bin/env", "-i", *(f"{k}={v}" for k, v in full_env.items()), *argv]
+
+    def exec(
+        self,
+        argv: Sequence[str],
+        *,
+        cwd: str,
+        env: Mapping[str, str] | None = None,
+        timeout: float,
+        mounts: Sequence[Mount] = (),
+        limits: Limits = Limits(),
+        stdin: str | None = None,
+    ) -> ExecResult:
+        """Run argv in a fresh container (see module docstring); always removes the container."""
+        import docker
+
+        start = time.monotonic()
+        name = f"hgm-{self.run_id}-{os.getpid()}-{next(_counter)}"
+        cid: str | None = None
+        try:
+            cid = self.api.create_container(
+                self.image, command=self._command(argv, env, limits), name=name, working_dir=cwd,
+                host_config=self._host_config(mounts, limits), labels=self.labels, user=self.user,
+                stdin_open=stdin is not None,
+            )["Id"]  # fmt: skip
+            params = {"stdin": int(stdin is not None), "stdout": 1, "stderr": 1, "stream": 1}
+            try:
+                sock = self.api.attach_socket(cid, params=params)._sock
+            except docker.errors.APIError as e:
+                raise SandboxUnavailable(f"container for {argv[0]} could not start: {_short(e)}") from None
+            with contextlib.closing(sock):
+                self.api.start(cid)
+                deadline = start + timeout
+                out = pump(sock, stdin, deadline=deadline, output_bytes=limits.output_bytes,
+                           kill=lambda: self._kill(cid))  # fmt: skip
+            state = self._final_state(cid, deadline=max(deadline, time.monotonic()) + 10)
+            result = ExecResult(
+                returncode=int(state.get("ExitCode", 137)) if not out.timed_out else 137,
+                stdout=out.stdout,
+                stderr=out.stderr,
+                timed_out=out.timed_out,
+                duration_s=time.monotonic() - start,
+                output_truncated=out.truncated,
+            )
+            if state.get("OOMKilled") and not out.timed_out:
+                note = f"[sandbox] killed: memory limit of {limits.memory_mb} MB exceeded\n"
+                result = replace(result, stderr=result.stderr + ("\n" if result.stderr else "") + note)
+            return result
+        finally:
+            self._remove(cid or name)
+
+    def _kill(self, cid: str) -> None:
+        import docker
+
+        with contextlib.suppress(docker.errors.APIError):
+            self.api.kill(cid)
+
+    def _final_state(self, cid: str, *, deadline: float) -> dict[str, Any]:
+        """The container's State once it has exited (polling inspect: faster than /wait on Podman)."""
+        delay = 0.005
+        while True:
+            state = self.api.inspect_container(cid)["State"]
+            if state.get("Status") in ("exited", "stopped", "dead"):
+                return state
+            if time.monotonic() > deadline:
+                self._kill(cid)
+                deadline = time.monotonic() + 10
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+    def _remove(self, ref: str) -> None:
+        import docker
+
+        try:
+            self.api.remove_container(ref, force=True, v=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.DockerException as e:
+            log.warning("could not remove container %s (%s); `hgm doctor --clean` removes leftovers", ref, e)
+
+
+def leftover_containers(client: docker.DockerClient) -> list[tuple[str, str, bool]]:
+    """(name, run id, owner alive) of every hgm-labelled container; owner = the harness process."""
+    host = socket.gethostname()
+    out = []
+    for c in client.api.containers(all=True, filters={"label": f"{LABEL}=1"}):
+        labels = c.get("Labels") or {}
+        pid = int(labels.get(f"{LABEL}.pid", "0") or 0)
+        alive = labels.get(f"{LABEL}.host") == host and pid > 0 and _pid_alive(pid)
+        name = (c.get("Names") or [c["Id"][:12]])[0].lstrip("/")
+        out.append((name, labels.get(f"{LABEL}.run", "?"), alive))
+    return out
+
+
+def remove_leftovers(client: docker.DockerClient, *, include_live: bool = False) -> list[str]:
+    """Remove hgm-labelled containers whose harness process is gone (or all); returns their names."""
+    import docker
+
+    removed = []
+    for name, _, alive in leftover_containers(client):
+        if alive and not include_live:
+            continue
+        with contextlib.suppress(docker.errors.NotFound):
+            client.api.remove_container(name, force=True, v=True)
+            removed.append(name)
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,154 @@
+"""`hgm show-tree`: the run's tree of agents with own and clade results, from the store (read-only).
+
+Counts: an agent's own `solved` / `evaluated` are its finished evaluations (solved, failed,
+empty_patch; infra errors, interrupted and in-flight work count for nothing). Failed expansions
+are rewrites that produced no valid child; infra-error ones (incl. interrupted) are listed apart. Clade counts sum them over the
+agent and all its descendants; CMP = clade solved / clade evaluated (paper §3).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from rich.text import Text
+from rich.tree import Tree
+
+from hgm.store import EvalStatus, ExpansionStatus, RunStore
+
+FINAL_META = "final_agent"
+"""Store meta key holding the final agent's node id once a run has named it."""
+
+_COUNTED = {EvalStatus.SOLVED, EvalStatus.FAILED, EvalStatus.EMPTY_PATCH}
+
+
+@dataclass
+class NodeStats:
+    id: int
+    parent_id: int | None
+    commit: str | None
+    message: str
+    solved: int = 0
+    evaluated: int = 0
+    infra_errors: int = 0
+    in_flight: int = 0
+    clade_solved: int = 0
+    clade_evaluated: int = 0
+    children: list[int] = field(default_factory=list)
+    failed_expansions: int = 0
+    """Rewrites that produced no valid child (diagnosis, crash, empty diff, validation)."""
+    infra_expansions: int = 0
+    """Rewrites cut by an infra error or an interruption (redone; not the agent's failure)."""
+    final: bool = False
+
+    @property
+    def cmp(self) -> float | None:
+        """Clade-metaproductivity estimate, None before any clade evaluation."""
+        return self.clade_solved / self.clade_evaluated if self.clade_evaluated else None
+
+
+def tree_stats(store: RunStore) -> dict[int, NodeStats]:
+    """Per-node own and clade counts (insertion order = node id order, parents first)."""
+    stats = {n.id: NodeStats(n.id, n.parent_id, n.commit, n.message) for n in store.nodes()}
+    for ev in store.evaluations():
+        s = stats[ev.node_id]
+        if ev.status in _COUNTED:
+            s.evaluated += 1
+            s.solved += ev.status == EvalStatus.SOLVED
+        elif ev.status == EvalStatus.INFRA_ERROR:
+            s.infra_errors += 1
+        else:
+            s.in_flight += 1
+    for ex in store.expansions():
+        if ex.status == ExpansionStatus.FAILED:
+            stats[ex.parent_id].failed_expansions += 1
+        elif ex.status == ExpansionStatus.INFRA_ERROR:
+            stats[ex.parent_id].infra_expansions += 1
+    for s in stats.values():
+        if s.parent_id is not None:
+            stats[s.parent_id].children.append(s.id)
+    for s in reversed(list(stats.values())):  # children have larger ids: add own, then pass upward
+        s.clade_solved += s.solved
+        s.clade_evaluated += s.evaluated
+        if s.parent_id is not None:
+            stats[s.parent_id].clade_solved += s.clade_solved
+            stats[s.parent_id].clade_evaluated += s.clade_evaluated
+    final = store.get_meta(FINAL_META)
+    if final is not None and int(final) in stats:
+        stats[int(final)].final = True
+    return stats
+
+
+def _label(s: NodeStats) -> str:
+    commit = (s.commit or "-------")[:7]
+    cmp = f"{s.cmp:.2f}" if s.cmp is not None else "-"
+    parts = [f"node {s.id}", commit, f"own {s.solved}/{s.evaluated}", f"clade {s.clade_solved}/{s.clade_evaluated}",
+             f"CMP {cmp}", f"children {len(s.children)}", f"failed expansions {s.failed_expansions}"]
+    if s.in_flight:
+        parts.append(f"in flight {s.in_flight}")
+    if s.infra_errors:
+        parts.append(f"infra-error evals {s.infra_errors}")
+    if s.infra_expansions:
+        parts.append(f"infra-error expansions {s.infra_expansions}")
+    return "  ".join(parts) + ("  <- FINAL" if s.final else "")
+
+
+def _first_line(message: str) -> str:
+    line = message.strip().splitlines()[0] if message.strip() else ""
+    return line[:80]
+
+
+def render_rich(stats: dict[int, NodeStats]) -> Tree | Text:
+    roots = [s for s in stats.values() if s.parent_id is None]
+    if not roots:
+        return Text("(empty run: no agents yet)")
+    top = Tree("[bold]agents[/]", guide_style="dim")
+
+    def add(branch: Tree, s: NodeStats) -> None:
+        label = Text(_label(s), style="bold green" if s.final else "")
+        if (msg := _first_line(s.message)) and s.parent_id is not None:
+            label.append(f"\n{msg}", style="dim")
+        sub = branch.add(label)
+        for c in s.children:
+            add(sub, stats[c])
+
+    for r in roots:
+        add(top, r)
+    return top
+
+
+def render_text(stats: dict[int, NodeStats]) -> str:
+    lines: list[str] = []
+
+    def add(s: NodeStats, depth: int) -> None:
+        lines.append("  " * depth + _label(s))
+        for c in s.children:
+            add(stats[c], depth + 1)
+
+    for r in (s for s in stats.values() if s.parent_id is None):
+        add(r, 0)
+    return "\n".join(lines) + "\n"
+
+
+def render_json(stats: dict[int, NodeStats]) -> str:
+    return json.dumps([{**asdict(s), "cmp": s.cmp} for s in stats.values()], indent=2) + "\n"
+
+
+def render_dot(stats: dict[int, NodeStats]) -> str:
+    out = ["digraph hgm {", "  node [shape=box, fontname=monospace];"]
+    for s in stats.values():
+        cmp = f"{s.cmp:.2f}" if s.cmp is not None else "-"
+        label = f"{s.id} {(s.commit or '')[:7]}\\nown {s.solved}/{s.evaluated}\\nclade {s.clade_solved}/" \
+                f"{s.clade_evaluated} CMP {cmp}"
+        style = ", style=filled, fillcolor=palegreen" if s.final else ""
+        out.append(f'  n{s.id} [label="{label}"{style}];')
+    out += [f"  n{s.parent_id} -> n{s.id};" for s in stats.values() if s.parent_id is not None]
+    out.append("}")
+    return "\n".join(out) + "\n"
+
+
+def load(run_dir: Path) -> dict[int, NodeStats]:
+    """Open the run read-only (safe while it runs) and compute the tree."""
+    with RunStore.open(run_dir, readonly=True) as store:
+        return tree_stats(store)

@@ -1,0 +1,467 @@
+"""The run store: one SQLite file (WAL) per run directory, the single source of truth of a run.
+
+Tables: `meta` (format, schema version, resolved config), `nodes`, `evaluations`, `expansions`,
+`llm_calls`. Every write is its own transaction, so a process killed at any moment leaves every
+finished result on disk. Work that was in flight when the process died stays as an `in_flight`
+row; the next writable `open` marks it `infra_error` (error_type `Interrupted`), so it neither
+counts for or against an agent nor in the budget and the search redoes it.
+
+One connection guarded by a lock serves all threads (workers are threads); SQLite serializes
+writers anyway, and the lock keeps each read-modify-write atomic.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Self
+
+from pydantic import ValidationError
+
+from hgm.config import HGMConfig, dump_config
+from hgm.errors import UserError
+
+DB_NAME = "run.sqlite"
+STORE_FORMAT = "hgm-run-store"
+SCHEMA_VERSION = 1
+INTERRUPTED = "Interrupted"
+"""error_type of work that was in flight when its process stopped (set on reopen)."""
+
+
+class EvalStatus(StrEnum):
+    SOLVED = "solved"
+    FAILED = "failed"
+    EMPTY_PATCH = "empty_patch"
+    INFRA_ERROR = "infra_error"
+    IN_FLIGHT = "in_flight"
+
+
+class ExpansionStatus(StrEnum):
+    IN_FLIGHT = "in_flight"
+    COMMITTED = "committed"
+    FAILED = "failed"
+    INFRA_ERROR = "infra_error"
+
+
+@dataclass
+class EvalOutcome:
+    """What one task evaluation produced (returned by the evaluate callable)."""
+
+    status: EvalStatus
+    agent_s: float | None = None
+    test_s: float | None = None
+    cost_usd: float | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    error_type: str | None = None
+    error: str | None = None
+    """Traceback or reason, for infra_error."""
+    log_dir: str | None = None
+    """Relative to the run dir, e.g. nodes/3/evals/python__x."""
+
+
+@dataclass
+class ExpansionOutcome:
+    """What one self-modification produced (returned by the expand callable)."""
+
+    status: ExpansionStatus
+    commit: str | None = None
+    message: str = ""
+    reason: str = ""
+    entry_task: str | None = None
+    cost_usd: float | None = None
+    error_type: str | None = None
+    error: str | None = None
+    log_dir: str | None = None
+
+
+@dataclass(frozen=True)
+class NodeRow:
+    id: int
+    parent_id: int | None
+    commit: str | None
+    message: str
+    created_at: float
+
+
+@dataclass(frozen=True)
+class EvaluationRow:
+    id: int
+    node_id: int
+    task_id: str
+    status: EvalStatus
+    started_at: float
+    finished_at: float | None
+    agent_s: float | None
+    test_s: float | None
+    cost_usd: float | None
+    prompt_tokens: int
+    completion_tokens: int
+    error_type: str | None
+    error: str | None
+    log_dir: str | None
+
+
+@dataclass(frozen=True)
+class ExpansionRow:
+    id: int
+    parent_id: int
+    child_id: int | None
+    status: ExpansionStatus
+    commit: str | None
+    message: str
+    reason: str
+    entry_task: str | None
+    started_at: float
+    finished_at: float | None
+    cost_usd: float | None
+    error_type: str | None
+    error: str | None
+    log_dir: str | None
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Sums over LLM calls; cost_usd is None when any call's cost is unknown."""
+
+    calls: int
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int
+    cost_usd: float | None
+
+
+_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE nodes (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, parent_id INTEGER REFERENCES nodes(id),
+  commit_sha TEXT, message TEXT NOT NULL, created_at REAL NOT NULL);
+CREATE TABLE evaluations (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, node_id INTEGER NOT NULL REFERENCES nodes(id),
+  task_id TEXT NOT NULL, status TEXT NOT NULL, started_at REAL NOT NULL, finished_at REAL,
+  agent_s REAL, test_s REAL, cost_usd REAL, prompt_tokens INTEGER NOT NULL DEFAULT 0,
+  completion_tokens INTEGER NOT NULL DEFAULT 0, error_type TEXT, error TEXT, log_dir TEXT);
+CREATE INDEX evaluations_node ON evaluations(node_id);
+CREATE TABLE expansions (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, parent_id INTEGER NOT NULL REFERENCES nodes(id),
+  child_id INTEGER REFERENCES nodes(id), status TEXT NOT NULL, commit_sha TEXT,
+  message TEXT NOT NULL DEFAULT '', reason TEXT NOT NULL DEFAULT '', entry_task TEXT,
+  started_at REAL NOT NULL, finished_at REAL, cost_usd REAL, error_type TEXT, error TEXT, log_dir TEXT);
+CREATE INDEX expansions_parent ON expansions(parent_id);
+CREATE TABLE llm_calls (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, created_at REAL NOT NULL, session TEXT NOT NULL,
+  role TEXT NOT NULL, model TEXT NOT NULL, node_id INTEGER, task_id TEXT, status TEXT NOT NULL,
+  attempts INTEGER NOT NULL, latency_s REAL NOT NULL, prompt_tokens INTEGER NOT NULL,
+  completion_tokens INTEGER NOT NULL, cached_tokens INTEGER NOT NULL, cost_usd REAL,
+  request_json TEXT NOT NULL, response_json TEXT, error TEXT);
+CREATE INDEX llm_calls_node ON llm_calls(node_id, task_id);
+"""
+
+_EVAL_COLS = "id, node_id, task_id, status, started_at, finished_at, agent_s, test_s, cost_usd, " \
+    "prompt_tokens, completion_tokens, error_type, error, log_dir"
+_EXP_COLS = "id, parent_id, child_id, status, commit_sha, message, reason, entry_task, started_at, " \
+    "finished_at, cost_usd, error_type, error, log_dir"
+
+
+class RunStore:
+    """SQLite (WAL) run store at RUN_DIR/run.sqlite, safe to use from several threads."""
+
+    def __init__(self, run_dir: Path, conn: sqlite3.Connection, config: HGMConfig, readonly: bool) -> None:
+        self.run_dir = run_dir
+        self.config = config
+        self.readonly = readonly
+        self._conn = conn
+        self._lock = threading.RLock()
+
+    # -- lifecycle -------------------------------------------------------------------------
+    @classmethod
+    def create(cls, run_dir: Path, config: HGMConfig) -> RunStore:
+        """Start a new run in `run_dir` (created if needed); UserError if it already holds one."""
+        run_dir = Path(run_dir)
+        db = run_dir / DB_NAME
+        if db.exists():
+            raise UserError(f"{run_dir} already holds a run; resume it with `hgm run --resume {run_dir}` "
+                            "or choose another directory")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        conn = _connect(db, readonly=False)
+        with conn:
+            conn.executescript(_SCHEMA)
+        with conn:
+            conn.executemany("INSERT INTO meta(key, value) VALUES (?, ?)", [
+                ("format", STORE_FORMAT), ("schema_version", str(SCHEMA_VERSION)),
+                ("config", config.model_dump_json()), ("created_at", repr(time.time()))])
+        (run_dir / "config.yaml").write_text(dump_config(config))
+        return cls(run_dir, conn, config, readonly=False)
+
+    @classmethod
+    def open(cls, run_dir: Path, *, readonly: bool = False) -> RunStore:
+        """Open an existing run. A writable open marks work left in flight as interrupted."""
+        run_dir = Path(run_dir)
+        db = run_dir / DB_NAME
+        if not db.is_file():
+            raise UserError(f"no hgm run in {run_dir} (missing {DB_NAME}); start one with `hgm run`")
+        conn = None
+        try:
+            conn = _connect(db, readonly=readonly)
+            meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+        except sqlite3.DatabaseError as e:
+            if conn is not None:
+                conn.close()
+            raise UserError(f"{db} is not a readable hgm run store ({e}); point to a run directory "
+                            "made by `hgm run`") from None
+        if meta.get("format") != STORE_FORMAT:
+            conn.close()
+            raise UserError(f"{db} is an SQLite file but not an hgm run store")
+        version = int(meta.get("schema_version", "0"))
+        if version != SCHEMA_VERSION:
+            conn.close()
+            raise UserError(f"{db} has store schema version {version}; this hgm reads version "
+                            f"{SCHEMA_VERSION}. Use the hgm version that wrote it.")
+        try:
+            config = HGMConfig.model_validate_json(meta["config"])
+        except (KeyError, ValidationError) as e:
+            conn.close()
+            raise UserError(f"{db} holds no valid run config ({e})") from None
+        store = cls(run_dir, conn, config, readonly)
+        if not readonly:
+            store._reset_in_flight()
+        return store
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _reset_in_flight(self) -> None:
+        now = time.time()
+        reason = "the process stopped while this was in flight; redone on resume"
+        with self._write() as c:
+            c.execute("UPDATE evaluations SET status=?, finished_at=?, error_type=?, error=? WHERE status=?",
+                      (EvalStatus.INFRA_ERROR, now, INTERRUPTED, reason, EvalStatus.IN_FLIGHT))
+            c.execute("UPDATE expansions SET status=?, finished_at=?, error_type=?, error=? WHERE status=?",
+                      (ExpansionStatus.INFRA_ERROR, now, INTERRUPTED, reason, ExpansionStatus.IN_FLIGHT))
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        if self.readonly:
+            raise RuntimeError("this run store was opened read-only")
+        with self._lock, self._conn:
+            yield self._conn
+
+    def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._conn.execute(sql, args).fetchall()
+
+    # -- meta ------------------------------------------------------------------------------
+    def set_meta(self, key: str, value: str) -> None:
+        with self._write() as c:
+            c.execute("INSERT INTO meta(key, value) VALUES (?, ?) "
+                      "ON CONFLICT(key) DO UPDATE SET value=excluded.value", (key, value))
+
+    def get_meta(self, key: str) -> str | None:
+        rows = self._read("SELECT value FROM meta WHERE key=?", (key,))
+        return rows[0][0] if rows else None
+
+    # -- nodes -----------------------------------------------------------------------------
+    def add_node(self, parent_id: int | None, commit: str | None, message: str = "") -> int:
+        with self._write() as c:
+            return _insert_node(c, parent_id, commit, message)
+
+    def nodes(self) -> list[NodeRow]:
+        return [NodeRow(*r) for r in self._read(
+            "SELECT id, parent_id, commit_sha, message, created_at FROM nodes ORDER BY id")]
+
+    # -- evaluations -----------------------------------------------------------------------
+    def start_evaluation(self, node_id: int, task_id: str) -> int:
+        with self._write() as c:
+            cur = c.execute("INSERT INTO evaluations(node_id, task_id, status, started_at) VALUES (?,?,?,?)",
+                            (node_id, task_id, EvalStatus.IN_FLIGHT, time.time()))
+            return _rowid(cur)
+
+    def finish_evaluation(self, eval_id: int, outcome: EvalOutcome) -> None:
+        if outcome.status == EvalStatus.IN_FLIGHT:
+            raise ValueError("an evaluation cannot finish as in_flight")
+        o = outcome
+        with self._write() as c:
+            cur = c.execute(
+                "UPDATE evaluations SET status=?, finished_at=?, agent_s=?, test_s=?, cost_usd=?, "
+                "prompt_tokens=?, completion_tokens=?, error_type=?, error=?, log_dir=? "
+                "WHERE id=? AND status=?",
+                (EvalStatus(o.status), time.time(), o.agent_s, o.test_s, o.cost_usd, o.prompt_tokens,
+                 o.completion_tokens, o.error_type, o.error, o.log_dir, eval_id, EvalStatus.IN_FLIGHT))
+            if cur.rowcount != 1:
+                raise ValueError(f"evaluation {eval_id} is not in flight")
+
+    def evaluations(self, node_id: int | None = None) -> list[EvaluationRow]:
+        where, args = ("WHERE node_id=?", (node_id,)) if node_id is not None else ("", ())
+        rows = self._read(f"SELECT {_EVAL_COLS} FROM evaluations {where} ORDER BY id", args)
+        return [EvaluationRow(*r[:3], EvalStatus(r[3]), *r[4:]) for r in rows]
+
+    # -- expansions ------------------------------------------------------------------------
+    def start_expansion(self, parent_id: int) -> int:
+        with self._write() as c:
+            cur = c.execute("INSERT INTO expansions(parent_id, status, started_at) VALUES (?,?,?)",
+                            (parent_id, ExpansionStatus.IN_FLIGHT, time.time()))
+            return _rowid(cur)
+
+    def finish_expansion(self, expansion_id: int, outcome: ExpansionOutcome) -> int | None:
+        """Record the outcome; a committed expansion adds its child node in the same transaction."""
+        o = outcome
+        if o.status == ExpansionStatus.IN_FLIGHT:
+            raise ValueError("an expansion cannot finish as in_flight")
+        with self._write() as c:
+            rows = c.execute("SELECT parent_id FROM expansions WHERE id=? AND status=?",
+                             (expansion_id, ExpansionStatus.IN_FLIGHT)).fetchall()
+            if not rows:
+                raise ValueError(f"expansion {expansion_id} is not in flight")
+            child = None
+            if o.status == ExpansionStatus.COMMITTED:
+                child = _insert_node(c, rows[0][0], o.commit, o.message)
+            c.execute(
+                "UPDATE expansions SET status=?, child_id=?, commit_sha=?, message=?, reason=?, entry_task=?, "
+                "finished_at=?, cost_usd=?, error_type=?, error=?, log_dir=? WHERE id=?",
+                (ExpansionStatus(o.status), child, o.commit, o.message, o.reason, o.entry_task, time.time(),
+                 o.cost_usd, o.error_type, o.error, o.log_dir, expansion_id))
+            return child
+
+    def expansions(self, parent_id: int | None = None) -> list[ExpansionRow]:
+        where, args = ("WHERE parent_id=?", (parent_id,)) if parent_id is not None else ("", ())
+        rows = self._read(f"SELECT {_EXP_COLS} FROM expansions {where} ORDER BY id", args)
+        return [ExpansionRow(*r[:3], ExpansionStatus(r[3]), *r[4:]) for r in rows]
+
+    # -- LLM calls -------------------------------------------------------------------------
+    def add_llm_call(self, *, session: str, role: str, model: str, node_id: int | None, task_id: str | None,
+                     status: str, attempts: int, latency_s: float, prompt_tokens: int, completion_tokens: int,
+                     cached_tokens: int, cost_usd: float | None, request_json: str, response_json: str | None,
+                     error: str | None) -> int:
+        with self._write() as c:
+            cur = c.execute(
+                "INSERT INTO llm_calls(created_at, session, role, model, node_id, task_id, status, attempts, "
+                "latency_s, prompt_tokens, completion_tokens, cached_tokens, cost_usd, request_json, "
+                "response_json, error) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (time.time(), session, role, model, node_id, task_id, status, attempts, latency_s,
+                 prompt_tokens, completion_tokens, cached_tokens, cost_usd, request_json, response_json, error))
+            return _rowid(cur)
+
+    def llm_usage(self, *, role: str | None = None, node_id: int | None = None,
+                  task_id: str | None = None) -> Usage:
+        """Token and cost sums over the LLM calls matching every given filter."""
+        conds, args = [], []
+        for column, value in (("role", role), ("node_id", node_id), ("task_id", task_id)):
+            if value is not None:
+                conds.append(f"{column}=?")
+                args.append(value)
+        where = ("WHERE " + " AND ".join(conds)) if conds else ""
+        calls, p, comp, cached, cost, unknown = self._read(
+            "SELECT COUNT(*), COALESCE(SUM(prompt_tokens),0), COALESCE(SUM(completion_tokens),0), "
+            "COALESCE(SUM(cached_tokens),0), COALESCE(SUM(cost_usd),0), "
+            f"COALESCE(SUM(cost_usd IS NULL),0) FROM llm_calls {where}", tuple(args))[0]
+        return Usage(calls, p, comp, cached, None if unknown else float(cost))
+
+
+def _connect(db: Path, *, readonly: bool) -> sqlite3.Connection:
+    if readonly:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, check_same_thread=False, timeout=30)
+    else:
+        conn = sqlite3.connect(db, check_same_thread=False, timeout=30)
+        conn.execute("PRAGMA journal_mode=WAL")
+        # FULL: a committed result survives a power cut too, not only a killed process.
+        conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    return conn
+
+
+def _insert_node(c: sqlite3.Connection, parent_id: int | None, commit: str | None, message: str) -> int:
+    cur = c.execute("INSERT INTO nodes(parent_id, commit_sha, message, created_at) VALUES (?,?,?,?)",
+                    (parent_id, commit, message, time.time()))
+    return _rowid(cur)
+
+
+def _rowid(cur: sqlite3.Cursor) -> int:
+    assert cur.lastrowid is not None
+    return cur.lastrowid
+
+
+__all__ = [
+    "INTERRUPTED",
+    "SCHEMA_VERSION",
+    "EvalOutcome",
+    "EvalStatus",
+    "EvaluationRow",
+    "ExpansionOutcome",
+    "ExpansionRow",
+    "ExpansionStatus",
+    "MemoryStore",
+    "NodeRow",
+    "RunStore",
+    "Usage",
+]
+
+
+class MemoryStore:
+    """In-memory stand-in for RunStore with the methods the search uses (fast simulations only)."""
+
+    def __init__(self) -> None:
+        self._nodes: list[NodeRow] = []
+        self._evals: dict[int, EvaluationRow] = {}
+        self._exps: dict[int, ExpansionRow] = {}
+        self._meta: dict[str, str] = {}
+
+    def add_node(self, parent_id: int | None, commit: str | None, message: str = "") -> int:
+        self._nodes.append(NodeRow(len(self._nodes) + 1, parent_id, commit, message, 0.0))
+        return len(self._nodes)
+
+    def nodes(self) -> list[NodeRow]:
+        return list(self._nodes)
+
+    def start_evaluation(self, node_id: int, task_id: str) -> int:
+        eid = len(self._evals) + 1
+        self._evals[eid] = EvaluationRow(eid, node_id, task_id, EvalStatus.IN_FLIGHT, 0.0, *[None] * 4, 0, 0,
+                                         None, None, None)
+        return eid
+
+    def finish_evaluation(self, eval_id: int, outcome: EvalOutcome) -> None:
+        o = outcome
+        self._evals[eval_id] = replace(self._evals[eval_id], status=EvalStatus(o.status), agent_s=o.agent_s,
+                                       test_s=o.test_s, cost_usd=o.cost_usd, error_type=o.error_type, error=o.error,
+                                       log_dir=o.log_dir)
+
+    def evaluations(self, node_id: int | None = None) -> list[EvaluationRow]:
+        return [e for e in self._evals.values() if node_id is None or e.node_id == node_id]
+
+    def start_expansion(self, parent_id: int) -> int:
+        xid = len(self._exps) + 1
+        self._exps[xid] = ExpansionRow(xid, parent_id, None, ExpansionStatus.IN_FLIGHT, None, "", "", None, 0.0,
+                                       *[None] * 5)
+        return xid
+
+    def finish_expansion(self, expansion_id: int, outcome: ExpansionOutcome) -> int | None:
+        row = self._exps[expansion_id]
+        child = None
+        if outcome.status == ExpansionStatus.COMMITTED:
+            child = self.add_node(row.parent_id, outcome.commit, outcome.message)
+        o = outcome
+        self._exps[expansion_id] = replace(row, status=ExpansionStatus(o.status), child_id=child, commit=o.commit,
+                                           message=o.message, reason=o.reason, entry_task=o.entry_task,
+                                           error_type=o.error_type, error=o.error, log_dir=o.log_dir)
+        return child
+
+    def expansions(self, parent_id: int | None = None) -> list[ExpansionRow]:
+        return [x for x in self._exps.values() if parent_id is None or x.parent_id == parent_id]
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._meta[key] = value
+
+    def get_meta(self, key: str) -> str | None:
+        return self._meta.get(key)

@@ -1,0 +1,69 @@
+"""Polyglot scoring with the docker backend: the reference solution is solved, the stub is not.
+
+Same scorer, scripts and host-prepared dependencies as with bwrap (mounted at their host paths);
+the toolchains come from the evaluation image (or the host's, where Polyglot mounts them in).
+Needs a Docker Engine API with the image (`hgm docker build`), and the languages' test
+dependencies (`hgm benchmark prepare polyglot`); skips naming what is absent (fails on CI
+when CI exported DOCKER_HOST, i.e. set up an engine).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from hgm.benchmarks import TaskStatus
+from hgm.benchmarks.polyglot import PolyglotBenchmark, deps
+from hgm.benchmarks.polyglot.languages import SPECS
+from hgm.benchmarks.polyglot.scoring import run_tests
+from hgm.benchmarks.polyglot.workspace import make_workspace
+from hgm.sandbox import SandboxUnavailable, get_sandbox
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+SAMPLE = {
+    "python": "python__beer-song",
+    "rust": "rust__gigasecond",  # needs the `time` crate, offline, from the host-prepared CARGO_HOME
+    "javascript": "javascript__grep",  # jest through the host-prepared node_modules
+    "go": "go__dnd-character",  # needs Go >= 1.21
+    "java": "java__hangman",  # needs rxjava
+    "cpp": "cpp__gigasecond",  # needs boost date_time
+}
+
+
+def _missing(what: str) -> None:
+    if os.environ.get("CI") and os.environ.get("DOCKER_HOST"):  # CI set up an engine: it must work
+        pytest.fail(f"not set up on CI: {what}")
+    pytest.skip(what)
+
+
+@pytest.fixture(scope="module")
+def docker_sandbox():
+    try:
+        return get_sandbox("docker")
+    except SandboxUnavailable as e:
+        _missing(f"docker backend unavailable: {e}")
+
+
+@pytest.mark.parametrize("language", list(SAMPLE))
+def test_reference_solved_and_stub_not_in_docker(polyglot_path: Path, tmp_path: Path, docker_sandbox, language):
+    if language not in docker_sandbox.toolchains:
+        pytest.skip(f"image {docker_sandbox.image} has no {language} toolchain (built with --target ci)")
+    if not SPECS[language].toolchain().ok or not deps.is_ready(language):
+        _missing(f"{language} not prepared on the host: hgm benchmark prepare polyglot --lang {language}")
+    bench = PolyglotBenchmark.open(polyglot_path)
+    task = bench.task(SAMPLE[language])
+    ws = make_workspace(task, tmp_path / "ws")
+    for target, example in task.reference_files().items():
+        (ws.path / target).parent.mkdir(parents=True, exist_ok=True)
+        (ws.path / target).write_bytes((task.path / example).read_bytes())
+    t0 = time.monotonic()
+    solved = bench.score(task, ws, sandbox=docker_sandbox, log_dir=tmp_path / "ref", timeout_s=300)
+    assert solved.status is TaskStatus.SOLVED, f"{solved.detail}\n{solved.output_path.read_text()[-3000:]}"
+    print(f"{task.id}: reference scored in {time.monotonic() - t0:.1f} s")
+
+    stub = run_tests(task, {}, sandbox=docker_sandbox, log_dir=tmp_path / "stub", timeout_s=300)
+    assert stub.status is TaskStatus.FAILED, f"{stub.detail}\n{stub.output_path.read_text()[-3000:]}"

@@ -1,0 +1,82 @@
+"""`hgm run` end to end with the scripted LLM, real bwrap sandboxes and the Python toolchain."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hgm.archive import Archive
+from hgm.store import EvalStatus, ExpansionStatus, RunStore
+from llm_scripts import write_scripts
+
+TASKS = "python__transpose,python__proverb,python__beer-song"
+
+
+def hgm(*args: str, env: dict[str, str] | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
+    env = {**(os.environ if env is None else env), "COLUMNS": "300"}  # no wrapping inside paths
+    return subprocess.run([sys.executable, "-m", "hgm.cli", *args], capture_output=True, text=True,
+                          env=env, timeout=timeout)
+
+
+def run_args(run: Path, models: dict[str, str], polyglot: Path, budget: int) -> list[str]:
+    return ["run", "--tasks", TASKS, "--from", str(polyglot), "--sandbox", "bwrap",
+            "--downstream-llm", models["downstream"], "--self-improve-llm", models["self_improve"],
+            "--diagnose-llm", models["diagnose"], "--max-task-evals", str(budget), "--initial-evals", "2",
+            "--seed", "1", "--output-dir", str(run), "-o", "search.initial_expansions=1",
+            "-o", "sandbox.agent_timeout_s=240"]
+
+
+@pytest.mark.slow
+def test_run_grows_a_tree_and_show_tree_reports_it(tmp_path: Path, polyglot_path: Path) -> None:
+    models = write_scripts(tmp_path / "scripts", polyglot_path)
+    run = tmp_path / "run"
+    done = hgm(*run_args(run, models, polyglot_path, budget=6))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "final agent: node" in done.stderr and f"hgm export {run}" in done.stderr
+
+    store = RunStore.open(run, readonly=True)
+    nodes = store.nodes()
+    evals = [e for e in store.evaluations() if e.status != EvalStatus.INFRA_ERROR]
+    assert len(nodes) >= 2 and len(evals) == 6
+    root = nodes[0]
+    assert {e.node_id for e in evals} >= {root.id, nodes[1].id}, "parent and child were both evaluated"
+    solved_transpose = [e for e in evals if e.task_id == "python__transpose"]
+    assert all(e.status == EvalStatus.SOLVED for e in solved_transpose)
+    assert all(e.status == EvalStatus.EMPTY_PATCH for e in evals if e.task_id != "python__transpose")
+    committed = [x for x in store.expansions() if x.status == ExpansionStatus.COMMITTED]
+    assert committed and committed[0].entry_task in TASKS.split(",")
+
+    archive = Archive.open(run / "archive")
+    child = nodes[1]
+    assert archive.resolve(f"node-{child.id}") == child.commit
+    assert archive.parent_of(child.commit) == root.commit
+    assert archive.message(child.commit).startswith("Run the tests before stopping")
+    assert "+# lesson: run the tests before you stop" in archive.diff(root.commit, child.commit)
+    exp_dir = run / committed[0].log_dir
+    assert (exp_dir / "diagnosis.json").is_file() and "own tests: exit 0" in (exp_dir / "validation.txt").read_text()
+    assert (run / "run.log").read_text().count("final agent: node") == 1
+    for role in ("downstream", "diagnose", "self_improve"):
+        assert store.llm_usage(role=role).calls > 0, role
+    assert store.llm_usage(role="diagnose").cost_usd == pytest.approx(len(store.expansions()) * (3000 + 400) / 1e6)
+
+    shown = json.loads(hgm("show-tree", str(run), "--format", "json").stdout)
+    for row in shown:
+        own = [e for e in evals if e.node_id == row["id"]]
+        assert row["evaluated"] == len(own)
+        assert row["solved"] == sum(e.status == EvalStatus.SOLVED for e in own)
+    assert shown[0]["clade_evaluated"] == 6
+    assert shown[0]["clade_solved"] == len(solved_transpose)
+    final = int(store.get_meta("final_agent"))
+    assert [r["id"] for r in shown if r["final"]] == [final]
+    text = hgm("show-tree", str(run), "--format", "text").stdout
+    assert f"node {root.id}  {root.commit[:7]}  own " in text and "<- FINAL" in text
+
+    out = tmp_path / "exported"
+    done = hgm("export", str(run), str(child.id), str(out))
+    assert done.returncode == 0, done.stderr
+    assert "# lesson: run the tests" in (out / "prompts.py").read_text()

@@ -1,0 +1,416 @@
+"""Policies on hand-computed trees, and the scheduler over quick fake expand/evaluate callables."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+from scipy import integrate, stats
+
+from hgm.config import SearchConfig, load_config
+from hgm.errors import UserError
+from hgm.search import (
+    POLICIES,
+    DGMPolicy,
+    GreedyPolicy,
+    HGMPolicy,
+    InfraErrorLimit,
+    RandomPolicy,
+    Search,
+    Tree,
+    lower_bounds,
+    make_policy,
+)
+from hgm.store import EvalOutcome, EvalStatus, ExpansionOutcome, ExpansionStatus, MemoryStore, RunStore
+
+
+def hand_tree() -> Tree:
+    """root(1) -> a(2) -> c(4); root -> b(3).  Own results: root 1/1, a 2/0, b 0/3, c 1/1 (s/f)."""
+    t = Tree(n_tasks=10)
+    t.add_agent(1, None, "r")
+    t.add_agent(2, 1, "a")
+    t.add_agent(3, 1, "b")
+    t.add_agent(4, 2, "c")
+    for agent, solved in [(1, True), (1, False), (2, True), (2, True), (3, False), (3, False), (3, False),
+                          (4, True), (4, False)]:
+        t.record(agent, solved)
+    return t
+
+
+def cfg(**kw) -> SearchConfig:
+    return SearchConfig(**kw)
+
+
+def test_clade_counters_by_hand() -> None:
+    t = hand_tree()
+    own = {i: (a.own_successes, a.own_failures) for i, a in t.agents.items()}
+    clade = {i: (a.clade_successes, a.clade_failures) for i, a in t.agents.items()}
+    assert own == {1: (1, 1), 2: (2, 0), 3: (0, 3), 4: (1, 1)}
+    assert clade == {1: (4, 5), 2: (3, 1), 3: (0, 3), 4: (1, 1)}
+    assert t.evals_done == 9 and t.size == 4
+
+
+def test_expand_rule_counts_in_flight_work() -> None:
+    p = HGMPolicy(cfg(alpha=0.5))
+    t = Tree(n_tasks=10)
+    t.add_agent(1, None, None)
+    t.add_agent(2, 1, None)
+    t.evals_done = 3
+    assert not p.should_expand(t)  # 3**0.5 = 1.73 < 2
+    t.evals_in_flight = 1
+    assert p.should_expand(t)  # (3+1)**0.5 = 2 >= 2
+    t.expansions_in_flight = 1
+    assert not p.should_expand(t)  # |T| = 2 agents + 1 expansion in flight
+    t.expansions_in_flight, t.failed_expansions = 0, 1
+    assert not p.should_expand(t)  # failed rewrites count in |T| too (documented choice)
+
+
+def test_temperature_cool_down() -> None:
+    assert HGMPolicy(cfg()).temperature(100, 75) == 1.0
+    assert HGMPolicy(cfg(cool_down=True, beta=0.5)).temperature(100, 75) == pytest.approx(2.0)  # (100/25)**0.5
+    assert HGMPolicy(cfg(cool_down=True, beta=1.0)).temperature(100, 100) == pytest.approx(100.0)  # b floored at 1
+
+
+def _p_first_beats(a1: float, b1: float, a2: float, b2: float) -> float:
+    """P(X > Y) for X ~ Beta(a1, b1), Y ~ Beta(a2, b2)."""
+    return integrate.quad(lambda x: stats.beta.pdf(x, a1, b1) * stats.beta.cdf(x, a2, b2), 0, 1)[0]
+
+
+def _frequency(choose, n: int = 6000) -> dict[int, float]:
+    rng = np.random.default_rng(1)
+    picks = [choose(rng) for _ in range(n)]
+    return {k: picks.count(k) / n for k in set(picks)}
+
+
+def two_agents() -> Tree:
+    """root(1) with own 0/1; child(2) with own 0/0 and a child(3) with own 1/0.
+
+    Clade of 2 is 1/0, its own record 0/0: the two posteriors differ."""
+    t = Tree(n_tasks=5)
+    t.add_agent(1, None, None)
+    t.add_agent(2, 1, None)
+    t.add_agent(3, 2, None)
+    t.record(1, False)
+    t.record(3, True)
+    return t
+
+
+@pytest.mark.parametrize("tau", [1.0, 2.0])
+def test_hgm_parent_posterior_is_beta_of_clade_counts(tau: float) -> None:
+    t = two_agents()
+    p = HGMPolicy(cfg(parent_min_successes=0))
+    # Candidates 1: clade 1/1 -> Beta(2tau, 2tau); 2: clade 1/0 -> Beta(2tau, tau); 3: own = clade 1/0.
+    freq = _frequency(lambda rng: p.choose_parent(t, rng, tau))
+    # P(agent 1 wins) = P(X1 > max(X2, X3)); compute by integration.
+    f = lambda x: stats.beta.pdf(x, 2 * tau, 2 * tau) * stats.beta.cdf(x, 2 * tau, tau) ** 2
+    expected_1 = integrate.quad(f, 0, 1)[0]
+    assert freq.get(1, 0) == pytest.approx(expected_1, abs=0.02)
+    assert freq[2] == pytest.approx((1 - expected_1) / 2, abs=0.02)
+
+
+def test_hgm_sample_posterior_is_beta_of_own_counts() -> None:
+    t = two_agents()
+    p = HGMPolicy(cfg())
+    candidates = [t.agents[1], t.agents[2]]  # own 0/1 -> Beta(1, 2); own 0/0 -> Beta(1, 1)
+    freq = _frequency(lambda rng: p.choose_agent(candidates, rng, 1.0))
+    assert freq[2] == pytest.approx(_p_first_beats(1, 1, 1, 2), abs=0.02)  # = 2/3 by hand
+    assert _p_first_beats(1, 1, 1, 2) == pytest.approx(2 / 3)
+
+
+def test_parent_eligibility_and_fallback() -> None:
+    t = hand_tree()
+    p = HGMPolicy(cfg(parent_min_successes=2))
+    assert [a.id for a in p.eligible_parents(t)] == [2]  # only a solved two tasks
+    assert {p.choose_parent(t, np.random.default_rng(s), 1.0) for s in range(20)} == {2}
+    none = HGMPolicy(cfg(parent_min_successes=5))
+    assert [a.id for a in none.eligible_parents(t)] == [1, 2, 3, 4]  # nobody eligible: everybody is
+
+
+def test_dgm_parent_weights() -> None:
+    t = Tree(n_tasks=5)
+    t.add_agent(1, None, None)
+    t.add_agent(2, 1, None)  # gives agent 1 one child
+    t.record(1, True)
+    t.record(1, False)  # agent 1: score 0.5, 1 child -> 0.5 / 2 = 0.25
+    t.record(2, True)  # agent 2: score 1.0, no child -> sigmoid(5) = 0.99331
+    freq = _frequency(lambda rng: DGMPolicy(cfg()).choose_parent(t, rng, 1.0))
+    w2 = 1 / (1 + np.exp(-5))
+    assert freq[2] == pytest.approx(w2 / (w2 + 0.25), abs=0.02)  # 0.7989
+
+
+def test_greedy_and_random_parents() -> None:
+    t = hand_tree()
+    assert GreedyPolicy(cfg()).choose_parent(t, np.random.default_rng(0), 1.0) == 2  # a: 2/2 solved
+    freq = _frequency(lambda rng: RandomPolicy(cfg()).choose_parent(t, rng, 1.0), n=4000)
+    assert set(freq) == {1, 2, 3, 4} and all(abs(v - 0.25) < 0.03 for v in freq.values())
+
+
+def test_baselines_evaluate_the_least_evaluated_agent() -> None:
+    t = hand_tree()
+    picks = {DGMPolicy(cfg()).choose_agent(list(t.agents.values()), np.random.default_rng(s), 1.0) for s in range(30)}
+    assert picks == {1, 2, 4}  # 2 evaluations each; b has 3
+
+
+def test_final_choice_by_lower_quantile() -> None:
+    t = Tree(n_tasks=20)
+    t.add_agent(1, None, None)
+    t.add_agent(2, 1, None)
+    t.record(1, True)  # 1/1: BetaPPF(0.01, 2, 1) = sqrt(0.01) = 0.1
+    for i in range(10):
+        t.record(2, i < 8)  # 8/10: BetaPPF(0.01, 9, 3) ~ 0.43
+    bounds = lower_bounds([t.agents[1], t.agents[2]], 0.01)
+    assert bounds[0] == pytest.approx(0.1)
+    assert bounds[1] == pytest.approx(stats.beta.ppf(0.01, 9, 3))
+    assert HGMPolicy(cfg()).rank(t) == [2, 1]
+    assert GreedyPolicy(cfg()).rank(t) == [1, 2]  # best own success rate: the lucky 1/1
+
+
+def test_policies_by_name() -> None:
+    assert set(POLICIES) == {"hgm", "dgm", "greedy", "random"}
+    assert isinstance(make_policy(cfg(policy="dgm")), DGMPolicy)
+    with pytest.raises(UserError, match="known: hgm, dgm, greedy, random"):
+        make_policy(SearchConfig.model_construct(policy="nope"))
+
+
+# -- the scheduler -------------------------------------------------------------------------
+
+
+class Fake:
+    """Quick deterministic callables that also check the scheduler's promises while it runs."""
+
+    def __init__(self, budget: int, fail_every: int = 0, infra_every: int = 0, sleep: float = 0.0) -> None:
+        self.budget, self.fail_every, self.infra_every, self.sleep = budget, fail_every, infra_every, sleep
+        self.lock = threading.Lock()
+        self.running: set[tuple[int, str]] = set()
+        self.counted = 0
+        self.violations: list[str] = []
+
+    def expand(self, parent_id: int, expansion_id: int) -> ExpansionOutcome:
+        time.sleep(self.sleep)
+        if self.fail_every and expansion_id % self.fail_every == 0:
+            return ExpansionOutcome(ExpansionStatus.FAILED, reason="no diff")
+        return ExpansionOutcome(ExpansionStatus.COMMITTED, commit=f"c{expansion_id}")
+
+    def evaluate(self, node_id: int, task_id: str, eval_id: int) -> EvalOutcome:
+        with self.lock:
+            if (node_id, task_id) in self.running:
+                self.violations.append(f"({node_id}, {task_id}) evaluated twice at once")
+            if self.counted + len(self.running) + 1 > self.budget:
+                self.violations.append(f"eval {eval_id} started beyond the budget")
+            self.running.add((node_id, task_id))
+        time.sleep(self.sleep)
+        infra = bool(self.infra_every) and eval_id % self.infra_every == 0
+        with self.lock:
+            self.running.discard((node_id, task_id))
+            self.counted += not infra
+        if infra:
+            raise OSError("sandbox did not start")
+        solved = (node_id * 7 + int(task_id[1:]) * 3) % 5 < node_id % 4 + 1
+        return EvalOutcome(EvalStatus.SOLVED if solved else EvalStatus.FAILED)
+
+
+def tasks(n: int) -> list[str]:
+    return [f"t{i}" for i in range(n)]
+
+
+def new_store(store=None):
+    store = store or MemoryStore()
+    store.add_node(None, "root")
+    return store
+
+
+def check_store_matches_tree(store, search: Search) -> None:
+    """No in-flight row, no (node, task) counted twice, counters equal sums over the store's rows."""
+    evals = store.evaluations()
+    assert all(e.status != EvalStatus.IN_FLIGHT for e in evals)
+    counted = [e for e in evals if e.status in (EvalStatus.SOLVED, EvalStatus.FAILED, EvalStatus.EMPTY_PATCH)]
+    assert len({(e.node_id, e.task_id) for e in counted}) == len(counted)
+    parent = {n.id: n.parent_id for n in store.nodes()}
+    for agent in search.tree.agents.values():
+        own = [e for e in counted if e.node_id == agent.id]
+        assert agent.own_successes == sum(e.status == EvalStatus.SOLVED for e in own)
+        assert agent.own_failures == len(own) - agent.own_successes
+
+        clade = [e for e in counted if in_clade(e.node_id, agent.id, parent)]
+        assert agent.clade_successes == sum(e.status == EvalStatus.SOLVED for e in clade)
+        assert agent.clade_failures == len(clade) - agent.clade_successes
+
+
+def in_clade(node: int | None, top: int, parent: dict[int, int | None]) -> bool:
+    while node is not None:
+        if node == top:
+            return True
+        node = parent[node]
+    return False
+
+
+def run_search(config: SearchConfig, fake: Fake, n_tasks: int = 6, store=None, **kw):
+    store = new_store(store)
+    s = Search(store, config, tasks(n_tasks), fake.expand, fake.evaluate, **kw)
+    return store, s, s.run()
+
+
+def test_budget_is_exact_and_infra_errors_are_recorded_not_counted() -> None:
+    fake = Fake(budget=40, fail_every=3, infra_every=4)
+    store, s, result = run_search(cfg(max_task_evals=40, initial_expansions=2), fake)
+    evals = store.evaluations()
+    infra = [e for e in evals if e.status == EvalStatus.INFRA_ERROR]
+    assert result.completed and result.evals_done == 40 and len(evals) - len(infra) == 40
+    assert infra and all(e.error_type == "OSError" and "sandbox did not start" in e.error for e in infra)
+    assert "Traceback" in infra[0].error
+    assert s.infra_errors == len(infra) and not fake.violations
+    assert any(x.status == ExpansionStatus.FAILED for x in store.expansions())
+    check_store_matches_tree(store, s)
+
+
+def test_initial_evals_then_initial_expansions_of_the_root() -> None:
+    store, _, _ = run_search(cfg(max_task_evals=20, initial_evals=3, initial_expansions=4), Fake(20))
+    first_evals = store.evaluations()[:3]
+    assert [e.node_id for e in first_evals] == [1, 1, 1]
+    assert [x.parent_id for x in store.expansions()[:4]] == [1, 1, 1, 1]
+
+
+def test_w1_is_reproducible_from_the_seed() -> None:
+    def trace(seed: int):
+        store, _, r = run_search(cfg(max_task_evals=60, seed=seed, eval_random_level=0.5), Fake(60))
+        return [(e.node_id, e.task_id, e.status) for e in store.evaluations()], r.final_agent
+
+    assert trace(3) == trace(3)
+    assert trace(3) != trace(4)
+
+
+def test_consecutive_infra_errors_stop_the_run_with_a_clear_error() -> None:
+    fake = Fake(budget=50, infra_every=1)  # every evaluation's sandbox fails
+    with pytest.raises(InfraErrorLimit, match="5 infra errors in a row .*OSError: sandbox did not start"):
+        run_search(cfg(max_task_evals=50, initial_expansions=0), fake)
+
+
+def test_finalists_are_reevaluated_within_the_budget() -> None:
+    store, s, result = run_search(cfg(max_task_evals=60, finalists=2, finalist_evals=4), Fake(60), n_tasks=40)
+    assert result.evals_done == 60
+    finalists = {int(k): v for k, v in __import__("json").loads(store.get_meta("finalists")).items()}
+    assert len(finalists) == 2
+    last8 = store.evaluations()[-8:]
+    assert sorted({e.node_id for e in last8}) == sorted(finalists)
+    assert all(s.tree.agents[i].evals == target for i, target in finalists.items())
+    assert result.final_agent in finalists
+
+
+def test_stop_and_resume_from_the_store(tmp_path: Path) -> None:
+    config = load_config(overrides=["search.max_task_evals=50", "search.workers=2"])
+    store = new_store(RunStore.create(tmp_path / "run", config))
+    fake = Fake(budget=50, sleep=0.001)
+    s = Search(store, config.search, tasks(8), fake.expand, fake.evaluate,
+               on_progress=lambda p: s.stop() if p.evals_done >= 15 else None)
+    first = s.run()
+    assert not first.completed and 15 <= first.evals_done < 50
+    before = {i: (a.own_successes, a.own_failures, a.clade_successes, a.clade_failures)
+              for i, a in s.tree.agents.items()}
+    assert all(e.status != EvalStatus.IN_FLIGHT for e in store.evaluations())  # stop() let work in flight finish
+    store.close()
+    store = RunStore.open(tmp_path / "run")
+    again = Search(store, store.config.search, tasks(8), fake.expand, fake.evaluate)
+    assert {i: (a.own_successes, a.own_failures, a.clade_successes, a.clade_failures)
+            for i, a in again.tree.agents.items()} == before
+    result = again.run()
+    assert result.completed and result.evals_done == 50 and store.get_meta("final_agent") == str(result.final_agent)
+    check_store_matches_tree(store, again)
+    assert not fake.violations
+
+
+def test_progress_snapshot() -> None:
+    seen = []
+    run_search(cfg(max_task_evals=12, initial_expansions=1), Fake(12), on_progress=seen.append)
+    last = seen[-1]
+    assert (last.evals_done, last.evals_budget, last.evals_in_flight, last.phase) == (12, 12, 0, "search")
+    assert last.best_successes + last.best_failures >= 1 and 0 < last.best_lower_bound < 1
+
+
+def test_a_bug_in_the_harness_propagates() -> None:
+    def bad_evaluate(node_id: int, task_id: str, eval_id: int):
+        return "solved"  # not an EvalOutcome: a bug, not an infra error
+
+    with pytest.raises(AssertionError, match="evaluate returned"):
+        Search(new_store(), cfg(max_task_evals=5, initial_expansions=0), tasks(3), Fake(5).expand,
+               bad_evaluate).run()
+
+
+# -- properties ----------------------------------------------------------------------------
+
+
+@given(st.lists(st.tuples(st.booleans(), st.integers(0, 1000), st.booleans()), max_size=80))
+def test_clade_counts_equal_subtree_sums(events) -> None:
+    t = Tree(n_tasks=1)
+    t.add_agent(0, None, None)
+    for is_child, pick, solved in events:
+        target = sorted(t.agents)[pick % len(t.agents)]
+        if is_child:
+            t.add_agent(len(t.agents), target, None)
+        else:
+            t.record(target, solved)
+
+    def subtree(i: int) -> tuple[int, int]:
+        sums = [subtree(c) for c in t.agents[i].children]
+        a = t.agents[i]
+        return a.own_successes + sum(s for s, _ in sums), a.own_failures + sum(f for _, f in sums)
+
+    for i, a in t.agents.items():
+        assert (a.clade_successes, a.clade_failures) == subtree(i)
+    assert t.evals_done == sum(a.evals for a in t.agents.values())
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(workers=st.integers(1, 3), budget=st.integers(1, 40), n_tasks=st.integers(1, 6),
+       policy=st.sampled_from(sorted(POLICIES)), alpha=st.sampled_from([0.3, 0.6, 0.9]),
+       fail_every=st.sampled_from([0, 2, 3]), infra_every=st.sampled_from([0, 3, 5]),
+       initial_expansions=st.integers(0, 3), initial_evals=st.integers(0, 3),
+       random_level=st.sampled_from([0.0, 0.5, 1.0]), seed=st.integers(0, 10),
+       finalists=st.integers(0, 2), finalist_evals=st.integers(0, 3))
+def test_scheduler_keeps_budget_and_never_repeats_a_pair(workers, budget, n_tasks, policy, alpha, fail_every,
+                                                         infra_every, initial_expansions, initial_evals,
+                                                         random_level, seed, finalists, finalist_evals) -> None:
+    search_budget = budget - finalists * finalist_evals
+    assume(search_budget >= 1)
+    config = cfg(workers=workers, max_task_evals=budget, policy=policy, alpha=alpha,
+                 initial_expansions=initial_expansions, initial_evals=initial_evals,
+                 eval_random_level=random_level, seed=seed, max_consecutive_infra_errors=1000,
+                 finalists=finalists, finalist_evals=finalist_evals)
+    fake = Fake(budget, fail_every=fail_every, infra_every=infra_every, sleep=0.0005 if workers > 1 else 0)
+    store, s, result = run_search(config, fake, n_tasks=n_tasks)
+    assert result.evals_done == fake.counted
+    assert search_budget <= result.evals_done <= budget  # finalists may run out of unseen tasks
+    if not finalists * finalist_evals:
+        assert result.evals_done == budget
+    assert not fake.violations
+    check_store_matches_tree(store, s)
+    assert s.tree.evals_in_flight == 0 and s.tree.expansions_in_flight == 0
+
+
+def test_expansion_infra_errors_are_recorded_and_initial_expansions_redone() -> None:
+    fake = Fake(budget=10)
+    calls = []
+
+    def flaky_expand(parent_id: int, expansion_id: int) -> ExpansionOutcome:
+        calls.append(expansion_id)
+        if len(calls) <= 2:
+            raise ConnectionError("LLM gateway down")
+        return fake.expand(parent_id, expansion_id)
+
+    store = new_store()
+    Search(store, cfg(max_task_evals=10, initial_expansions=2), tasks(5), flaky_expand, fake.evaluate).run()
+    first = store.expansions()[:4]
+    assert [(x.parent_id, x.status) for x in first] == [(1, ExpansionStatus.INFRA_ERROR)] * 2 + [
+        (1, ExpansionStatus.COMMITTED)] * 2
+    assert first[0].error_type == "ConnectionError" and "LLM gateway down" in first[0].error
+
+
+def test_a_store_with_work_in_flight_must_be_reopened_first() -> None:
+    store = new_store()
+    store.start_evaluation(1, "t0")
+    with pytest.raises(ValueError, match="open it writable first"):
+        Search(store, cfg(), tasks(3), Fake(5).expand, Fake(5).evaluate)
