@@ -61,7 +61,7 @@ class ExpansionFailed(Exception):
 
 
 class ExpansionInfra(Exception):
-    """Not the agent's fault: the LLM upstream failed for good."""
+    """Not the agent's fault: the LLM upstream failed for good, or the run's cost cap was reached."""
 
 
 @dataclass
@@ -133,8 +133,8 @@ class Expander:
                     usage = self.gateway.session_usage(token)
                     why = (payload.get("error") or {}).get("message", str(payload))
                     _append(transcript, f"error (HTTP {status})", why)
-                    if usage.upstream_failed:
-                        raise ExpansionInfra(f"diagnose LLM upstream failed: {why}")
+                    if usage.upstream_failed or (usage.over_budget and self._run_cap_reached()):
+                        raise ExpansionInfra(f"diagnose LLM unavailable: {why}")
                     raise ExpansionFailed("DiagnosisFailed", f"diagnosis failed: the diagnose LLM answered HTTP "
                                                              f"{status}: {why}")
                 content = payload["choices"][0]["message"].get("content") or ""
@@ -174,8 +174,8 @@ class Expander:
             finally:
                 usage = self.gateway.close_session(token)
                 sessions.append(usage)
-            if usage.upstream_failed:
-                raise ExpansionInfra(f"self-improve LLM upstream failed: {usage.failure}")
+            if usage.upstream_failed or (usage.over_budget and self._run_cap_reached()):
+                raise ExpansionInfra(f"self-improve LLM unavailable: {usage.failure}")
             # The diff is taken with the archive's own git (never the agent-writable .git of the copy).
             child = self.archive.commit_dir(work, message, parent=parent_sha)
         diff = self.archive.diff(parent_sha, child)
@@ -191,6 +191,11 @@ class Expander:
         self.validate(child, log_dir)
         self.archive.set_ref(f"refs/hgm/expansions/{expansion_id}", child)
         return child
+
+    def _run_cap_reached(self) -> bool:
+        """The run's cost cap (not a session cap) cut the LLM off: an infra stop, not the agent's failure."""
+        cap = self.config.budget.max_usd_run
+        return cap is not None and self.gateway.run_cost_usd >= cap
 
     # -- validation --------------------------------------------------------------------------
     def validate(self, sha: str, log_dir: Path) -> None:

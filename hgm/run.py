@@ -16,7 +16,7 @@ import signal
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from rich.console import Console, Group
@@ -36,7 +36,7 @@ from hgm.llm.providers import check_models
 from hgm.sandbox import Sandbox, get_sandbox
 from hgm.search import Progress, Search
 from hgm.show_tree import FINAL_META
-from hgm.store import DB_NAME, EvalOutcome, ExpansionOutcome, RunStore
+from hgm.store import DB_NAME, EvalOutcome, EvalStatus, ExpansionOutcome, RunStore
 
 INITIAL_AGENT = Path(__file__).parent / "agents" / "initial"
 ROLES = ("downstream", "self_improve", "diagnose")
@@ -139,11 +139,15 @@ class _View:
 
     def usage_table(self) -> Table:
         if self._usage is None or time.monotonic() - self._usage_at > 2:
-            t = Table("role", "calls", "prompt tok", "completion tok", "$", box=None, pad_edge=False)
+            t = Table("role", "calls", "prompt tok", "completion tok", "$ (+? = some prices unknown)", box=None,
+                      pad_edge=False)
             for role in ROLES:
                 u = self.store.llm_usage(role=role)
                 t.add_row(role, str(u.calls), f"{u.prompt_tokens:,}", f"{u.completion_tokens:,}",
-                          "?" if u.cost_usd is None else f"{u.cost_usd:.4f}")
+                          f"{u.known_cost_usd:.4f}" + ("+?" if u.cost_usd is None else ""))
+            spent = self.store.llm_usage().known_cost_usd
+            cap = f" of the ${self.budget_usd} cap" if self.budget_usd is not None else ""
+            t.add_row("total", "", "", "", f"{spent:.4f}{cap}")
             self._usage, self._usage_at = t, time.monotonic()
         return self._usage
 
@@ -182,7 +186,11 @@ def _drive(run_dir: Path, store: RunStore, prepared: Prepared, console: Console,
         (tmp / "agents").mkdir()
         with console.status("preparing the initial agent's environment"):
             agent_venv(archive.checkout(archive.resolve(f"node-{root}"), tmp / "agents"), console=console)
-        spent = store.llm_usage().cost_usd or 0.0
+        spent = store.llm_usage().known_cost_usd
+        cap = config.budget.max_usd_run
+        if cap is not None and spent >= cap:
+            raise UserError(f"{run_dir} already spent ${spent:.4f} of its ${cap} cost cap (budget.max_usd_run); "
+                            "there is nothing left to resume. `hgm show-tree` shows its agents.")
         with Gateway(tmp / "gw.sock", llm=config.llm, budget=config.budget, recorder=store.add_llm_call,
                      run_spent_usd=spent) as gateway:
             return _search(run_dir, store, prepared, archive, gateway, tmp, console)
@@ -209,6 +217,10 @@ def _search(run_dir: Path, store: RunStore, prepared: Prepared, archive: Archive
         report = evaluate(archive.checkout(sha, tmp / "agents"), prepared.tasks[task_id], benchmark=prepared.benchmark, gateway=gateway,
                           sandbox=prepared.sandbox, config=config, log_dir=log_dir, run_dir=run_dir, node_id=node_id)
         o = report.outcome
+        if report.usage is not None and report.usage.over_budget and cap_reached():
+            # The run's cost cap cut this agent off: not the agent's failure, so it does not count.
+            o = replace(o, status=EvalStatus.INFRA_ERROR, error_type="RunCostCap",
+                        error=f"the run's cost cap cut the agent off ({report.usage.failure})")
         event(f"node {node_id} on {task_id}: {o.status.value}" + (f" ({o.error_type})" if o.error_type else ""))
         return o
 
@@ -219,6 +231,10 @@ def _search(run_dir: Path, store: RunStore, prepared: Prepared, archive: Archive
 
     stop_reason: list[str] = []
     refs_lock = threading.Lock()
+
+    def cap_reached() -> bool:
+        cap = config.budget.max_usd_run
+        return cap is not None and gateway.run_cost_usd >= cap
 
     def event(text: str) -> None:
         log.info(text)
@@ -233,7 +249,7 @@ def _search(run_dir: Path, store: RunStore, prepared: Prepared, archive: Archive
                     archive.set_node(n.id, n.commit)
                     commits[n.id] = n.commit
         cap = config.budget.max_usd_run
-        if cap is not None and gateway.run_cost_usd >= cap and not stop_reason:
+        if cap_reached() and not stop_reason:
             stop_reason.append(f"cost cap ${cap} reached")
             view.stopping = f"cost cap ${cap} reached: finishing work in flight"
             log.info("cost cap $%s reached ($%.4f spent): no new work", cap, gateway.run_cost_usd)

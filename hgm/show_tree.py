@@ -1,9 +1,10 @@
 """`hgm show-tree`: the run's tree of agents with own and clade results, from the store (read-only).
 
 Counts: an agent's own `solved` / `evaluated` are its finished evaluations (solved, failed,
-empty_patch; infra errors, interrupted and in-flight work count for nothing). Failed expansions
-are rewrites that produced no valid child; infra-error ones (incl. interrupted) are listed apart. Clade counts sum them over the
-agent and all its descendants; CMP = clade solved / clade evaluated (paper §3).
+empty_patch; infra errors, interrupted and in-flight work count for nothing). Clade counts sum
+them over the agent and all its descendants; CMP = clade solved / clade evaluated (paper §3).
+Failed expansions are rewrites that produced no valid child; infra-error ones (interrupted
+included) are counted apart.
 """
 
 from __future__ import annotations

@@ -135,6 +135,8 @@ class Usage:
     completion_tokens: int
     cached_tokens: int
     cost_usd: float | None
+    known_cost_usd: float = 0.0
+    """Sum over the calls whose cost is known (what a run's cost cap counts)."""
 
 
 _SCHEMA = """
@@ -367,7 +369,7 @@ class RunStore:
             "SELECT COUNT(*), COALESCE(SUM(prompt_tokens),0), COALESCE(SUM(completion_tokens),0), "
             "COALESCE(SUM(cached_tokens),0), COALESCE(SUM(cost_usd),0), "
             f"COALESCE(SUM(cost_usd IS NULL),0) FROM llm_calls {where}", tuple(args))[0]
-        return Usage(calls, p, comp, cached, None if unknown else float(cost))
+        return Usage(calls, p, comp, cached, None if unknown else float(cost), float(cost))
 
 
 def _connect(db: Path, *, readonly: bool) -> sqlite3.Connection:

@@ -29,4 +29,9 @@ if [ "$dev" = 1 ]; then
 else
   python3 -m pip install --disable-pip-version-check -q -e .
 fi
+if [ "$docker" = 1 ]; then
+  step "docker evaluation image (hgm docker build; CI: python, rust, javascript toolchains only)"
+  target=full; [ -n "${CI:-}" ] && target=ci
+  DOCKER_HOST="${DOCKER_HOST:-unix:///run/podman.sock}" hgm docker build --base localhost/debian:bookworm --target "$target"
+fi
 hgm doctor || true   # a report of what works; problems are explained, set-up goes on

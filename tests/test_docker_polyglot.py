@@ -9,7 +9,10 @@ when CI exported DOCKER_HOST, i.e. set up an engine).
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -67,3 +70,25 @@ def test_reference_solved_and_stub_not_in_docker(polyglot_path: Path, tmp_path: 
 
     stub = run_tests(task, {}, sandbox=docker_sandbox, log_dir=tmp_path / "stub", timeout_s=300)
     assert stub.status is TaskStatus.FAILED, f"{stub.detail}\n{stub.output_path.read_text()[-3000:]}"
+
+
+def test_eval_agent_runs_the_agent_and_the_tests_in_docker(polyglot_path: Path, tmp_path: Path, docker_sandbox):
+    """The whole evaluation in containers: the agent (host-built venv, LLM gateway socket mounted
+    in, scripted LLM) writes the solution; the tests run in a second container."""
+    reference = (polyglot_path / "python/exercises/practice/transpose/.meta/example.py").read_text()
+    steps = [
+        {"tool_calls": [{"name": "editor", "arguments": {"command": "create", "path": "transpose.py",
+                                                          "file_text": reference}}]},
+        {"content": "Done."},
+    ]  # fmt: skip
+    (tmp_path / "solve.json").write_text(json.dumps(steps))
+    agent = Path(__file__).resolve().parents[1] / "hgm" / "agents" / "initial"
+    done = subprocess.run(
+        [sys.executable, "-m", "hgm.cli", "eval-agent", str(agent), "python__transpose",
+         "--llm", f"scripted:{tmp_path / 'solve.json'}", "--from", str(polyglot_path), "--sandbox", "docker",
+         "--log-dir", str(tmp_path / "logs")],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "solved" in done.stdout, done.stdout
+    assert "transpose.py" in (tmp_path / "logs" / "patch.diff").read_text()

@@ -80,3 +80,25 @@ def test_run_grows_a_tree_and_show_tree_reports_it(tmp_path: Path, polyglot_path
     done = hgm("export", str(run), str(child.id), str(out))
     assert done.returncode == 0, done.stderr
     assert "# lesson: run the tests" in (out / "prompts.py").read_text()
+
+
+@pytest.mark.slow
+def test_cost_cap_stops_new_work_and_still_names_the_final_agent(tmp_path: Path, polyglot_path: Path) -> None:
+    models = write_scripts(tmp_path / "scripts", polyglot_path)
+    run = tmp_path / "run"
+    done = hgm(*run_args(run, models, polyglot_path, budget=6), "--max-usd", "0.001")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "stopped early: cost cap $0.001 reached" in done.stderr
+    store = RunStore.open(run, readonly=True)
+    assert len([e for e in store.evaluations() if e.status != EvalStatus.INFRA_ERROR]) == 2, "only the initial evals"
+    [expansion] = store.expansions()
+    # the diagnosis ($0.0034) went over the cap, so the gateway refused the rewrite's LLM calls:
+    # booked as an infra stop, not as a failure of the parent
+    assert expansion.status == ExpansionStatus.INFRA_ERROR and "cost budget" in expansion.reason, expansion
+    assert store.llm_usage(role="diagnose").cost_usd == pytest.approx(0.0034)
+    chat = (run / expansion.log_dir / "agent" / "chat.md").read_text()
+    assert "budget" in chat.lower()
+    assert store.get_meta("final_agent") == str(store.nodes()[0].id)
+    store.close()
+    done = hgm("run", "--resume", str(run))
+    assert done.returncode == 2 and "nothing left to resume" in done.stderr

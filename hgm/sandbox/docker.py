@@ -35,6 +35,7 @@ import contextlib
 import itertools
 import logging
 import os
+import re
 import socket
 import sys
 import time
@@ -136,7 +137,7 @@ class DockerSandbox:
         labels = self.client.images.get(self.image).labels or {}
         self.toolchains = frozenset(labels.get("hgm.toolchains", "").split())
         """Polyglot languages whose toolchains the image has (its `hgm.toolchains` label)."""
-        self.run_id = run_id or os.environ.get("HGM_RUN_ID") or f"pid{os.getpid()}"
+        self.run_id = re.sub(r"[^A-Za-z0-9_.-]", "-", run_id or os.environ.get("HGM_RUN_ID") or f"pid{os.getpid()}")
         self.home = str(Path.home())
         self.labels = {LABEL: "1", f"{LABEL}.run": self.run_id, f"{LABEL}.pid": str(os.getpid()),
                        f"{LABEL}.host": socket.gethostname()}  # fmt: skip

@@ -46,12 +46,20 @@ def deps_dir(language: str) -> Path:
     return deps_root() / language
 
 
+_INPUTS = {"java": ("pom.xml", "javarunner/HgmJavaTest.java"), "go": ("gocacheprog/main.go",)}
+_TOOL_VERSION = {"go": ["go", "env", "GOVERSION"], "cpp": ["g++", "--version"], "java": ["javac", "-version"]}
+
+
 def _fingerprint(language: str, tasks: list[PolyglotTask]) -> str:
+    """What the prepared files depend on: our inputs, the task list, the tool version."""
     h = hashlib.sha256(language.encode())
-    for name in ("pom.xml", "gocacheprog/main.go", "javarunner/HgmJavaTest.java"):
+    for name in _INPUTS.get(language, ()):
         h.update(_PKG.joinpath(name).read_bytes())
     for task in tasks:
         h.update(task.id.encode())
+    if argv := _TOOL_VERSION.get(language):
+        done = subprocess.run(argv, capture_output=True)
+        h.update(done.stdout + done.stderr)
     return h.hexdigest()[:16]
 
 

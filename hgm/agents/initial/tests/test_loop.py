@@ -125,3 +125,9 @@ def test_self_improve_mentions_own_code(serve, tmp_path, monkeypatch):
     run_agent(tmp_path, monkeypatch, "--self-improve", "--test-description", "run pytest")
     user = fake.requests[0]["messages"][1]["content"]
     assert "your own source code" in user and "run pytest" in user
+
+
+def test_wall_time_limit_stops_before_asking(serve, tmp_path, monkeypatch):
+    fake = serve([completion("never sent")])
+    code, _, chat = run_agent(tmp_path, monkeypatch, "--max-wall-s", "0")
+    assert code == 0 and fake.requests == [] and "wall-time limit reached" in chat
