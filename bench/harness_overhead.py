@@ -59,7 +59,7 @@ def main() -> None:
     parser.add_argument("--from", dest="tree", type=Path, default=DEFAULT_TREE)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--lang", action="append", choices=sorted(TASKS))
-    parser.add_argument("--sandbox", action="append", choices=["bwrap", "none"])
+    parser.add_argument("--sandbox", action="append", choices=["bwrap", "docker", "none"])
     args = parser.parse_args()
     bench = PolyglotBenchmark.open(args.tree)
     print(f"{'sandbox':8} {'language':11} {'workspace':>9} {'score':>7} {'exec':>7} {'start':>6} "

@@ -37,6 +37,7 @@ from hgm.store import EvalStatus, EvaluationRow, ExpansionOutcome, ExpansionStat
 
 DIAGNOSIS_KEYS = ("log_summary", "root_cause", "improvement", "implementation", "problem_statement", "title")
 MAX_FILE_CHARS = 20_000
+MAX_SOURCE_CHARS = 150_000
 MAX_LOG_CHARS = 30_000
 _FAILED = (EvalStatus.FAILED, EvalStatus.EMPTY_PATCH)
 _COMPILE_ALL = (
@@ -184,7 +185,9 @@ class Expander:
         how = "timed out" if run.timed_out else f"exited {run.exit_code}"
         if not diff.strip():
             if crashed:
-                raise ExpansionFailed("AgentCrashed", f"agent crashed while rewriting itself ({how}); no change")
+                stderr = run.stderr_path.read_text(errors="replace") if run.stderr_path.is_file() else ""
+                raise ExpansionFailed("AgentCrashed", f"agent crashed while rewriting itself ({how}); no change: "
+                                                      f"{_tail(stderr, 4)}")
             raise ExpansionFailed("EmptyDiff", "empty diff: the agent changed nothing in its code"
                                   + (f" ({usage.failure})" if usage.failure else ""))
         self.archive.set_ref(f"refs/hgm/attempts/{expansion_id}", child)  # inspectable even if rejected
@@ -279,7 +282,7 @@ def agent_source(agent_dir: Path) -> str:
         if p.is_file() and p.suffix in (".py", ".md", ".txt", ".toml", ".yaml", ".json") and "__pycache__" not in p.parts:
             rel = p.relative_to(agent_dir)
             parts.append(f"## {rel}\n```\n{_shorten(p.read_text(errors='replace'), MAX_FILE_CHARS)}\n```")
-    return "\n\n".join(parts)
+    return _shorten("\n\n".join(parts), MAX_SOURCE_CHARS)
 
 
 def parse_diagnosis(text: str) -> dict[str, str]:

@@ -34,9 +34,9 @@ from hgm.expand import Expander
 from hgm.llm.gateway import Gateway
 from hgm.llm.providers import check_models
 from hgm.sandbox import Sandbox, get_sandbox
-from hgm.search import Progress, Search
+from hgm.search import Progress, Search, lower_bounds
 from hgm.show_tree import FINAL_META
-from hgm.store import DB_NAME, EvalOutcome, EvalStatus, ExpansionOutcome, RunStore
+from hgm.store import DB_NAME, EvalOutcome, EvalStatus, ExpansionOutcome, ExpansionStatus, RunStore
 
 INITIAL_AGENT = Path(__file__).parent / "agents" / "initial"
 ROLES = ("downstream", "self_improve", "diagnose")
@@ -85,30 +85,31 @@ def new_run(run_dir: Path, config: HGMConfig, console: Console) -> int:
 
 
 def resume_run(run_dir: Path, console: Console, workers: int | None = None) -> int:
+    """Continue the run in `run_dir` with its stored config (workers may change); returns the exit code."""
     run_dir = Path(run_dir)
     if not (run_dir / DB_NAME).is_file():
         raise UserError(f"no hgm run in {run_dir} (missing {DB_NAME}); start one with `hgm run --output-dir ...`")
     # Validate read-only first: a foreign or corrupt store is reported without being touched.
     with RunStore.open(run_dir, readonly=True) as probe:
         has_nodes = bool(probe.nodes())
+        cut = (sum(e.status == EvalStatus.IN_FLIGHT for e in probe.evaluations()),
+               sum(x.status == ExpansionStatus.IN_FLIGHT for x in probe.expansions()))
+        config = probe.config
     if has_nodes and not (run_dir / "archive").exists():
         raise UserError(f"{run_dir} has agents in its store but no archive/ directory; it cannot be resumed")
-    store = RunStore.open(run_dir)
-    config = store.config
     if workers is not None:
         config.search.workers = workers
-    try:
-        prepared = prepare(config)
-    except UserError:
-        store.close()
-        raise
-    return _drive(run_dir, store, prepared, console, resumed=True)
+    prepared = prepare(config)  # keys, benchmark, sandbox: checked before the store is written to
+    store = RunStore.open(run_dir)  # marks work left in flight as interrupted
+    return _drive(run_dir, store, prepared, console, resumed=True, cut=cut)
 
 
 def _root(run_dir: Path, store: RunStore) -> tuple[Archive, int]:
     """The archive and the root node, created on first start (and finished if a kill cut that short)."""
     path = run_dir / "archive"
     nodes = store.nodes()
+    if path.exists() and not nodes and not (path / "refs" / "hgm" / "root").exists():
+        shutil.rmtree(path)  # a kill cut the archive's creation short; nothing in it is referenced yet
     if path.exists():
         archive = Archive.open(path)
         sha = archive.resolve("refs/hgm/root")
@@ -163,7 +164,8 @@ class _View:
             head.add_row("agents", f"{p.agents} (+{p.expansions_in_flight} being written, {p.failed_expansions} "
                                    f"failed rewrites)")
             head.add_row("evaluations", f"{p.evals_done} / {p.evals_budget} done, {p.evals_in_flight} in flight, "
-                                        f"{p.infra_errors} infra errors")
+                                        f"{p.infra_errors} infra errors"
+                                        + ("  [bold](re-evaluating the finalists)[/]" if p.phase == "finalists" else ""))
             head.add_row("best agent", f"node {p.best_agent}: {p.best_successes} solved / "
                                        f"{p.best_successes + p.best_failures}, lower bound {p.best_lower_bound:.3f}")
         head.add_row("elapsed", elapsed + (f"   [yellow]{self.stopping}[/]" if self.stopping else ""))
@@ -171,7 +173,8 @@ class _View:
         return Panel(body, title=f"hgm run {self.run_dir}", border_style="cyan")
 
 
-def _drive(run_dir: Path, store: RunStore, prepared: Prepared, console: Console, *, resumed: bool) -> int:
+def _drive(run_dir: Path, store: RunStore, prepared: Prepared, console: Console, *, resumed: bool,
+           cut: tuple[int, int] = (0, 0)) -> int:
     config = prepared.config
     handler = logging.FileHandler(run_dir / "run.log")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
@@ -182,6 +185,12 @@ def _drive(run_dir: Path, store: RunStore, prepared: Prepared, console: Console,
         log.info("%s run in %s: %d tasks, policy %s, budget %d task evaluations, %d workers",
                  "resuming" if resumed else "starting", run_dir, len(prepared.tasks), config.search.policy,
                  config.search.max_task_evals, config.search.workers)
+        console.print(f"{'resuming' if resumed else 'starting'} run in {run_dir}: {len(prepared.tasks)} tasks, "
+                      f"budget {config.search.max_task_evals} task evaluations, {config.search.workers} workers; "
+                      f"log: {run_dir / 'run.log'}", soft_wrap=True, highlight=False)
+        if any(cut):
+            log.info("%d evaluations and %d rewrites were in flight when the run stopped: marked interrupted, "
+                     "redone", *cut)
         archive, root = _root(run_dir, store)
         (tmp / "agents").mkdir()
         with console.status("preparing the initial agent's environment"):
@@ -298,10 +307,12 @@ def _search(run_dir: Path, store: RunStore, prepared: Prepared, archive: Archive
 
 def _finish(run_dir: Path, store: RunStore, archive: Archive, search: Search, result: list[object],
             interrupts: int, stop_reason: list[str], console: Console) -> int:
+    resume = f"hgm run --resume {run_dir}"
     if result and isinstance(result[0], BaseException):
         log.error("the search stopped on an error: %s", result[0])
+        if isinstance(result[0], UserError):  # e.g. too many infra errors in a row: fixable, then resume
+            raise UserError(f"{result[0]}\nEvery finished result is saved; resume with: {resume}") from result[0]
         raise result[0]
-    resume = f"hgm run --resume {run_dir}"
     if not result:  # abandoned: in-flight rows stay in the store and are redone on resume
         console.print(f"[yellow]Abandoned work in flight.[/] Every finished result is saved. Resume with:\n  {resume}", soft_wrap=True)
         log.info("abandoned; resume with: %s", resume)
@@ -315,8 +326,10 @@ def _finish(run_dir: Path, store: RunStore, archive: Archive, search: Search, re
     store.set_meta(FINAL_META, str(final))
     sha = next(n.commit for n in store.nodes() if n.id == final)
     agent = search.tree.agents[final]
+    bound = float(lower_bounds([agent], search.config.final_quantile)[0])
     text = (f"final agent: node {final} (commit {sha[:12] if sha else '?'}), solved {agent.own_successes} of "
-            f"{agent.evals} evaluated tasks" + (f"; stopped early: {stop_reason[0]}" if stop_reason else ""))
+            f"{agent.evals} evaluated tasks, posterior {search.config.final_quantile:g}-quantile {bound:.3f}"
+            + (f"; stopped early: {stop_reason[0]}" if stop_reason else ""))
     log.info(text)
     console.print(f"[bold green]{text}[/]", soft_wrap=True)
     console.print(f"export it with:  hgm export {run_dir} {final} ./final-agent\n"

@@ -4,7 +4,7 @@
   gives up on every other task (empty patch).
 - diagnose: answers with a JSON plan (fenced, as models often do), or garbage (`malformed`).
 - self_improve: the parent agent edits its own prompts.py with its bash tool (`good`), changes
-  nothing (`noop`), or breaks its own code (`break`).
+  nothing (`noop`), breaks its own code (`break`), or gets an API error and exits (`crash`).
 """
 
 from __future__ import annotations
@@ -43,6 +43,8 @@ def write_scripts(tmp: Path, polyglot: Path, *, diagnose: str = "ok", self_impro
             "price": {"input": 1.0, "output": 2.0}}
     if self_improve == "noop":
         si = {"responses": [{"content": "Nothing to change."}]}
+    elif self_improve == "crash":  # a request the model API rejects: the agent stops with an LLM error
+        si = {"responses": [{"fault": 400, "message": "context length exceeded"}]}
     else:
         si = {"rules": [{"match": "Improve this coding agent", "content": "Editing my prompt.",
                          "tool_calls": [{"name": "bash", "arguments": {"command": SELF_IMPROVE_COMMANDS[self_improve]}}]}],

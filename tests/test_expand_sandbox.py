@@ -101,3 +101,12 @@ def test_child_that_does_not_compile_fails_validation_and_is_not_a_node(make) ->
     attempt = expander.archive.resolve(f"refs/hgm/attempts/{x}")  # kept for inspection, not a node
     assert expander.archive.parent_of(attempt) == store.nodes()[0].commit
     assert store.finish_expansion(x, outcome) is None and len(store.nodes()) == 1
+
+
+@pytest.mark.slow
+def test_agent_that_crashes_without_a_change_is_recorded_as_such(make) -> None:
+    expander, store, root, _ = make(self_improve="crash")
+    outcome = expander(root, store.start_expansion(root))
+    assert outcome.status == ExpansionStatus.FAILED and outcome.error_type == "AgentCrashed", outcome
+    assert "exited 3" in outcome.reason and "LLM error" in outcome.reason
+    assert (expander.run_dir / outcome.log_dir / "agent_stderr.txt").is_file()

@@ -74,7 +74,12 @@ def test_run_grows_a_tree_and_show_tree_reports_it(tmp_path: Path, polyglot_path
     final = int(store.get_meta("final_agent"))
     assert [r["id"] for r in shown if r["final"]] == [final]
     text = hgm("show-tree", str(run), "--format", "text").stdout
-    assert f"node {root.id}  {root.commit[:7]}  own " in text and "<- FINAL" in text
+    for row in shown:  # the printed tree says the same as the store
+        assert (f"node {row['id']}  {row['commit'][:7]}  own {row['solved']}/{row['evaluated']}  clade "
+                f"{row['clade_solved']}/{row['clade_evaluated']}  ") in text
+    assert text.count("<- FINAL") == 1 and f"node {final} " in [ln.strip()[:len(f'node {final} ')]
+                                                                  for ln in text.splitlines() if "<- FINAL" in ln]
+    assert hgm("show-tree", str(run)).returncode == 0
 
     out = tmp_path / "exported"
     done = hgm("export", str(run), str(child.id), str(out))
@@ -102,3 +107,21 @@ def test_cost_cap_stops_new_work_and_still_names_the_final_agent(tmp_path: Path,
     store.close()
     done = hgm("run", "--resume", str(run))
     assert done.returncode == 2 and "nothing left to resume" in done.stderr
+
+
+@pytest.mark.slow
+def test_llm_down_is_infra_errors_then_a_clear_stop_that_can_resume(tmp_path: Path, polyglot_path: Path) -> None:
+    models = write_scripts(tmp_path / "scripts", polyglot_path)
+    down = tmp_path / "scripts" / "down.json"
+    down.write_text(json.dumps([{"fault": 500, "repeat": 1000}]))
+    models["downstream"] = f"scripted:{down}"
+    run = tmp_path / "run"
+    done = hgm(*run_args(run, models, polyglot_path, budget=4), "-o", "llm.max_retries=0",
+               "-o", "search.max_consecutive_infra_errors=2")
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert "2 infra errors in a row" in done.stderr and f"hgm run --resume {run}" in done.stderr
+    assert "Traceback" not in done.stderr
+    store = RunStore.open(run, readonly=True)
+    evals = store.evaluations()
+    assert len(evals) == 2 and all(e.status == EvalStatus.INFRA_ERROR for e in evals), "never the agent's failure"
+    assert all(e.error_type == "UpstreamFailed" for e in evals)

@@ -95,3 +95,25 @@ def test_small_subset_loads_the_papers_ten_tasks(tmp_path: Path, polyglot_path: 
     assert len(prepared.tasks) == 10
     assert {"python__dominoes", "python__beer-song", "go__book-store", "rust__bowling"} <= set(prepared.tasks)
     assert {t.split("__")[0] for t in prepared.tasks} == {"python", "go", "cpp", "java", "javascript", "rust"}
+
+
+def test_export_and_show_tree_name_what_is_missing(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from hgm.archive import init_archive
+    from hgm.cli import app
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["export", str(tmp_path), "1", str(tmp_path / "out")])
+    assert isinstance(result.exception, UserError) and "no agent archive" in str(result.exception)
+    run = tmp_path / "run"
+    RunStore.create(run, load_config()).close()
+    _, sha = init_archive(run / "archive", Path(__file__).resolve().parents[1] / "hgm" / "agents" / "initial")
+    result = runner.invoke(app, ["export", str(run), "7", str(tmp_path / "out")])
+    assert isinstance(result.exception, UserError) and "no commit 'node-7'" in str(result.exception)
+    result = runner.invoke(app, ["export", str(run), sha[:10], str(tmp_path / "out")])
+    assert result.exit_code == 0 and (tmp_path / "out" / "coding_agent.py").is_file()
+    result = runner.invoke(app, ["show-tree", str(run), "--format", "yaml"])
+    assert isinstance(result.exception, UserError) and "rich, text, json or dot" in str(result.exception)
+    result = runner.invoke(app, ["show-tree", str(tmp_path / "none")])
+    assert isinstance(result.exception, UserError) and "no hgm run" in str(result.exception)

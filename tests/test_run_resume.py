@@ -1,4 +1,5 @@
-"""A run stopped by Ctrl-C, then killed with SIGKILL, resumes and finishes: nothing finished is lost."""
+"""A run (2 workers) stopped by Ctrl-C, then killed with SIGKILL, resumes and finishes: nothing
+finished is lost, the budget is spent exactly once."""
 
 from __future__ import annotations
 
@@ -55,7 +56,7 @@ def test_ctrl_c_then_sigkill_then_resume_loses_nothing(tmp_path: Path, polyglot_
     run = tmp_path / "run"
     proc = start("run", "--tasks", TASKS, "--from", str(polyglot_path), "--sandbox", "bwrap",
                  "--downstream-llm", models["downstream"], "--self-improve-llm", models["self_improve"],
-                 "--diagnose-llm", models["diagnose"], "--max-task-evals", str(BUDGET), "--initial-evals", "2",
+                 "--diagnose-llm", models["diagnose"], "--max-task-evals", str(BUDGET), "--initial-evals", "2", "--workers", "2",
                  "--output-dir", str(run), "-o", "search.initial_expansions=1", "-o", "sandbox.agent_timeout_s=240")
     wait_for(run, proc, 1)
     proc.send_signal(signal.SIGINT)  # first Ctrl-C: no new work, the work in flight finishes
@@ -91,3 +92,4 @@ def test_ctrl_c_then_sigkill_then_resume_loses_nothing(tmp_path: Path, polyglot_
         assert all(n.commit for n in s.nodes())
     log = (run / "run.log").read_text()
     assert log.count("resuming run") == 2 and "final agent: node" in log
+    assert "were in flight when the run stopped: marked interrupted, redone" in log
