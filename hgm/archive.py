@@ -112,6 +112,20 @@ class Archive:
         except git.GitCommandError:
             raise UserError(f"no commit {rev!r} in the archive {self.path}") from None
 
+    def resolve_agent(self, spec: str) -> str:
+        """Full sha of a node id (branch node-<id>) or, failing that, of a commit-ish.
+        An all-digit abbreviated sha is a node id only when such a node exists."""
+        if spec.isdigit():
+            try:
+                return self.resolve(f"node-{spec}")
+            except UserError:
+                try:
+                    return self.resolve(spec)
+                except UserError:
+                    raise UserError(f"no node {spec} (branch node-{spec}) and no commit {spec!r} "
+                                    f"in the archive {self.path}; `hgm show-tree` lists the nodes") from None
+        return self.resolve(spec)
+
     def message(self, sha: str) -> str:
         return self.repo.commit(sha).message
 

@@ -178,7 +178,7 @@ def export(
     if not (run_dir / "archive").exists():
         raise UserError(f"{run_dir} has no agent archive (archive/); give a run directory made by `hgm run`")
     archive = Archive.open(run_dir / "archive")
-    sha = archive.resolve(f"node-{node}" if node.isdigit() else node)
+    sha = archive.resolve_agent(node)
     archive.export(sha, dest)
     Console().print(f"node {node} (commit {sha[:12]}) written to {dest}")
 

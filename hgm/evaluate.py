@@ -120,8 +120,7 @@ def resolve_agent(ref: str, run_dir: Path | None, dest: Path) -> Path:
     from hgm.archive import Archive
 
     archive = Archive.open(run_dir / "archive")
-    ref = f"node-{ref}" if ref.isdigit() else ref
-    return archive.export(archive.resolve(ref), dest)
+    return archive.export(archive.resolve_agent(ref), dest)
 
 
 def eval_agent(agent_ref: str, task_id: str, *, config: HGMConfig, run_dir: Path | None, log_dir: Path,

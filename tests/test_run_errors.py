@@ -110,7 +110,7 @@ def test_export_and_show_tree_name_what_is_missing(tmp_path: Path) -> None:
     RunStore.create(run, load_config()).close()
     _, sha = init_archive(run / "archive", Path(__file__).resolve().parents[1] / "hgm" / "agents" / "initial")
     result = runner.invoke(app, ["export", str(run), "7", str(tmp_path / "out")])
-    assert isinstance(result.exception, UserError) and "no commit 'node-7'" in str(result.exception)
+    assert isinstance(result.exception, UserError) and "no node 7 (branch node-7)" in str(result.exception)
     result = runner.invoke(app, ["export", str(run), sha[:10], str(tmp_path / "out")])
     assert result.exit_code == 0 and (tmp_path / "out" / "coding_agent.py").is_file()
     result = runner.invoke(app, ["show-tree", str(run), "--format", "yaml"])
