@@ -85,10 +85,6 @@ def eval_agent(
     out.print(f"all logs:    {report.log_dir}")
 
 
-DEFAULT_INITIAL_EVALS = 10
-"""`hgm run` evaluates the initial agent on this many tasks first (the paper's start), unless configured."""
-
-
 @app.command("run")
 def run(
     polyglot: Annotated[bool, typer.Option("--polyglot", help="Run on the Aider Polyglot benchmark (the default and only one).")] = True,
@@ -98,7 +94,7 @@ def run(
     downstream_llm: Annotated[Optional[str], typer.Option("--downstream-llm", help="Model agents solve tasks with.")] = None,
     diagnose_llm: Annotated[Optional[str], typer.Option("--diagnose-llm", help="Model that diagnoses failures.")] = None,
     max_task_evals: Annotated[Optional[int], typer.Option("--max-task-evals", min=1, help="Budget of task evaluations.")] = None,
-    initial_evals: Annotated[Optional[int], typer.Option("--initial-evals", min=0, help=f"Evaluate the initial agent on this many tasks first, as the paper does (default {DEFAULT_INITIAL_EVALS} unless -c/-o set search.initial_evals).")] = None,
+    initial_evals: Annotated[Optional[int], typer.Option("--initial-evals", min=0, help="Evaluate the initial agent on this many tasks first, as the paper does (search.initial_evals).")] = None,
     workers: Annotated[Optional[int], typer.Option("--workers", min=1, help="Parallel workers.")] = None,
     policy: Annotated[Optional[str], typer.Option("--policy", help="Search policy: hgm, dgm, greedy or random.")] = None,
     output_dir: Annotated[Optional[Path], typer.Option("--output-dir", help="New run directory (default ./runs/TIME).")] = None,
@@ -131,10 +127,6 @@ def run(
         code = run_mod.resume_run(resume, console, workers=workers)
     else:
         cfg = resolve_config(config, override)
-        mentioned = any("initial_evals" in o for o in override or []) or (
-            config is not None and config.is_file() and "initial_evals" in config.read_text())
-        if initial_evals is None and not mentioned:
-            given["search.initial_evals"] = DEFAULT_INITIAL_EVALS
         try:
             for key, value in given.items():
                 section, name = key.split(".")

@@ -33,6 +33,12 @@ def _tree(from_: Path | None) -> Path | None:
     return load_config().benchmark.path
 
 
+def _stdout() -> Console:
+    """Results: as wide as needed when written to a file or CI log (rich assumes 80 columns)."""
+    console = Console()
+    return console if console.is_terminal else Console(width=160)
+
+
 def _languages(langs: list[str] | None) -> list[str]:
     from hgm.benchmarks.polyglot.loader import LANGUAGES
 
@@ -138,17 +144,17 @@ def validate(
         table.add_row(r.language, str(r.tasks), str(r.references_solved), str(r.stubs_unsolved),
                       str(r.free_passes), f"[red]{r.unexpected}[/]" if r.unexpected else "0",
                       f"{r.test_s:.0f}", f"{r.slowest[1]} {r.slowest[0]:.1f} s")
-    Console().print(table)
+    _stdout().print(table)
     free = sorted(c.task.id for c in checks if c.free_pass)
-    Console().print(f"expected free passes (refactoring stubs that already pass): {', '.join(free) or 'none'}"
+    _stdout().print(f"expected free passes (refactoring stubs that already pass): {', '.join(free) or 'none'}"
                     f" (known: {', '.join(sorted(FREE_PASSES))})")
     for c in checks:
         if c.kind == "reference" and c.task.id in UNSOLVABLE:
-            Console().print(f"known unsolvable: {c.task.id} ({c.score.status}): {UNSOLVABLE[c.task.id]}")
+            _stdout().print(f"known unsolvable: {c.task.id} ({c.score.status}): {UNSOLVABLE[c.task.id]}")
     bad = [c for c in checks if c.problem]
     for c in bad:
-        Console().print(f"[red]unexpected[/] {c.task.id} {c.kind}: {c.problem}  (log: {c.score.output_path})")
-    Console().print(f"logs: {logs}")
+        _stdout().print(f"[red]unexpected[/] {c.task.id} {c.kind}: {c.problem}  (log: {c.score.output_path})")
+    _stdout().print(f"logs: {logs}")
     if bad:
         raise typer.Exit(1)
 

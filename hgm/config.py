@@ -52,7 +52,7 @@ class SearchConfig(Section):
     """Extra task evaluations per finalist (taken from max_task_evals)."""
     seed: int = 0
     """Seed of the search's random choices; with one worker a run is reproducible."""
-    initial_evals: int = Field(0, ge=0)
+    initial_evals: int = Field(10, ge=0)
     """Evaluate the root (initial agent) on this many tasks first, in parallel with initial_expansions."""
     max_consecutive_infra_errors: int = Field(5, ge=1)
     """Stop the run with an error after this many infra errors in a row (broken sandbox, LLM down)."""
