@@ -33,8 +33,10 @@ class Toolchain:
 
 
 def _run(argv: list[str]) -> str | None:
+    """A toolchain probe's output, or None if it fails. Runs in / so that no project config in the
+    caller's directory (a pyproject.toml with pytest addopts, say) changes the answer."""
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd="/")
     except (OSError, subprocess.TimeoutExpired):
         return None
     return (done.stdout + done.stderr).strip() if done.returncode == 0 else None
