@@ -16,12 +16,12 @@ from pathlib import Path
 from rich.text import Text
 from rich.tree import Tree
 
+from hgm.policies import COUNTED
+from hgm.policies import Tree as CladeCounters
 from hgm.store import EvalStatus, ExpansionStatus, RunStore
 
 FINAL_META = "final_agent"
 """Store meta key holding the final agent's node id once a run has named it."""
-
-_COUNTED = {EvalStatus.SOLVED, EvalStatus.FAILED, EvalStatus.EMPTY_PATCH}
 
 
 @dataclass
@@ -50,31 +50,31 @@ class NodeStats:
 
 
 def tree_stats(store: RunStore) -> dict[int, NodeStats]:
-    """Per-node own and clade counts (insertion order = node id order, parents first)."""
-    stats = {n.id: NodeStats(n.id, n.parent_id, n.commit, n.message) for n in store.nodes()}
+    """Per-node own and clade counts (insertion order = node id order, parents first). The
+    counters are the search's own (policies.Tree), so show-tree and the policy never disagree."""
+    nodes = store.nodes()
+    stats = {n.id: NodeStats(n.id, n.parent_id, n.commit, n.message) for n in nodes}
+    counters = CladeCounters(n_tasks=0)
+    for n in nodes:
+        counters.add_agent(n.id, n.parent_id, n.commit)
+        if n.parent_id is not None:
+            stats[n.parent_id].children.append(n.id)
     for ev in store.evaluations():
-        s = stats[ev.node_id]
-        if ev.status in _COUNTED:
-            s.evaluated += 1
-            s.solved += ev.status == EvalStatus.SOLVED
+        if ev.status in COUNTED:
+            counters.record(ev.node_id, ev.status == EvalStatus.SOLVED)
         elif ev.status == EvalStatus.INFRA_ERROR:
-            s.infra_errors += 1
+            stats[ev.node_id].infra_errors += 1
         else:
-            s.in_flight += 1
+            stats[ev.node_id].in_flight += 1
     for ex in store.expansions():
         if ex.status == ExpansionStatus.FAILED:
             stats[ex.parent_id].failed_expansions += 1
         elif ex.status == ExpansionStatus.INFRA_ERROR:
             stats[ex.parent_id].infra_expansions += 1
     for s in stats.values():
-        if s.parent_id is not None:
-            stats[s.parent_id].children.append(s.id)
-    for s in reversed(list(stats.values())):  # children have larger ids: add own, then pass upward
-        s.clade_solved += s.solved
-        s.clade_evaluated += s.evaluated
-        if s.parent_id is not None:
-            stats[s.parent_id].clade_solved += s.clade_solved
-            stats[s.parent_id].clade_evaluated += s.clade_evaluated
+        a = counters.agents[s.id]
+        s.solved, s.evaluated = a.own_successes, a.evals
+        s.clade_solved, s.clade_evaluated = a.clade_successes, a.clade_successes + a.clade_failures
     final = store.get_meta(FINAL_META)
     if final is not None and int(final) in stats:
         stats[int(final)].final = True
