@@ -27,7 +27,7 @@ from hgm.errors import UserError
 from hgm.llm.gateway import Gateway, SessionUsage
 from hgm.llm.providers import check_models
 from hgm.sandbox import Sandbox, get_sandbox, limits_from
-from hgm.store import EvalOutcome, EvalStatus
+from hgm.domain import EvalOutcome, EvalStatus
 
 ROLE = "downstream"
 
@@ -91,7 +91,8 @@ def evaluate(agent_dir: Path, task: Task, *, benchmark: Benchmark, gateway: Gate
             if score.infra_error:  # toolchain / dependencies / sandbox missing: not the agent's doing
                 outcome = _infra(score.error_type or "TestInfra", score.detail, test_s=score.test_s, **tokens)
             else:
-                outcome = EvalOutcome(status=EvalStatus(score.status.value), test_s=score.test_s, **tokens)
+                outcome = EvalOutcome(status=EvalStatus(score.status.value), test_s=score.test_s,
+                                      detail=score.detail, flag=score.flag, **tokens)
     except Exception as e:  # the one boundary of an evaluation: record, do not propagate
         if token is not None:
             usage = gateway.close_session(token)

@@ -33,7 +33,8 @@ from hgm.benchmarks import Task
 from hgm.config import HGMConfig
 from hgm.llm.gateway import Gateway, SessionUsage
 from hgm.sandbox import Mount, Sandbox, limits_from
-from hgm.store import EvalStatus, EvaluationRow, ExpansionOutcome, ExpansionStatus, RunStore
+from hgm.domain import EvalStatus, EvaluationRow, ExpansionOutcome, ExpansionStatus
+from hgm.store import RunStore
 
 DIAGNOSIS_KEYS = ("log_summary", "root_cause", "improvement", "implementation", "problem_statement", "title")
 MAX_FILE_CHARS = 20_000

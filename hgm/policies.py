@@ -29,7 +29,7 @@ from scipy.special import betaincinv
 
 from hgm.config import SearchConfig
 from hgm.errors import UserError
-from hgm.store import EvalStatus
+from hgm.domain import EvalStatus
 
 COUNTED = frozenset({EvalStatus.SOLVED, EvalStatus.FAILED, EvalStatus.EMPTY_PATCH})
 

@@ -36,7 +36,8 @@ from hgm.llm.providers import check_models
 from hgm.sandbox import Sandbox, get_sandbox
 from hgm.search import Progress, Search, lower_bounds
 from hgm.show_tree import FINAL_META
-from hgm.store import DB_NAME, EvalOutcome, EvalStatus, ExpansionOutcome, ExpansionStatus, RunStore
+from hgm.domain import EvalOutcome, EvalStatus, ExpansionOutcome, ExpansionStatus
+from hgm.store import DB_NAME, RunStore
 
 INITIAL_AGENT = Path(__file__).parent / "agents" / "initial"
 ROLES = ("downstream", "self_improve", "diagnose")

@@ -18,7 +18,8 @@ from rich.tree import Tree
 
 from hgm.policies import COUNTED
 from hgm.policies import Tree as CladeCounters
-from hgm.store import EvalStatus, ExpansionStatus, RunStore
+from hgm.domain import EvalStatus, ExpansionStatus
+from hgm.store import RunStore
 
 FINAL_META = "final_agent"
 """Store meta key holding the final agent's node id once a run has named it."""

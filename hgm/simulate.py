@@ -36,7 +36,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from hgm.config import CONFIG_DIR, HGMConfig, SearchConfig
 from hgm.errors import UserError
 from hgm.search import POLICIES, HGMPolicy, Search, SearchResult
-from hgm.store import EvalOutcome, EvalStatus, ExpansionOutcome, ExpansionStatus, MemoryStore, RunStore
+from hgm.domain import EvalOutcome, EvalStatus, ExpansionOutcome, ExpansionStatus
+from hgm.memory_store import MemoryStore
+from hgm.store import RunStore
 
 PRESET_DIR = CONFIG_DIR / "simulate"
 

@@ -17,128 +17,28 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
-from enum import StrEnum
 from pathlib import Path
 from typing import Any, Self
 
 from pydantic import ValidationError
 
 from hgm.config import HGMConfig, dump_config
+from hgm.domain import (
+    INTERRUPTED,
+    EvalOutcome,
+    EvalStatus,
+    EvaluationRow,
+    ExpansionOutcome,
+    ExpansionRow,
+    ExpansionStatus,
+    NodeRow,
+    Usage,
+)
 from hgm.errors import UserError
 
 DB_NAME = "run.sqlite"
 STORE_FORMAT = "hgm-run-store"
-SCHEMA_VERSION = 1
-INTERRUPTED = "Interrupted"
-"""error_type of work that was in flight when its process stopped (set on reopen)."""
-
-
-class EvalStatus(StrEnum):
-    SOLVED = "solved"
-    FAILED = "failed"
-    EMPTY_PATCH = "empty_patch"
-    INFRA_ERROR = "infra_error"
-    IN_FLIGHT = "in_flight"
-
-
-class ExpansionStatus(StrEnum):
-    IN_FLIGHT = "in_flight"
-    COMMITTED = "committed"
-    FAILED = "failed"
-    INFRA_ERROR = "infra_error"
-
-
-@dataclass
-class EvalOutcome:
-    """What one task evaluation produced (returned by the evaluate callable)."""
-
-    status: EvalStatus
-    agent_s: float | None = None
-    test_s: float | None = None
-    cost_usd: float | None = None
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    error_type: str | None = None
-    error: str | None = None
-    """Traceback or reason, for infra_error."""
-    log_dir: str | None = None
-    """Relative to the run dir, e.g. nodes/3/evals/python__x."""
-
-
-@dataclass
-class ExpansionOutcome:
-    """What one self-modification produced (returned by the expand callable)."""
-
-    status: ExpansionStatus
-    commit: str | None = None
-    message: str = ""
-    reason: str = ""
-    entry_task: str | None = None
-    cost_usd: float | None = None
-    error_type: str | None = None
-    error: str | None = None
-    log_dir: str | None = None
-
-
-@dataclass(frozen=True)
-class NodeRow:
-    id: int
-    parent_id: int | None
-    commit: str | None
-    message: str
-    created_at: float
-
-
-@dataclass(frozen=True)
-class EvaluationRow:
-    id: int
-    node_id: int
-    task_id: str
-    status: EvalStatus
-    started_at: float
-    finished_at: float | None
-    agent_s: float | None
-    test_s: float | None
-    cost_usd: float | None
-    prompt_tokens: int
-    completion_tokens: int
-    error_type: str | None
-    error: str | None
-    log_dir: str | None
-
-
-@dataclass(frozen=True)
-class ExpansionRow:
-    id: int
-    parent_id: int
-    child_id: int | None
-    status: ExpansionStatus
-    commit: str | None
-    message: str
-    reason: str
-    entry_task: str | None
-    started_at: float
-    finished_at: float | None
-    cost_usd: float | None
-    error_type: str | None
-    error: str | None
-    log_dir: str | None
-
-
-@dataclass(frozen=True)
-class Usage:
-    """Sums over LLM calls; cost_usd is None when any call's cost is unknown."""
-
-    calls: int
-    prompt_tokens: int
-    completion_tokens: int
-    cached_tokens: int
-    cost_usd: float | None
-    known_cost_usd: float = 0.0
-    """Sum over the calls whose cost is known (what a run's cost cap counts)."""
-
-
+SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE nodes (
@@ -148,7 +48,8 @@ CREATE TABLE evaluations (
   id INTEGER PRIMARY KEY AUTOINCREMENT, node_id INTEGER NOT NULL REFERENCES nodes(id),
   task_id TEXT NOT NULL, status TEXT NOT NULL, started_at REAL NOT NULL, finished_at REAL,
   agent_s REAL, test_s REAL, cost_usd REAL, prompt_tokens INTEGER NOT NULL DEFAULT 0,
-  completion_tokens INTEGER NOT NULL DEFAULT 0, error_type TEXT, error TEXT, log_dir TEXT);
+  completion_tokens INTEGER NOT NULL DEFAULT 0, error_type TEXT, error TEXT, log_dir TEXT,
+  detail TEXT, flag TEXT);
 CREATE INDEX evaluations_node ON evaluations(node_id);
 CREATE TABLE expansions (
   id INTEGER PRIMARY KEY AUTOINCREMENT, parent_id INTEGER NOT NULL REFERENCES nodes(id),
@@ -166,7 +67,7 @@ CREATE INDEX llm_calls_node ON llm_calls(node_id, task_id);
 """
 
 _EVAL_COLS = "id, node_id, task_id, status, started_at, finished_at, agent_s, test_s, cost_usd, " \
-    "prompt_tokens, completion_tokens, error_type, error, log_dir"
+    "prompt_tokens, completion_tokens, error_type, error, log_dir, detail, flag"
 _EXP_COLS = "id, parent_id, child_id, status, commit_sha, message, reason, entry_task, started_at, " \
     "finished_at, cost_usd, error_type, error, log_dir"
 
@@ -298,10 +199,11 @@ class RunStore:
         with self._write() as c:
             cur = c.execute(
                 "UPDATE evaluations SET status=?, finished_at=?, agent_s=?, test_s=?, cost_usd=?, "
-                "prompt_tokens=?, completion_tokens=?, error_type=?, error=?, log_dir=? "
+                "prompt_tokens=?, completion_tokens=?, error_type=?, error=?, log_dir=?, detail=?, flag=? "
                 "WHERE id=? AND status=?",
                 (EvalStatus(o.status), time.time(), o.agent_s, o.test_s, o.cost_usd, o.prompt_tokens,
-                 o.completion_tokens, o.error_type, o.error, o.log_dir, eval_id, EvalStatus.IN_FLIGHT))
+                 o.completion_tokens, o.error_type, o.error, o.log_dir, o.detail, o.flag, eval_id,
+                 EvalStatus.IN_FLIGHT))
             if cur.rowcount != 1:
                 raise ValueError(f"evaluation {eval_id} is not in flight")
 
@@ -395,75 +297,4 @@ def _rowid(cur: sqlite3.Cursor) -> int:
     return cur.lastrowid
 
 
-__all__ = [
-    "INTERRUPTED",
-    "SCHEMA_VERSION",
-    "EvalOutcome",
-    "EvalStatus",
-    "EvaluationRow",
-    "ExpansionOutcome",
-    "ExpansionRow",
-    "ExpansionStatus",
-    "MemoryStore",
-    "NodeRow",
-    "RunStore",
-    "Usage",
-]
-
-
-class MemoryStore:
-    """In-memory stand-in for RunStore with the methods the search uses (fast simulations only)."""
-
-    def __init__(self) -> None:
-        self._nodes: list[NodeRow] = []
-        self._evals: dict[int, EvaluationRow] = {}
-        self._exps: dict[int, ExpansionRow] = {}
-        self._meta: dict[str, str] = {}
-
-    def add_node(self, parent_id: int | None, commit: str | None, message: str = "") -> int:
-        self._nodes.append(NodeRow(len(self._nodes) + 1, parent_id, commit, message, 0.0))
-        return len(self._nodes)
-
-    def nodes(self) -> list[NodeRow]:
-        return list(self._nodes)
-
-    def start_evaluation(self, node_id: int, task_id: str) -> int:
-        eid = len(self._evals) + 1
-        self._evals[eid] = EvaluationRow(eid, node_id, task_id, EvalStatus.IN_FLIGHT, 0.0, *[None] * 4, 0, 0,
-                                         None, None, None)
-        return eid
-
-    def finish_evaluation(self, eval_id: int, outcome: EvalOutcome) -> None:
-        o = outcome
-        self._evals[eval_id] = replace(self._evals[eval_id], status=EvalStatus(o.status), agent_s=o.agent_s,
-                                       test_s=o.test_s, cost_usd=o.cost_usd, error_type=o.error_type, error=o.error,
-                                       log_dir=o.log_dir)
-
-    def evaluations(self, node_id: int | None = None) -> list[EvaluationRow]:
-        return [e for e in self._evals.values() if node_id is None or e.node_id == node_id]
-
-    def start_expansion(self, parent_id: int) -> int:
-        xid = len(self._exps) + 1
-        self._exps[xid] = ExpansionRow(xid, parent_id, None, ExpansionStatus.IN_FLIGHT, None, "", "", None, 0.0,
-                                       *[None] * 5)
-        return xid
-
-    def finish_expansion(self, expansion_id: int, outcome: ExpansionOutcome) -> int | None:
-        row = self._exps[expansion_id]
-        child = None
-        if outcome.status == ExpansionStatus.COMMITTED:
-            child = self.add_node(row.parent_id, outcome.commit, outcome.message)
-        o = outcome
-        self._exps[expansion_id] = replace(row, status=ExpansionStatus(o.status), child_id=child, commit=o.commit,
-                                           message=o.message, reason=o.reason, entry_task=o.entry_task,
-                                           error_type=o.error_type, error=o.error, log_dir=o.log_dir)
-        return child
-
-    def expansions(self, parent_id: int | None = None) -> list[ExpansionRow]:
-        return [x for x in self._exps.values() if parent_id is None or x.parent_id == parent_id]
-
-    def set_meta(self, key: str, value: str) -> None:
-        self._meta[key] = value
-
-    def get_meta(self, key: str) -> str | None:
-        return self._meta.get(key)
+__all__ = ["DB_NAME", "SCHEMA_VERSION", "RunStore"]

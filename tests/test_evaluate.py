@@ -14,7 +14,8 @@ from hgm.config import BenchmarkConfig, load_config
 from hgm.evaluate import evaluate
 from hgm.llm.gateway import Gateway
 from hgm.sandbox import get_sandbox
-from hgm.store import EvalStatus, RunStore
+from hgm.domain import EvalStatus
+from hgm.store import RunStore
 
 INITIAL_AGENT = Path(__file__).resolve().parents[1] / "hgm" / "agents" / "initial"
 TASK = "python__transpose"

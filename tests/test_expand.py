@@ -10,7 +10,8 @@ import pytest
 
 from hgm.config import load_config
 from hgm.expand import agent_source, choose_entry_task, lineage, parse_diagnosis
-from hgm.store import EvalOutcome, EvalStatus, ExpansionOutcome, ExpansionStatus, RunStore
+from hgm.domain import EvalOutcome, EvalStatus, ExpansionOutcome, ExpansionStatus
+from hgm.store import RunStore
 
 PLAN = {"log_summary": "it never ran the tests", "root_cause": "no test step", "improvement": "run tests",
         "implementation": "edit prompts.py", "problem_statement": "Make the agent run the tests.", "title": "run tests"}

@@ -14,7 +14,8 @@ from hgm.config import load_config
 from hgm.expand import Expander
 from hgm.llm.gateway import Gateway
 from hgm.sandbox import get_sandbox
-from hgm.store import EvalOutcome, EvalStatus, ExpansionStatus, RunStore
+from hgm.domain import EvalOutcome, EvalStatus, ExpansionStatus
+from hgm.store import RunStore
 from llm_scripts import write_scripts
 
 INITIAL_AGENT = Path(__file__).resolve().parents[1] / "hgm" / "agents" / "initial"

@@ -298,10 +298,10 @@ def test_agent_never_sees_the_real_key(sock_dir: Path) -> None:
 
 
 def test_with_the_real_run_store(sock_dir: Path) -> None:
-    store_mod = pytest.importorskip("hgm.store", reason="run store (hgm/store.py) not present")
     from hgm.config import HGMConfig
+    from hgm.store import RunStore
 
-    store = store_mod.RunStore.create(sock_dir / "run", HGMConfig())
+    store = RunStore.create(sock_dir / "run", HGMConfig())
     node = store.add_node(None, None, "root")
     script = write_script(sock_dir, {"price": {"input": 2.0, "output": 4.0},
                                      "responses": [{"fault": 503}, {"content": "a", "usage": {"prompt_tokens": 100, "completion_tokens": 50}}]})

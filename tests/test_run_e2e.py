@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from hgm.archive import Archive
-from hgm.store import EvalStatus, ExpansionStatus, RunStore
+from hgm.domain import EvalStatus, ExpansionStatus
+from hgm.store import RunStore
 from llm_scripts import write_scripts
 
 TASKS = "python__transpose,python__proverb,python__beer-song"

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from hgm.store import INTERRUPTED, EvalStatus, ExpansionStatus, RunStore
+from hgm.domain import INTERRUPTED, EvalStatus, ExpansionStatus
+from hgm.store import RunStore
 from llm_scripts import write_scripts
 
 TASKS = "python__transpose,python__proverb,python__beer-song"

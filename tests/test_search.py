@@ -26,7 +26,9 @@ from hgm.search import (
     lower_bounds,
     make_policy,
 )
-from hgm.store import EvalOutcome, EvalStatus, ExpansionOutcome, ExpansionStatus, MemoryStore, RunStore
+from hgm.domain import EvalOutcome, EvalStatus, ExpansionOutcome, ExpansionStatus
+from hgm.memory_store import MemoryStore
+from hgm.store import RunStore
 
 
 def hand_tree() -> Tree:

@@ -9,7 +9,8 @@ from rich.console import Console
 
 from hgm.config import load_config
 from hgm.show_tree import FINAL_META, load, render_dot, render_json, render_rich, render_text
-from hgm.store import EvalOutcome, EvalStatus, ExpansionOutcome, ExpansionStatus, RunStore
+from hgm.domain import EvalOutcome, EvalStatus, ExpansionOutcome, ExpansionStatus
+from hgm.store import RunStore
 
 
 def _eval(store: RunStore, node: int, task: str, status: EvalStatus) -> None:

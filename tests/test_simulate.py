@@ -18,7 +18,8 @@ from hgm.cli import app
 from hgm.config import load_config
 from hgm.errors import UserError
 from hgm.simulate import Lineage, SimWorld, World, _decode, compare, load_world, run_in_dir
-from hgm.store import INTERRUPTED, EvalStatus, ExpansionStatus, RunStore
+from hgm.domain import INTERRUPTED, EvalStatus, ExpansionStatus
+from hgm.store import RunStore
 
 COUNTED = {EvalStatus.SOLVED, EvalStatus.FAILED, EvalStatus.EMPTY_PATCH}
 

@@ -10,14 +10,8 @@ import pytest
 
 from hgm.config import load_config
 from hgm.errors import UserError
-from hgm.store import (
-    INTERRUPTED,
-    EvalOutcome,
-    EvalStatus,
-    ExpansionOutcome,
-    ExpansionStatus,
-    RunStore,
-)
+from hgm.domain import INTERRUPTED, EvalOutcome, EvalStatus, ExpansionOutcome, ExpansionStatus, VerdictFlag
+from hgm.store import SCHEMA_VERSION, RunStore
 
 
 @pytest.fixture
@@ -64,6 +58,16 @@ def test_evaluation_round_trip(store: RunStore) -> None:
         store.finish_evaluation(eid, EvalOutcome(EvalStatus.FAILED))
     with pytest.raises(ValueError):
         store.finish_evaluation(store.start_evaluation(root, "y"), EvalOutcome(EvalStatus.IN_FLIGHT))
+
+
+def test_a_flagged_verdict_keeps_its_detail_and_flag(store: RunStore) -> None:
+    root = store.add_node(None, "c0")
+    eid = store.start_evaluation(root, "go__x")
+    store.finish_evaluation(eid, EvalOutcome(EvalStatus.FAILED, detail="report missing after exit 0",
+                                             flag=VerdictFlag.SUSPECTED_TAMPERING))
+    (row,) = store.evaluations(root)
+    assert (row.status, row.detail, row.flag) == (EvalStatus.FAILED, "report missing after exit 0",
+                                                  "suspected_tampering")
 
 
 def test_committed_expansion_adds_the_child_failed_does_not(store: RunStore) -> None:
@@ -128,7 +132,7 @@ def test_meta_set_and_overwrite(store: RunStore) -> None:
     store.set_meta("k", "1")
     store.set_meta("k", "2")
     assert store.get_meta("k") == "2"
-    assert store.get_meta("schema_version") == "1"
+    assert store.get_meta("schema_version") == str(SCHEMA_VERSION)
 
 
 def test_llm_usage_sums_and_filters(store: RunStore) -> None:

@@ -12,6 +12,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from hgm.domain import VerdictFlag
 from hgm.errors import UserError
 
 if TYPE_CHECKING:
@@ -41,6 +42,8 @@ class TaskScore:
     """Why, in short: failing tests, missing toolchain and its fix, ..."""
     error_type: str = ""
     """For infra_error: what broke (ToolchainMissing, DepsMissing, SandboxUnavailable, ...)."""
+    flag: VerdictFlag | None = None
+    """Set (with status failed) when the test run looks forged: see hgm.domain.VerdictFlag."""
 
     @property
     def infra_error(self) -> bool:

@@ -1,0 +1,130 @@
+"""The run's domain types: statuses, outcomes and rows, apart from any persistence.
+
+The SQLite run store (hgm/store.py), the simulator's in-memory store (hgm/memory_store.py),
+the search, show-tree and the report all read and write these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+INTERRUPTED = "Interrupted"
+"""error_type of work that was in flight when its process stopped (set on reopen)."""
+
+
+class EvalStatus(StrEnum):
+    SOLVED = "solved"
+    FAILED = "failed"
+    EMPTY_PATCH = "empty_patch"
+    INFRA_ERROR = "infra_error"
+    IN_FLIGHT = "in_flight"
+
+
+class VerdictFlag(StrEnum):
+    SUSPECTED_TAMPERING = "suspected_tampering"
+    """Tests exited 0 but their machine-readable report was missing, partial or disagreed with the
+    console: scored failed, and flagged for a person to look at."""
+
+
+class ExpansionStatus(StrEnum):
+    IN_FLIGHT = "in_flight"
+    COMMITTED = "committed"
+    FAILED = "failed"
+    INFRA_ERROR = "infra_error"
+
+
+@dataclass
+class EvalOutcome:
+    """What one task evaluation produced (returned by the evaluate callable)."""
+
+    status: EvalStatus
+    agent_s: float | None = None
+    test_s: float | None = None
+    cost_usd: float | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    error_type: str | None = None
+    error: str | None = None
+    """Traceback or reason, for infra_error."""
+    log_dir: str | None = None
+    """Relative to the run dir, e.g. nodes/3/evals/python__x."""
+    detail: str | None = None
+    """The scorer's short reason: "12 tests passed", "exit 1: ...", "report missing", ..."""
+    flag: VerdictFlag | None = None
+    """Set when the verdict looks manipulated (e.g. suspected tampering with the test run)."""
+
+
+@dataclass
+class ExpansionOutcome:
+    """What one self-modification produced (returned by the expand callable)."""
+
+    status: ExpansionStatus
+    commit: str | None = None
+    message: str = ""
+    reason: str = ""
+    entry_task: str | None = None
+    cost_usd: float | None = None
+    error_type: str | None = None
+    error: str | None = None
+    log_dir: str | None = None
+
+
+@dataclass(frozen=True)
+class NodeRow:
+    id: int
+    parent_id: int | None
+    commit: str | None
+    message: str
+    created_at: float
+
+
+@dataclass(frozen=True)
+class EvaluationRow:
+    id: int
+    node_id: int
+    task_id: str
+    status: EvalStatus
+    started_at: float
+    finished_at: float | None
+    agent_s: float | None
+    test_s: float | None
+    cost_usd: float | None
+    prompt_tokens: int
+    completion_tokens: int
+    error_type: str | None
+    error: str | None
+    log_dir: str | None
+    detail: str | None = None
+    flag: str | None = None
+
+
+@dataclass(frozen=True)
+class ExpansionRow:
+    id: int
+    parent_id: int
+    child_id: int | None
+    status: ExpansionStatus
+    commit: str | None
+    message: str
+    reason: str
+    entry_task: str | None
+    started_at: float
+    finished_at: float | None
+    cost_usd: float | None
+    error_type: str | None
+    error: str | None
+    log_dir: str | None
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Sums over LLM calls; cost_usd is None when any call's cost is unknown."""
+
+    calls: int
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int
+    cost_usd: float | None
+    known_cost_usd: float = 0.0
+    """Sum over the calls whose cost is known (what a run's cost cap counts)."""
