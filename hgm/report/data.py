@@ -23,11 +23,8 @@ from scipy.special import betaincinv
 from hgm.config import HGMConfig
 from hgm.domain import EvalStatus, EvaluationRow, ExpansionRow, ExpansionStatus, LLMCallUsage, NodeRow, Usage
 from hgm.policies import COUNTED
-from hgm.show_tree import FINAL_META, NodeStats, tree_stats
+from hgm.show_tree import FINAL_META, ROLE_ORDER, NodeStats, tree_stats
 from hgm.store import DB_NAME, RunStore
-
-ROLE_ORDER = ("self_improve", "downstream", "diagnose")
-"""LLM roles in the order reports list them (others, if any, follow alphabetically)."""
 
 
 @dataclass
