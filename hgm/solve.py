@@ -143,13 +143,14 @@ def solve(agent_spec: str, repo: Path, statement: str, *, config: HGMConfig, out
     if out_dir.exists() and any(out_dir.iterdir()):
         raise UserError(f"{out_dir} is not empty; give --out a new directory")
     model = config.llm.downstream
-    check_models([model], base_url=config.llm.base_url)  # a missing key is named before any work
-    sandbox = get_sandbox(config.sandbox.backend, config.sandbox)
-    out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="hgm-solve-") as tmp_name:
         tmp = Path(tmp_name)
+        # Every check (agent, repository, model key, sandbox) before anything is written to OUT.
         agent_dir, agent_text = agent_from_spec(agent_spec, tmp / "agent")
         sha, paths = _repo_tree(repo, rev, tmp / "tree")
+        check_models([model], base_url=config.llm.base_url)
+        sandbox = get_sandbox(config.sandbox.backend, config.sandbox)
+        out_dir.mkdir(parents=True, exist_ok=True)
         harness = Archive.create(tmp / "harness.git")  # the harness's own git: the diff never trusts the copy's
         base = harness.commit_dir(tmp / "tree", f"{repo.name} at {sha[:12]}", parent=None)
         workspace = harness.export_repo(base, tmp / repo.name)
