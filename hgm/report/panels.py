@@ -85,14 +85,17 @@ def _evaluations(run: RunData, out_dir: Path, evals: list[EvaluationRow]) -> str
     rows = []
     for e in evals:
         detail = e.detail or (e.error_type or "")
+        flag = f"<br><span class='flag'>{escape(e.flag)}</span>" if e.flag else ""
         rows.append(
-            f"<tr><td>{escape(e.task_id)}</td><td class='st {e.status.value}'>{e.status.value}</td>"
-            f"<td>{escape(e.flag or '')}</td><td class='r'>{e.prompt_tokens:,} / {e.completion_tokens:,}</td>"
+            f"<tr><td>{escape(e.task_id)}<div class='detail'>{escape(detail[:200])}</div></td>"
+            f"<td class='st {e.status.value}'>{e.status.value}{flag}</td>"
+            f"<td class='r'>{e.prompt_tokens:,} / {e.completion_tokens:,}</td>"
             f"<td class='r'>{'?' if e.cost_usd is None else f'{e.cost_usd:.4f}'}</td>"
             f"<td class='r'>{_num(e.agent_s, '.1f')}</td><td class='r'>{_num(e.test_s, '.1f')}</td>"
-            f"<td class='detail'>{escape(detail[:200])}</td><td>{_eval_links(run, out_dir, e)}</td></tr>")
-    return ("<table class='evals'><tr><th>task</th><th>status</th><th>flag</th><th>tokens in / out</th><th>$</th>"
-            "<th>agent s</th><th>test s</th><th>detail</th><th>logs</th></tr>" + "".join(rows) + "</table>")
+            f"<td>{_eval_links(run, out_dir, e)}</td></tr>")
+    return ("<table class='evals'><tr><th>task</th><th>status</th><th class='r'>tokens in / out</th>"
+            "<th class='r'>$</th><th class='r'>agent s</th><th class='r'>test s</th><th>logs</th></tr>"
+            + "".join(rows) + "</table>")
 
 
 def _diagnosis(run: RunData, x: ExpansionRow) -> str:
