@@ -105,7 +105,7 @@ def solve(
         show.print(f"[yellow]the LLM gateway cut the agent off:[/] {r.llm_failure}", soft_wrap=True)
     if r.changed_files:
         done = f"applied to {r.repo}" if r.applied else f"not applied; apply it with: git -C {r.repo} apply {r.patch}"
-        show.print(f"patch: {r.patch} ({r.changed_files} files changed; {done})", soft_wrap=True, highlight=False)
+        show.print(f"patch: {r.patch} ({r.changed_files} file{'s' if r.changed_files != 1 else ''} changed; {done})", soft_wrap=True, highlight=False)
     else:
         show.print(f"[yellow]the agent changed nothing[/]; its chat log says why: {Path(r.out_dir) / 'agent' / 'chat.md'}",
                    soft_wrap=True)
