@@ -78,6 +78,7 @@ def test_report_of_a_store_shows_every_agent_and_its_story(tmp_path: Path) -> No
     (run / "nodes" / "1" / "expansions" / "1").mkdir(parents=True)
     (run / "nodes" / "1" / "expansions" / "1" / "diagnosis.json").write_text(json.dumps(
         {"root_cause": "It never ran the tests.", "improvement": "Run them.", "problem_statement": "Make it run tests."}))
+    writer.set_meta("finalists", json.dumps({"1": 4, "2": 4}))  # as the search records them
     out = write_report(run)
     assert out == run / "report.html"
     html = out.read_text()
@@ -91,6 +92,7 @@ def test_report_of_a_store_shows_every_agent_and_its_story(tmp_path: Path) -> No
     assert 'href="nodes/1/evals/python__a/test_output.txt"' in panels["1"]
     assert "patch.diff" not in panels["1"], "links only to logs that exist"
     assert "12 tests passed" in panels["1"] and "in_flight" in panels["3"]
+    assert "finalist" in panels["1"] and "finalist" in panels["2"] and "finalist" not in panels["3"]
 
     data = load_run(run)
     assert data.status == "killed"  # work in flight, no other process holds the store: a kill, resumable
@@ -202,3 +204,12 @@ def test_simulate_html_writes_the_comparison(tmp_path: Path) -> None:
     assert "final agent&#x27;s true utility" in html and "greedy seed 2" in html and "hgm seed 0" in html
     done = hgm("simulate", "--run-dir", str(tmp_path / "x"), "--html", str(out))
     assert done.returncode == 2 and "hgm report" in done.stderr
+
+
+def test_a_run_killed_before_its_first_agent_still_reports(tmp_path: Path) -> None:
+    RunStore.create(tmp_path / "run", load_config()).close()  # the store exists, nothing else
+    html = write_report(tmp_path / "run").read_text()
+    assert "· stopped · 0 agents · 0 evaluations used" in html and _panels(html) == {}
+    _store(tmp_path / "other").close()
+    out = write_comparison([tmp_path / "run", tmp_path / "other"], tmp_path / "c.html")
+    assert str(tmp_path / "run") in out.read_text()

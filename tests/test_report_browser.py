@@ -29,15 +29,21 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(missing() is not None, reason
 INITIAL_AGENT = Path(__file__).resolve().parents[1] / "hgm" / "agents" / "initial"
 TASKS = "python__transpose,python__proverb,python__beer-song"
 MARKER = "# my own agent, for the report test"
-AGENTS_JS = """() => {
+POINTS_JS = """(name) => {
   const trace = Array.from(document.querySelectorAll('#tree .scatterlayer .trace'))
-    .find(t => t.__data__ && t.__data__[0].trace.name === 'agents');
+    .find(t => t.__data__ && t.__data__[0].trace.name === name);
+  if (!trace) { return []; }
   return Array.from(trace.querySelectorAll('.point')).map(p => {
     const r = p.getBoundingClientRect();
     return {node: trace.__data__[0].trace.customdata[p.__data__.i], x: r.x + r.width / 2, y: r.y + r.height / 2,
             fill: p.style.fill};
   });
 }"""
+"""The drawn markers of one trace of the tree ('agents', 'failed rewrite'): node id, centre, colour."""
+
+
+def drawn(page: object, trace: str = "agents") -> list[dict]:
+    return page.evaluate(POINTS_JS, trace)  # type: ignore[attr-defined]
 
 
 def artifacts() -> Path:
@@ -142,7 +148,7 @@ def test_report_renders_and_a_click_shows_the_diff(scripted_runs: tuple[Path, Pa
     with chromium() as browser:
         page, errors, outside = open_page(browser, run / "report.html")
         page.wait_for_selector("#tree .scatterlayer .point")
-        points = page.evaluate(AGENTS_JS)
+        points = drawn(page)
         assert sorted(p["node"] for p in points) == [n.id for n in nodes], "every agent of the store is drawn"
         target = next(p for p in points if p["node"] == child)  # a real mouse click on the drawn marker
         page.mouse.click(target["x"], target["y"])
@@ -150,10 +156,10 @@ def test_report_renders_and_a_click_shows_the_diff(scripted_runs: tuple[Path, Pa
         assert page.inner_text("#panel h3").startswith(f"Node {child} ")
         diff = page.inner_text("#panel .diff")
         assert "+# lesson: run the tests before you stop" in diff and "prompts.py" in diff
-        before = [p["fill"] for p in page.evaluate(AGENTS_JS)]
+        before = [p["fill"] for p in drawn(page)]
         page.get_by_text("CMP", exact=True).click()
         page.wait_for_timeout(300)
-        assert [p["fill"] for p in page.evaluate(AGENTS_JS)] != before, "the colour switch recolours the agents"
+        assert [p["fill"] for p in drawn(page)] != before, "the colour switch recolours the agents"
         assert page.locator("#curves-plot .scatterlayer .trace").count() >= 5
         assert page.locator("#matrix-plot .hm, #matrix-plot .heatmaplayer image").count() >= 1
         shot = artifacts() / "report.png"
@@ -187,13 +193,15 @@ def test_a_1000_agent_report_and_a_simulated_comparison(tmp_path: Path) -> None:
     assert hgm("report", str(sim)).returncode == 0
     with RunStore.open(sim, readonly=True) as s:
         n_nodes = len(s.nodes())
+        n_failed = sum(x.status == ExpansionStatus.FAILED for x in s.expansions())
     assert n_nodes >= 1000
     html = tmp_path / "simulate.html"
     assert hgm("simulate", "--seeds", "3", "--budget", "200", "--html", str(html)).returncode == 0
     with chromium() as browser:
         page, errors, outside = open_page(browser, sim / "report.html")
         page.wait_for_selector("#tree .scatterlayer .point")
-        assert len(page.evaluate(AGENTS_JS)) == n_nodes
+        assert len(drawn(page)) == n_nodes
+        assert n_failed and len(drawn(page, "failed rewrite")) == n_failed, "every failed rewrite is drawn"
         page.evaluate("hgmShowNode(2)")
         assert "No code archive" in page.inner_text("#panel")
         page.screenshot(path=str(artifacts() / "report-1000-agents.png"))

@@ -105,7 +105,10 @@ def _thin(x: list, *ys: list) -> tuple[list, ...]:
 
 def _mean_curve(runs: list[RunSummary], attr: str) -> tuple[list[int], list[float]]:
     """The group's mean of a step curve on a common grid of evaluations used (where all runs reach)."""
-    top = min((r.x[-1] for r in runs if r.x), default=0)
+    runs = [r for r in runs if r.x]  # a run killed before its first agent has no curve
+    if not runs:
+        return [], []
+    top = min(r.x[-1] for r in runs)
     grid = np.unique(np.linspace(0, top, min(MAX_POINTS, top + 1)).astype(int))
     rows = []
     for r in runs:
