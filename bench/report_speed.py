@@ -12,6 +12,8 @@ the tree grows to ~1,000 agents within 1,300 evaluations). "Generated" is the wa
 from __future__ import annotations
 
 import argparse
+import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -40,14 +42,18 @@ def main() -> None:
         with RunStore.open(run, readonly=True) as s:
             agents, evals = len(s.nodes()), len(s.evaluations())
         print(f"run: {agents} agents, {evals} evaluations (simulated, {run})")
-        gen = []
+        gen, cpu = [], []
         for _ in range(args.repeat):
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             t = time.perf_counter()
             subprocess.run([*hgm, "report", str(run)], check=True, capture_output=True)
             gen.append(time.perf_counter() - t)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
         size = (run / "report.html").stat().st_size / 1e6
         print(f"hgm report: {statistics.median(gen):.2f} s median of {args.repeat} "
-              f"({', '.join(f'{g:.2f}' for g in gen)}), {size:.1f} MB   target <= 5 s")
+              f"({', '.join(f'{g:.2f}' for g in gen)}; CPU {statistics.median(cpu):.2f} s), {size:.1f} MB   "
+              f"target <= 5 s   (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
         if missing():
             print(f"browser: not measured ({missing()})")
             return
@@ -64,7 +70,7 @@ def main() -> None:
                 page.close()
         print(f"chromium: tree with all {agents} agents drawn after {statistics.median(opened):.2f} s median "
               f"({', '.join(f'{o:.2f}' for o in opened)}); load event after {statistics.median(loaded):.2f} s   "
-              "target <= 3 s")
+              f"target <= 3 s   (load average {os.getloadavg()[0]:.1f})")
 
 
 if __name__ == "__main__":

@@ -67,10 +67,11 @@ def matrix_figure(run: RunData) -> go.Figure:
                 z[i][col[t]] = STATUS_CODES[status]
                 text[i][col[t]] = status.value
     n = len(STATUS_COLORS)
+    gap = 1 if len(agents) <= 150 else 0  # cell gaps cost drawing time on big matrices (~0.1-0.2 s at 1,000 rows)
     scale = [[v, STATUS_COLORS[k]] for k in range(n) for v in (k / n, (k + 1) / n)]
     fig = go.Figure(go.Heatmap(
         z=z, x=tasks, y=[f"node {a}" for a in agents], text=text, zmin=-0.5, zmax=n - 0.5, colorscale=scale,
-        xgap=1, ygap=1, hovertemplate="%{y} on %{x}: %{text}<extra></extra>",
+        xgap=gap, ygap=gap, hovertemplate="%{y} on %{x}: %{text}<extra></extra>",
         colorbar=dict(tickvals=list(range(n)), thickness=12, len=1, lenmode="fraction",
                       ticktext=["not evaluated", "solved", "failed", "empty patch", "infra error", "in flight"])))
     counted = sum(s in COUNTED for s in cell.values())
