@@ -10,6 +10,7 @@ The final agent wears a gold star, finalists a thick orange ring.
 from __future__ import annotations
 
 import math
+from html import escape
 
 import igraph
 import plotly.graph_objects as go
@@ -70,7 +71,7 @@ def tree_figure(run: RunData) -> go.Figure:
         f"own {s.solved}/{s.evaluated}" + (f" ({own[i]:.0%})" if own[i] is not None else "")
         + f"<br>clade {s.clade_solved}/{s.clade_evaluated}, CMP " + (f"{cmp[i]:.2f}" if cmp[i] is not None else "-")
         + f"<br>children {len(s.children)}, failed rewrites {s.failed_expansions}"
-        + (f"<br>{_escape(_first_line(s.message))}" if s.parent_id is not None else "")
+        + (f"<br>{escape(_first_line(s.message))}" if s.parent_id is not None else "")
         for i, s in enumerate(stats)
     ]
     own_colors, cmp_colors = _colors(own), _colors(cmp)
@@ -86,7 +87,7 @@ def tree_figure(run: RunData) -> go.Figure:
         x=[xy[n + k][0] for k in range(len(failed))], y=[xy[n + k][1] for k in range(len(failed))],
         mode="markers", name="failed rewrite", marker=dict(symbol="x", size=7, color="#d62728"),
         customdata=[x.parent_id for x in failed], hoverinfo="text",
-        hovertext=[f"rewrite {x.id} of node {x.parent_id} failed<br>{_escape((x.reason or '')[:160])}"
+        hovertext=[f"rewrite {x.id} of node {x.parent_id} failed<br>{escape((x.reason or '')[:160])}"
                    for x in failed]))
     fig.add_trace(go.Scatter(
         x=[xy[i][0] for i in range(n)], y=[xy[i][1] for i in range(n)], mode="markers", name=AGENTS_TRACE,
@@ -125,7 +126,3 @@ def tree_figure(run: RunData) -> go.Figure:
 def _first_line(message: str) -> str:
     text = message.strip()
     return text.splitlines()[0][:100] if text else ""
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
