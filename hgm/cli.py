@@ -43,7 +43,7 @@ _register_benchmark_commands(app, benchmark_app)  # benchmark fetch|list|prepare
 
 @app.command("eval-agent")
 def eval_agent(
-    agent: Annotated[str, typer.Argument(help="Agent directory, or (with --run) a commit / node id of the run's archive.")],
+    agent: Annotated[str, typer.Argument(help="`initial` (the seed agent), an agent directory, or (with --run) a commit / node id of the run's archive.")],
     task: Annotated[str, typer.Argument(help="Polyglot task id, e.g. python__transpose.")],
     run: Annotated[Optional[Path], typer.Option("--run", help="Run directory: take the agent and config from it.")] = None,
     llm: Annotated[Optional[str], typer.Option("--llm", help="Model the agent uses (llm.downstream), e.g. deepseek-chat or scripted:FILE.")] = None,
@@ -71,6 +71,10 @@ def eval_agent(
     except ValueError as e:
         raise UserError(f"bad option: {e}") from None
     log_dir = log_dir or Path("hgm-evals") / f"{task}-{_time.strftime('%Y%m%d-%H%M%S')}"
+    if agent == "initial":
+        from hgm.paths import INITIAL_AGENT
+
+        agent = str(INITIAL_AGENT)
     report = evaluate.eval_agent(agent, task, config=cfg, run_dir=run, log_dir=log_dir, console=console)
     o = report.outcome
     color = {"solved": "green", "failed": "red", "empty_patch": "yellow"}.get(o.status, "magenta")
@@ -103,6 +107,7 @@ def run(
     sandbox: Annotated[Optional[str], typer.Option("--sandbox", help="Sandbox backend: bwrap, docker or none.")] = None,
     from_: Annotated[Optional[Path], typer.Option("--from", help="Local Polyglot benchmark tree.")] = None,
     max_usd: Annotated[Optional[float], typer.Option("--max-usd", min=0, help="Stop once the run spent this many dollars.")] = None,
+    agent: Annotated[Optional[str], typer.Option("--agent", help="Start the search from this agent: `initial` (the seed agent, default) or a directory holding coding_agent.py.")] = None,
     config: ConfigOpt = None,
     override: OverrideOpt = None,
 ) -> None:
@@ -120,7 +125,8 @@ def run(
     given = {k: v for k, v in flags.items() if v is not None}
     if resume is not None:
         extra = sorted(set(given) - {"search.workers"}) + (["--tasks"] if tasks else []) + \
-            (["-c/-o"] if config or override else []) + (["--output-dir"] if output_dir else [])
+            (["-c/-o"] if config or override else []) + (["--output-dir"] if output_dir else []) + \
+            (["--agent"] if agent else [])
         if extra:
             raise UserError(f"--resume continues a run with its own settings; drop {', '.join(extra)} "
                             "(only --workers may change)")
@@ -135,27 +141,40 @@ def run(
                 cfg.benchmark.task_ids = [t.strip() for t in tasks.split(",") if t.strip()]
         except ValueError as e:
             raise UserError(f"bad option: {e}") from None
+        from hgm.paths import resolve_agent_dir
+
+        initial = resolve_agent_dir(agent or "initial")  # checked before the run directory is touched
         out = output_dir or Path("runs") / _time.strftime("%Y%m%d-%H%M%S")
-        code = run_mod.new_run(out, cfg, console)
+        code = run_mod.new_run(out, cfg, console, initial_agent=initial)
     raise typer.Exit(code)
 
 
 @app.command("show-tree")
 def show_tree(
     run_dir: Annotated[Path, typer.Argument(help="Run directory.")],
-    format: Annotated[str, typer.Option("--format", help="rich (default), text, json or dot.")] = "rich",
+    format: Annotated[str, typer.Option("--format", help="rich (on a terminal), text (when piped), json or dot.")] = "auto",
+    usage: Annotated[bool, typer.Option("--usage", help="Also show LLM calls, tokens and dollars by role.")] = False,
 ) -> None:
     """Show a run's tree of agents: own and clade results, CMP, children, failed rewrites, the final agent."""
     from hgm import show_tree as st
 
     renderers = {"text": st.render_text, "json": st.render_json, "dot": st.render_dot}
-    if format != "rich" and format not in renderers:
+    if format not in ("auto", "rich") and format not in renderers:
         raise UserError(f"unknown --format {format!r}; use rich, text, json or dot")
+    if format == "auto":  # rich wraps long lines at the terminal's width; piped output stays one node a line
+        format = "rich" if sys.stdout.isatty() else "text"
+    if usage and format == "dot":
+        raise UserError("--usage goes with --format rich, text or json, not dot")
     stats = st.load(run_dir)
+    by_role = st.load_usage(run_dir) if usage else None
     if format == "rich":
         Console().print(st.render_rich(stats))
+        if by_role is not None:
+            Console().print(st.usage_table(by_role))
+    elif format == "json" and by_role is not None:
+        typer.echo(st.render_json_with_usage(stats, by_role), nl=False)
     else:
-        typer.echo(renderers[format](stats), nl=False)
+        typer.echo(renderers[format](stats) + (st.render_usage_text(by_role) if by_role is not None else ""), nl=False)
 
 
 @app.command("export")
@@ -185,6 +204,7 @@ def simulate(
     run_dir: Annotated[Optional[Path], typer.Option("--run-dir", help="Run ONE simulated search through the real scheduler and store in DIR (resumes if DIR holds a run).")] = None,
     delay: Annotated[float, typer.Option("--delay", min=0, help="With --run-dir: seconds each simulated evaluation sleeps.")] = 0.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of a table.")] = False,
+    html: Annotated[Optional[Path], typer.Option("--html", help="Also write the comparison (table with 95% CIs, curves overlaid) as a self-contained HTML file.")] = None,
     config: ConfigOpt = None,
     override: OverrideOpt = None,
 ) -> None:
@@ -198,6 +218,8 @@ def simulate(
 
     from hgm import simulate as sim
 
+    if html is not None and run_dir is not None:
+        raise UserError("--html compares policies over seeds; for a --run-dir run use `hgm report DIR`")
     world = sim.load_world(preset, world_file)
     cfg = resolve_config(config, (override or []) + ([f"search.max_task_evals={budget}"] if budget else []))
     out = Console()
@@ -211,11 +233,18 @@ def simulate(
             out.print(f"final agent {result.final_agent} (true utility {utility:.3f}) "
                       f"after {result.evals_done} evaluations")
         return
-    rows = sim.compare(world, cfg.search, [p.strip() for p in policies.split(",") if p.strip()], seeds)
+    rows = sim.compare(world, cfg.search, [p.strip() for p in policies.split(",") if p.strip()], seeds,
+                       curves=html is not None)
+    title = f"world {world_file or preset}, {seeds} seeds, budget {cfg.search.max_task_evals}"
     if as_json:
         typer.echo(sim.to_json(rows))
     else:
-        out.print(sim.table(rows, f"world {world_file or preset}, {seeds} seeds, budget {cfg.search.max_task_evals}"))
+        out.print(sim.table(rows, title))
+    if html is not None:
+        from hgm.report.compare import write_simulation
+
+        Console(stderr=True).print(f"comparison written to {write_simulation(rows, html, f'hgm simulate: {title}')}",
+                                   soft_wrap=True, highlight=False)
 
 
 @llm_app.command("models")
@@ -289,11 +318,16 @@ def docker_build(
     console.print(f"[green]built[/] {built.tag} ({built.image_id[:19]}) in {built.seconds:.0f} s")
 
 
+from hgm.cli_report import register as _register_report_commands  # noqa: E402
+
+_register_report_commands(app)  # report, compare, runs, solve
+
+
 def main() -> None:
     try:
         app()
     except UserError as e:
-        console.print(f"[bold red]error:[/] {e}")
+        console.print(f"[bold red]error:[/] {e}", soft_wrap=True)  # a path or command is never folded
         sys.exit(2)
 
 

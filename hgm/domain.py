@@ -128,3 +128,16 @@ class Usage:
     cost_usd: float | None
     known_cost_usd: float = 0.0
     """Sum over the calls whose cost is known (what a run's cost cap counts)."""
+
+
+@dataclass(frozen=True)
+class LLMCallUsage:
+    """One LLM call's usage, for curves over a run (no request or response bodies)."""
+
+    created_at: float
+    role: str
+    node_id: int | None
+    task_id: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float | None

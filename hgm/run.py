@@ -33,13 +33,13 @@ from hgm.evaluate import evaluate
 from hgm.expand import Expander
 from hgm.llm.gateway import Gateway
 from hgm.llm.providers import check_models
+from hgm.paths import INITIAL_AGENT
 from hgm.sandbox import Sandbox, get_sandbox
 from hgm.search import Progress, Search, lower_bounds
 from hgm.show_tree import FINAL_META
 from hgm.domain import EvalOutcome, EvalStatus, ExpansionOutcome, ExpansionStatus
 from hgm.store import DB_NAME, RunStore
 
-INITIAL_AGENT = Path(__file__).parent / "agents" / "initial"
 ROLES = ("downstream", "self_improve", "diagnose")
 log = logging.getLogger("hgm.run")
 
@@ -76,13 +76,14 @@ def check_output_dir(run_dir: Path) -> None:
         raise UserError(f"{run_dir} is not empty and holds no hgm run; give a new or empty --output-dir")
 
 
-def new_run(run_dir: Path, config: HGMConfig, console: Console) -> int:
-    """Start a run in `run_dir`; returns the process exit code."""
+def new_run(run_dir: Path, config: HGMConfig, console: Console, initial_agent: Path = INITIAL_AGENT) -> int:
+    """Start a run in `run_dir` from the agent in `initial_agent`; returns the process exit code."""
     run_dir = Path(run_dir)
     check_output_dir(run_dir)
     prepared = prepare(config)
     store = RunStore.create(run_dir, config)
-    return _drive(run_dir, store, prepared, console, resumed=False)
+    store.set_meta("initial_agent", str(Path(initial_agent).resolve()))
+    return _drive(run_dir, store, prepared, console, resumed=False, initial_agent=initial_agent)
 
 
 def resume_run(run_dir: Path, console: Console, workers: int | None = None) -> int:
@@ -105,7 +106,7 @@ def resume_run(run_dir: Path, console: Console, workers: int | None = None) -> i
     return _drive(run_dir, store, prepared, console, resumed=True, cut=cut)
 
 
-def _root(run_dir: Path, store: RunStore) -> tuple[Archive, int]:
+def _root(run_dir: Path, store: RunStore, initial_agent: Path) -> tuple[Archive, int]:
     """The archive and the root node, created on first start (and finished if a kill cut that short)."""
     path = run_dir / "archive"
     nodes = store.nodes()
@@ -115,7 +116,7 @@ def _root(run_dir: Path, store: RunStore) -> tuple[Archive, int]:
         archive = Archive.open(path)
         sha = archive.resolve("refs/hgm/root")
     else:
-        archive, sha = init_archive(path, INITIAL_AGENT)
+        archive, sha = init_archive(path, initial_agent)
     root = nodes[0].id if nodes else store.add_node(None, sha, "initial agent")
     for n in store.nodes():  # node refs are set after the store; repair any a kill skipped
         if n.commit:
@@ -175,7 +176,7 @@ class _View:
 
 
 def _drive(run_dir: Path, store: RunStore, prepared: Prepared, console: Console, *, resumed: bool,
-           cut: tuple[int, int] = (0, 0)) -> int:
+           cut: tuple[int, int] = (0, 0), initial_agent: Path | None = None) -> int:
     config = prepared.config
     handler = logging.FileHandler(run_dir / "run.log")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
@@ -192,7 +193,8 @@ def _drive(run_dir: Path, store: RunStore, prepared: Prepared, console: Console,
         if any(cut):
             log.info("%d evaluations and %d rewrites were in flight when the run stopped: marked interrupted, "
                      "redone", *cut)
-        archive, root = _root(run_dir, store)
+        agent = initial_agent or Path(store.get_meta("initial_agent") or INITIAL_AGENT)
+        archive, root = _root(run_dir, store, agent)
         (tmp / "agents").mkdir()
         with console.status("preparing the initial agent's environment"):
             agent_venv(archive.checkout(archive.resolve(f"node-{root}"), tmp / "agents"), console=console)

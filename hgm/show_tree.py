@@ -13,12 +13,13 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
 from hgm.policies import COUNTED
 from hgm.policies import Tree as CladeCounters
-from hgm.domain import EvalStatus, ExpansionStatus
+from hgm.domain import EvalStatus, ExpansionStatus, Usage
 from hgm.store import RunStore
 
 FINAL_META = "final_agent"
@@ -154,3 +155,50 @@ def load(run_dir: Path) -> dict[int, NodeStats]:
     """Open the run read-only (safe while it runs) and compute the tree."""
     with RunStore.open(run_dir, readonly=True) as store:
         return tree_stats(store)
+
+
+ROLE_ORDER = ("self_improve", "downstream", "diagnose")
+"""LLM roles in the order reports list them (others, if any, follow alphabetically)."""
+
+
+def load_usage(run_dir: Path) -> dict[str, Usage]:
+    """LLM usage by role, read-only (works after the run too: every call is in the store)."""
+    with RunStore.open(run_dir, readonly=True) as store:
+        by_role = store.llm_usage_by_role()
+    return dict(sorted(by_role.items(), key=lambda kv: (ROLE_ORDER.index(kv[0]) if kv[0] in ROLE_ORDER else 99,
+                                                         kv[0])))
+
+
+def _usage_rows(by_role: dict[str, Usage]) -> list[list[str]]:
+    def dollars(u: Usage) -> str:
+        return f"{u.known_cost_usd:.4f}" + ("" if u.cost_usd is not None else "+?")
+
+    rows = [[r, str(u.calls), str(u.prompt_tokens), str(u.completion_tokens), dollars(u)] for r, u in by_role.items()]
+    total = Usage(*(sum(getattr(u, f) for u in by_role.values()) for f in ("calls", "prompt_tokens",
+                                                                             "completion_tokens", "cached_tokens")),
+                  None if any(u.cost_usd is None for u in by_role.values()) else 0.0,
+                  sum(u.known_cost_usd for u in by_role.values()))
+    return rows + [["total", str(total.calls), str(total.prompt_tokens), str(total.completion_tokens), dollars(total)]]
+
+
+USAGE_HEADER = ["role", "calls", "prompt_tokens", "completion_tokens", "usd"]
+"""usd: dollars at known prices; "+?" when some calls' prices are unknown."""
+
+
+def usage_table(by_role: dict[str, Usage]) -> Table:
+    t = Table(*USAGE_HEADER, title="LLM usage by role", title_justify="left")
+    for row in _usage_rows(by_role):
+        t.add_row(*row)
+    return t
+
+
+def render_usage_text(by_role: dict[str, Usage]) -> str:
+    rows = [USAGE_HEADER, *_usage_rows(by_role)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(USAGE_HEADER))]
+    return "\nLLM usage by role\n" + "".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() + "\n"
+                                            for r in rows)
+
+
+def render_json_with_usage(stats: dict[int, NodeStats], by_role: dict[str, Usage]) -> str:
+    return json.dumps({"nodes": [{**asdict(s), "cmp": s.cmp} for s in stats.values()],
+                       "usage": {r: asdict(u) for r, u in by_role.items()}}, indent=2) + "\n"

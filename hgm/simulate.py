@@ -181,8 +181,9 @@ class RunMetrics:
     """True utility of the agent HGM's final rule (lower posterior bound) picks from this tree."""
 
 
-def simulate_once(world: World, search: SearchConfig, seed: int) -> RunMetrics:
-    """One in-memory search (W=1) on a world drawn from `seed`."""
+def simulate_once(world: World, search: SearchConfig, seed: int, curve: dict | None = None) -> RunMetrics:
+    """One in-memory search (W=1) on a world drawn from `seed`. If `curve` is a dict, it is filled
+    with the run's curve for `hgm simulate --html` (see `_curve`)."""
     sim = SimWorld(world, seed)
     store = MemoryStore()
     store.add_node(None, sim.root_commit())
@@ -203,9 +204,23 @@ def simulate_once(world: World, search: SearchConfig, seed: int) -> RunMetrics:
     result = s.run()
     utilities = {a.id: sim.utility(a.commit or "") for a in s.tree.agents.values()}
     lcb_final = HGMPolicy(config).rank(s.tree)[0]
+    if curve is not None:
+        curve.update(_curve(store, utilities, config.final_quantile))
     return RunMetrics(config.policy, seed, utilities[result.final_agent], max(utilities.values()),
                       hit[0] if hit else None, len(utilities),
                       _decode(s.tree.agents[result.final_agent].commit).lineage, utilities[lcb_final])
+
+
+def _curve(store: MemoryStore, utilities: dict[int, float], quantile: float) -> dict:
+    """Evaluations used, the best agent's lower bound and its true utility at each point; rewrites."""
+    from hgm.report.data import build_curves
+
+    c = build_curves(store.nodes(), store.evaluations(), store.expansions(), [], quantile)
+    exps = store.expansions()
+    return {"evals": c.evals, "lower_bound": c.best_lower_bound,
+            "true_utility": [utilities[a] for a in c.best_agent],
+            "rewrites": sum(x.status in (ExpansionStatus.COMMITTED, ExpansionStatus.FAILED) for x in exps),
+            "committed": sum(x.status == ExpansionStatus.COMMITTED for x in exps)}
 
 
 class _CommitView:
@@ -218,14 +233,17 @@ class _CommitView:
         return self.search.tree.agents[node_id].commit or ""
 
 
-def compare(world: World, search: SearchConfig, policies: list[str], seeds: int) -> list[dict]:
-    """Run each policy on seeds 0..seeds-1 and summarize (mean and 95% CI half-width)."""
+def compare(world: World, search: SearchConfig, policies: list[str], seeds: int, curves: bool = False) -> list[dict]:
+    """Run each policy on seeds 0..seeds-1 and summarize (mean and 95% CI half-width). With `curves`,
+    each run's entry also holds its curve (`_curve`), for `hgm simulate --html`."""
     for name in policies:
         if name not in POLICIES:
             raise UserError(f"unknown policy {name!r}; known: {', '.join(POLICIES)}")
     rows = []
     for name in policies:
-        runs = [simulate_once(world, search.model_copy(update={"policy": name}), seed) for seed in range(seeds)]
+        traced = [{} if curves else None for _ in range(seeds)]
+        runs = [simulate_once(world, search.model_copy(update={"policy": name}), seed, traced[seed])
+                for seed in range(seeds)]
         final = np.array([r.final_utility for r in runs])
         best = np.array([r.best_utility for r in runs])
         reached = [r.evals_to_target for r in runs if r.evals_to_target is not None]
@@ -240,7 +258,7 @@ def compare(world: World, search: SearchConfig, policies: list[str], seeds: int)
             "agents_mean": float(np.mean([r.agents for r in runs])),
             "lcb_final_utility_mean": float(lcb.mean()), "lcb_final_utility_ci95": _ci(lcb),
             "final_lineage_share": lineages,
-            "runs": [asdict(r) for r in runs],
+            "runs": [{**asdict(r), **({"curve": c} if c is not None else {})} for r, c in zip(runs, traced)],
         })
     return rows
 

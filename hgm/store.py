@@ -31,6 +31,7 @@ from hgm.domain import (
     ExpansionOutcome,
     ExpansionRow,
     ExpansionStatus,
+    LLMCallUsage,
     NodeRow,
     Usage,
 )
@@ -272,6 +273,21 @@ class RunStore:
             "COALESCE(SUM(cached_tokens),0), COALESCE(SUM(cost_usd),0), "
             f"COALESCE(SUM(cost_usd IS NULL),0) FROM llm_calls {where}", tuple(args))[0]
         return Usage(calls, p, comp, cached, None if unknown else float(cost), float(cost))
+
+    def llm_usage_by_role(self) -> dict[str, Usage]:
+        """`llm_usage` of each role that made calls, in one query."""
+        rows = self._read(
+            "SELECT role, COUNT(*), COALESCE(SUM(prompt_tokens),0), COALESCE(SUM(completion_tokens),0), "
+            "COALESCE(SUM(cached_tokens),0), COALESCE(SUM(cost_usd),0), COALESCE(SUM(cost_usd IS NULL),0) "
+            "FROM llm_calls GROUP BY role ORDER BY role")
+        return {role: Usage(calls, p, comp, cached, None if unknown else float(cost), float(cost))
+                for role, calls, p, comp, cached, cost, unknown in rows}
+
+    def llm_call_usage(self) -> list[LLMCallUsage]:
+        """Every LLM call's time, role, node, task, tokens and cost, oldest first (usage over time)."""
+        return [LLMCallUsage(*r) for r in self._read(
+            "SELECT created_at, role, node_id, task_id, prompt_tokens, completion_tokens, cost_usd "
+            "FROM llm_calls ORDER BY created_at, id")]
 
 
 def _connect(db: Path, *, readonly: bool) -> sqlite3.Connection:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One-shot set-up of hgm on a fresh Debian/Ubuntu machine (root or sudo):
 #   system packages (bubblewrap), the Polyglot toolchains' test dependencies, the hgm package.
-#   --dev     also the test dependencies (pytest, hypothesis) and Podman's Docker API for the docker tests
+#   --dev     also the test dependencies (pytest, hypothesis, playwright), Debian's chromium for the
+#             report's browser tests, and Podman's Docker API for the docker tests
 #   --docker  Podman's Docker API (for --sandbox docker) without the rest of --dev
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +20,10 @@ step "system packages"
 bash scripts/install_system.sh
 step "Polyglot toolchains and test dependencies"
 bash scripts/install_toolchains.sh
+if [ "$dev" = 1 ]; then
+  step "Chromium (Debian's) for the report's browser tests"
+  bash scripts/install_browser.sh
+fi
 if [ "$docker" = 1 ]; then
   step "Podman's Docker Engine API"
   bash scripts/setup_podman.sh

@@ -1,0 +1,111 @@
+"""`hgm report`: one self-contained HTML file about a run, and `hgm compare` / `hgm simulate --html`
+(hgm/report/compare.py) about several.
+
+The report reads the run store read-only (hgm/report/data.py), so it works while the run goes on,
+after a kill and after a resume. It shows the tree (hgm/report/tree.py; click an agent for its
+panel, hgm/report/panels.py), curves over the run and the agents x tasks matrix
+(hgm/report/figures.py), usage by role and the config. Plots and layout come from plotly and
+igraph, diffs are highlighted by pygments; the only hand-written script is the click-to-panel glue.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from html import escape
+from pathlib import Path
+
+from hgm.config import dump_config
+from hgm.errors import UserError
+from hgm.report.data import RunData, is_run_dir, load_run
+from hgm.report.figures import curves_figure, matrix_figure
+from hgm.report.page import asset, figure_html, json_script, render_page, table
+from hgm.report.panels import diff_css, node_panels
+from hgm.report.tree import tree_figure
+
+__all__ = ["write_report", "report_html", "load_run"]
+
+
+def _when(t: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(t)) if t else "-"
+
+
+def _duration(seconds: float) -> str:
+    m, s = divmod(int(seconds), 60)
+    h, m = divmod(m, 60)
+    return f"{h}h {m:02d}m" if h else f"{m}m {s:02d}s"
+
+
+def _summary(run: RunData) -> str:
+    s = run.stats
+    best = run.best
+    if best is not None and best in s:
+        b = s[best]
+        who = "final agent" if run.final is not None else "best so far (no final agent named yet)"
+        best_text = f"<a href='#' onclick='hgmShowNode({best});return false'>node {best}</a>: " \
+                    f"{b.solved}/{b.evaluated} solved ({who})"
+    else:
+        best_text = "-"
+    failed = sum(x.failed_expansions for x in s.values())
+    cfg = run.config
+    dollars = f"${run.dollars:.4f}" + ("" if run.dollars_complete else " + unknown prices")
+    kv = [
+        ("status", escape(run.status)), ("policy", escape(cfg.search.policy)),
+        ("evaluations used", f"{run.evals_used} of {cfg.search.max_task_evals}"),
+        ("agents", f"{len(s)} ({failed} failed rewrites)"), ("best agent", best_text),
+        ("LLM cost", dollars), ("started", _when(run.created_at)),
+        ("last activity", f"{_when(run.updated_at)} ({_duration(run.wall_s)} after the start)"),
+        ("models", escape(f"self_improve {cfg.llm.self_improve}, downstream {cfg.llm.downstream}, "
+                          f"diagnose {cfg.llm.diagnose}")),
+    ]
+    if run.initial_agent:
+        kv.append(("initial agent", escape(run.initial_agent)))
+    rows = [[k, v] for k, v in kv]
+    usage_rows = [[escape(r), f"{u.calls:,}", f"{u.prompt_tokens:,}", f"{u.completion_tokens:,}",
+                   f"{u.known_cost_usd:.4f}" + ("" if u.cost_usd is not None else " +?")]
+                  for r, u in ((r, run.usage[r]) for r in run.roles())]
+    usage = table(["role", "calls", "prompt tokens", "completion tokens", "$"], usage_rows, right={1, 2, 3, 4}) \
+        if usage_rows else "<p class='muted'>No LLM calls recorded.</p>"
+    return (f"<section id='summary'><h2>Run</h2><div class='cols'><div>{table([], rows, cls='kv')}</div>"
+            f"<div><h4>LLM usage by role</h4>{usage}</div></div></section>")
+
+
+def report_html(run: RunData, out_dir: Path) -> str:
+    """The report page; links to logs are relative to `out_dir` (where the file will be)."""
+    panels = node_panels(run, out_dir)
+    body = (
+        _summary(run)
+        + "<section id='tree-section'><h2>Tree of agents</h2><p class='muted'>Colour: own success rate or CMP "
+          "(buttons); size: evaluations; star: final agent; orange ring: finalist; red cross: a rewrite that "
+          "produced no child. Drag to pan, scroll to zoom, double-click to reset, click an agent for its "
+          "details.</p><div class='treebox'>"
+        # The panel comes first in the page so the plot is drawn at its final width (CSS puts it right).
+        + "<div id='panel'><p class='muted'>Click an agent in the tree to see why it was made, its diff "
+          "against its parent, and its evaluations.</p></div>"
+        + "<div class='treeplot'>" + figure_html(tree_figure(run), "tree") + "</div></div></section>"
+        + "<section id='curves'><h2>Over the run</h2>" + figure_html(curves_figure(run), "curves-plot")
+        + "</section><section id='matrix'><h2>Agents x tasks</h2>" + figure_html(matrix_figure(run), "matrix-plot")
+        + "</section><section id='config'><details><summary>Resolved configuration</summary><pre>"
+        + escape(dump_config(run.config)) + "</pre></details></section>"
+    )
+    scripts = json_script("hgm-panels", panels) + f"<script>{asset('tree_panel.js')}</script>"
+    subtitle = f"{escape(str(run.run_dir))} · {escape(run.status)} · {len(run.stats)} agents · " \
+               f"{run.evals_used} evaluations used"
+    return render_page(f"hgm run {run.run_dir.name}", subtitle, body, scripts=scripts, css=diff_css())
+
+
+def write_report(run_dir: Path, out: Path | None = None) -> Path:
+    """Write the report of the run in `run_dir` to `out` (default RUN_DIR/report.html)."""
+    run_dir = Path(run_dir)
+    if not is_run_dir(run_dir):
+        raise UserError(f"no hgm run in {run_dir} (missing run.sqlite); give a run directory made by `hgm run` "
+                        "or `hgm simulate --run-dir`")
+    out = Path(out) if out is not None else run_dir / "report.html"
+    if out.is_dir():
+        raise UserError(f"{out} is a directory; give -o a file name such as {out / 'report.html'}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    html = report_html(load_run(run_dir), out.parent)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    tmp.write_text(html)
+    os.replace(tmp, out)  # a browser reloading the file never sees half of it
+    return out

@@ -1,0 +1,96 @@
+"""`hgm runs [DIR]`: the runs under a directory, one line each: status, budget used, agents, final
+agent, dollars, start time (every store opened read-only)."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from hgm.domain import EvalStatus, ExpansionStatus
+from hgm.errors import UserError
+from hgm.policies import COUNTED
+from hgm.report.data import is_run_dir, open_files, run_status
+from hgm.show_tree import FINAL_META
+from hgm.store import RunStore
+
+
+@dataclass(frozen=True)
+class RunLine:
+    run: str
+    status: str
+    policy: str
+    evals_used: int
+    budget: int
+    agents: int
+    final_agent: int | None
+    final_solved: int | None
+    final_evaluated: int | None
+    dollars: float
+    dollars_complete: bool
+    started: float | None
+    error: str | None = None
+    """Set when the directory holds a store this hgm cannot read (the other fields are empty)."""
+
+
+def find_runs(root: Path) -> list[Path]:
+    """`root` itself if it is a run, else the runs directly under it and one level deeper."""
+    root = Path(root)
+    if not root.is_dir():
+        raise UserError(f"{root} is not a directory; give the directory that holds your runs (default ./runs)")
+    if is_run_dir(root):
+        return [root]
+    found = [p for p in sorted(root.iterdir()) if p.is_dir() and is_run_dir(p)]
+    found += [q for p in sorted(root.iterdir()) if p.is_dir() and not is_run_dir(p)
+              for q in sorted(p.iterdir()) if q.is_dir() and is_run_dir(q)]
+    return found
+
+
+def read_line(run_dir: Path, held: set[str]) -> RunLine:
+    try:
+        with RunStore.open(run_dir, readonly=True) as store:
+            evals = store.evaluations()
+            expansions = store.expansions()
+            nodes = store.nodes()
+            final = store.get_meta(FINAL_META)
+            created = store.get_meta("created_at")
+            usage = store.llm_usage()
+            config = store.config
+    except UserError as e:
+        return RunLine(str(run_dir), "unreadable", "", 0, 0, 0, None, None, None, 0.0, True, None, str(e))
+    final_id = int(final) if final is not None else None
+    mine = [e for e in evals if e.node_id == final_id and e.status in COUNTED]
+    in_flight = any(e.status == EvalStatus.IN_FLIGHT for e in evals) or \
+        any(x.status == ExpansionStatus.IN_FLIGHT for x in expansions)
+    return RunLine(str(run_dir), run_status(run_dir, final_id, in_flight, held), config.search.policy,
+                   sum(e.status in COUNTED for e in evals), config.search.max_task_evals, len(nodes), final_id,
+                   sum(e.status == EvalStatus.SOLVED for e in mine) if final_id is not None else None,
+                   len(mine) if final_id is not None else None, usage.known_cost_usd, usage.cost_usd is not None,
+                   float(created) if created else None)
+
+
+def list_runs(root: Path) -> list[RunLine]:
+    held = open_files()
+    lines = [read_line(p, held) for p in find_runs(root)]
+    return sorted(lines, key=lambda r: (r.started or 0.0, r.run))
+
+
+def render_text(lines: list[RunLine]) -> str:
+    """Aligned columns, one run per line, never wrapped (safe to pipe into grep or less)."""
+    head = ["run", "status", "policy", "evals used", "agents", "final agent", "dollars", "started"]
+    rows = [head]
+    for r in lines:
+        if r.error:
+            rows.append([r.run, r.status, "", "", "", "", "", r.error.splitlines()[0][:120]])
+            continue
+        final = "-" if r.final_agent is None else f"node {r.final_agent} ({r.final_solved}/{r.final_evaluated})"
+        rows.append([r.run, r.status, r.policy, f"{r.evals_used}/{r.budget}", str(r.agents), final,
+                     f"${r.dollars:.4f}" + ("" if r.dollars_complete else "+?"),
+                     time.strftime("%Y-%m-%d %H:%M", time.localtime(r.started)) if r.started else "-"])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
+    return "".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() + "\n" for row in rows)
+
+
+def render_json(lines: list[RunLine]) -> str:
+    return json.dumps([asdict(r) for r in lines], indent=2) + "\n"
