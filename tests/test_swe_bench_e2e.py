@@ -113,5 +113,28 @@ def test_a_swe_bench_run_grows_a_tree_survives_sigkill_and_resumes(bench, polygl
 
     shown = cli("show-tree", str(run), "--format", "json", timeout=120)
     assert shown.returncode == 0, shown.stderr
-    tree = json.loads(shown.stdout)
-    assert tree, shown.stdout
+    tree = {node["id"]: node for node in json.loads(shown.stdout)}
+    root = next(n for n in tree.values() if n["parent_id"] is None)
+    assert len(tree) >= 2 and root["clade_evaluated"] == 5 and root["clade_solved"] == len(solved)
+    assert sum(n["final"] for n in tree.values()) == 1
+
+    diagnosis = next(run.glob("nodes/*/expansions/*/diagnose.md")).read_text()
+    assert "real GitHub issues of Python repositories (SWE-bench)" in diagnosis  # the benchmark's own words
+    assert "Several datetime parsing bugs" in diagnosis or "Modifying a cache" in diagnosis  # the failed instance
+    statement = next(run.glob("nodes/*/expansions/*/agent/statement.md")).read_text()
+    assert "Its tasks are real GitHub issues of Python repositories" in statement and "Exercism" not in statement
+
+
+def test_benchmark_list_fetch_and_validate_commands(bench):  # noqa: F811
+    listed = cli("benchmark", "list", "swe-bench", "--dataset", str(LOCAL), timeout=300)
+    assert listed.returncode == 0, listed.stderr
+    assert "verified-60" in listed.stdout and "tkem/cachetools 1" in listed.stdout
+    fetched = cli("benchmark", "fetch", "swe-bench", "--dataset", str(LOCAL), "--subset", "all", "--sandbox", "docker",
+                  "--base", BASE_IMAGE)
+    assert fetched.returncode == 0 and "3 instance environments ready for the docker backend" in fetched.stderr, \
+        fetched.stderr[-2000:]
+    validated = cli("benchmark", "validate", "swe-bench", "--dataset", str(LOCAL), "--tasks", TASK, "--sandbox",
+                    "docker", "--base", BASE_IMAGE)
+    assert validated.returncode == 0, validated.stdout + validated.stderr[-2000:]
+    row = next(line for line in validated.stdout.splitlines() if "r1chardj0n3s/parse" in line)
+    assert [c.strip() for c in row.split("│")[2:6]] == ["1", "1", "1", "0"]  # tasks, gold solved, bases unsolved, unexpected
