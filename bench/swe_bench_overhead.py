@@ -5,9 +5,10 @@
 Per scored gold patch: container (or bwrap) start (an exec of `true` in the instance environment),
 testbed copy, patch apply (start + the official apply chain), the eval script (start + test run),
 grading (swebench's parser and report), against the instance's own test time (pytest's "in N s").
---cold first removes the local instance images and uses an empty cache directory, then reports
-the time from there to the first finished SWE-bench evaluation (image build from
-localhost/debian:bookworm, /testbed export, scoring); the base image itself stays.
+--cold first removes the local instance images, builds without the engine's layer cache and uses
+an empty cache directory, then reports the time from there to the first finished SWE-bench
+evaluation (image build from localhost/debian:bookworm, /testbed export, scoring); the base image
+itself stays.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ def main() -> None:
     if args.cold:
         import docker
 
+        bench.envs.nocache = True  # every layer built again: apt packages, pytest, the sdist
         for t in tasks:
             try:
                 bench.envs.client.images.remove(t.image, force=True)

@@ -110,9 +110,11 @@ class Environments:
     """Images, testbeds and root filesystems of SWE-bench instances (see the module docstring)."""
 
     def __init__(self, *, base: str | None = None, root: Path | None = None,
-                 client: docker.DockerClient | None = None) -> None:
+                 client: docker.DockerClient | None = None, nocache: bool = False) -> None:
         self.base = base
         """Build arg BASE for task-repo Dockerfiles (e.g. localhost/debian:bookworm without a registry)."""
+        self.nocache = nocache
+        """Build every layer again (no engine layer cache)."""
         self.root = root or cache_dir() / "swe_bench"
         self._client = client
         self._lock = threading.Lock()
@@ -201,6 +203,7 @@ class Environments:
                     shutil.copy(crt, certs / crt.name)
             try:
                 stream = self.client.api.build(path=str(context), tag=task.image, rm=True, forcerm=True, decode=True,
+                                               nocache=self.nocache,
                                                buildargs={"BASE": self.base} if self.base else None,
                                                labels={CONTEXT_LABEL: self.context_hash(task)})
                 for chunk in stream:
