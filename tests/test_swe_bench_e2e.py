@@ -21,7 +21,7 @@ import pytest
 from hgm.domain import EvalStatus
 from hgm.store import RunStore
 from llm_scripts import write_scripts
-from test_swe_bench_scoring import BASE_IMAGE, LOCAL, TASK, bench, missing, sandbox  # noqa: F401 - fixtures
+from test_swe_bench_scoring import BASE_IMAGE, LOCAL, TASK, bench, sandbox  # noqa: F401 - fixtures
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker]
 AGENT = Path(__file__).resolve().parents[1] / "hgm" / "agents" / "initial"

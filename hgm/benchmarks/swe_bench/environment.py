@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from hgm.paths import cache_dir
 from hgm.sandbox.base import ExecResult, Limits, Mount, Sandbox, SandboxUnavailable
@@ -282,12 +282,12 @@ class Environments:
             on_progress: Progress = lambda what, done, total: None) -> Environment:
         """Everything `backend` needs for `task` (building, pulling and exporting once)."""
         try:
-            image_id = self.ensure_image(task, on_line=on_line, on_progress=on_progress)
+            key = hashlib.sha256(task.image.encode()).hexdigest()[:16]
+            with _locked(self.root / "locks" / f"image-{key}.lock"):  # one build or pull per image at a time
+                image_id = self.ensure_image(task, on_line=on_line, on_progress=on_progress)
             export = self._testbed(task.image, image_id)
             rootfs = self._rootfs(task.image, image_id) if backend == "bwrap" else None
-        except EnvironmentUnavailable:
-            raise
-        except SandboxUnavailable:  # no engine at all
+        except SandboxUnavailable:  # no engine, or the image cannot be had: the message says what to do
             raise
         except Exception as e:  # noqa: BLE001 - the engine failing mid-way is an unavailable environment
             raise EnvironmentUnavailable(f"environment of {task.id} ({task.image}) unavailable: {_short(e)}") from e
@@ -362,7 +362,3 @@ class RootfsSandbox:
         env = {"PATH": DEFAULT_PATH, **(env or {})}
         return self.inner.exec(argv, cwd=cwd, env=env, timeout=timeout, mounts=[*self.system, *mounts],
                                limits=limits, stdin=stdin)
-
-
-def describe(env: Environment) -> dict[str, Any]:
-    return {"image": env.image, "id": env.image_id[:19], "testbed": str(env.testbed), "rootfs": str(env.rootfs or "")}

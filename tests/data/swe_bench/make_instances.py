@@ -20,7 +20,6 @@ four. A test whose result differs between the two runs of the same patch is flak
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
