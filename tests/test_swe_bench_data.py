@@ -63,6 +63,20 @@ def test_a_file_in_the_hub_column_layout_loads_through_datasets(tmp_path, local,
         assert task.image == local[iid].image and task.build_context is None  # a file: images are pulled
 
 
+def test_a_hub_name_loads_the_hubs_file_layout_through_datasets(tmp_path, local, monkeypatch):
+    """`verified` is SWE-bench/SWE-bench_Verified; `datasets` resolves that id to a local directory of
+    the same name before asking the Hub, so the Hub's own layout (data/test-*.parquet) is read offline."""
+    import datasets
+
+    data = tmp_path / "SWE-bench" / "SWE-bench_Verified" / "data"
+    data.mkdir(parents=True)
+    datasets.Dataset.from_list(hub_rows(local)).to_parquet(str(data / "test-00000-of-00001.parquet"))
+    monkeypatch.chdir(tmp_path)
+    assert sorted(t.id for t in load_instances("verified")) == IDS
+    with pytest.raises(UserError, match="could not load the SWE-bench dataset 'verified' \\(split train\\)"):
+        load_instances("verified", split="train")
+
+
 def test_the_image_of_a_real_instance_is_the_one_swebench_computes(tmp_path, local):
     import datasets
     from swebench.task.checks import expected_image
