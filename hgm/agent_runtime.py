@@ -181,10 +181,12 @@ def agent_command(agent_dir: Path, venv: Path, workspace: Path, base_commit: str
     return argv
 
 
-def agent_mounts(agent_dir: Path, venv: Path, workspace: Path, session_dir: Path, socket: Path) -> list[Mount]:
-    """Exactly what the agent may see (besides the read-only system)."""
+def agent_mounts(agent_dir: Path, venv: Path, workspace: Path, session_dir: Path, socket: Path,
+                 workdir: str | None = None) -> list[Mount]:
+    """Exactly what the agent may see (besides the read-only system); the workspace at `workdir`
+    when given (SWE-bench's /testbed), else at its own path."""
     return [
-        Mount(workspace, str(workspace), read_only=False),
+        Mount(workspace, workdir or str(workspace), read_only=False),
         Mount(session_dir, str(session_dir), read_only=False),
         Mount(agent_dir, str(agent_dir), read_only=True),
         Mount(venv, str(venv), read_only=True),
@@ -192,11 +194,13 @@ def agent_mounts(agent_dir: Path, venv: Path, workspace: Path, session_dir: Path
     ]  # the base interpreter the venv links to is part of the backend's read-only system
 
 
-def agent_env(llm: AgentLLM, venv: Path, timeout_s: float, base_path: str = SYSTEM_PATH) -> dict[str, str]:
+def agent_env(llm: AgentLLM, venv: Path, timeout_s: float, base_path: str = SYSTEM_PATH,
+              task_path: str | None = None) -> dict[str, str]:
     """The agent's whole environment: nothing from the harness, no real key. `base_path` is the
-    sandbox's PATH (toolchains included), after the venv's bin."""
+    sandbox's PATH (toolchains included), after the venv's bin; a task's own PATH (SWE-bench: the
+    instance's Python environment) goes first, so the commands the agent runs use the task's tools."""
     return {
-        "PATH": f"{venv / 'bin'}:{base_path}",
+        "PATH": f"{task_path}:{venv / 'bin'}" if task_path else f"{venv / 'bin'}:{base_path}",
         "LANG": "C.UTF-8",
         "PYTHONUNBUFFERED": "1",
         "PYTHONDONTWRITEBYTECODE": "1",
@@ -208,20 +212,22 @@ def agent_env(llm: AgentLLM, venv: Path, timeout_s: float, base_path: str = SYST
 
 def run_agent(agent_dir: Path, workspace: Path, base_commit: str, statement: str, *, language: str,
               llm: AgentLLM, sandbox: Sandbox, limits: Limits, timeout_s: float, log_dir: Path,
-              self_improve: bool = False, test_description: str = "",
-              console: Console | None = None) -> AgentRun:
-    """Run the agent once on `workspace`; it edits files there. A crash or timeout is a result."""
+              self_improve: bool = False, test_description: str = "", workdir: str | None = None,
+              path: str | None = None, console: Console | None = None) -> AgentRun:
+    """Run the agent once on `workspace`; it edits files there. A crash or timeout is a result.
+    `workdir`: where the workspace appears inside the sandbox (default: its own path); `path`: the
+    task's PATH inside, before the agent's venv."""
     agent_dir, workspace = agent_dir.resolve(), workspace.resolve()
     venv = agent_venv(agent_dir, console=console)
     session_dir = (log_dir / "agent").resolve()
     session_dir.mkdir(parents=True, exist_ok=True)
     (session_dir / "statement.md").write_text(statement)
-    argv = agent_command(agent_dir, venv, workspace, base_commit, session_dir, language=language,
+    argv = agent_command(agent_dir, venv, Path(workdir or workspace), base_commit, session_dir, language=language,
                          model=llm.model, self_improve=self_improve, test_description=test_description)
-    env = agent_env(llm, venv, timeout_s, getattr(sandbox, "default_path", SYSTEM_PATH))
-    mounts = agent_mounts(agent_dir, venv, workspace, session_dir, llm.socket)
+    env = agent_env(llm, venv, timeout_s, getattr(sandbox, "default_path", SYSTEM_PATH), path)
+    mounts = agent_mounts(agent_dir, venv, workspace, session_dir, llm.socket, workdir)
     start = time.monotonic()
-    result = sandbox.exec(argv, cwd=str(workspace), env=env, timeout=timeout_s, mounts=mounts, limits=limits)
+    result = sandbox.exec(argv, cwd=workdir or str(workspace), env=env, timeout=timeout_s, mounts=mounts, limits=limits)
     duration = time.monotonic() - start
     for path in session_dir.rglob("*"):  # a symlink planted here would make the harness read host files
         if path.is_symlink():

@@ -32,8 +32,27 @@ OverrideOpt = Annotated[
 ]
 
 
+BenchmarkOpt = Annotated[Optional[str], typer.Option("--benchmark", help="Benchmark: polyglot (default) or swe-bench.")]
+SweBenchOpt = Annotated[bool, typer.Option("--swe-bench", help="Short for --benchmark swe-bench.")]
+PolyglotOpt = Annotated[bool, typer.Option("--polyglot", help="Short for --benchmark polyglot.")]
+DatasetOpt = Annotated[Optional[str], typer.Option("--dataset", help="SWE-bench instances: verified, lite, full, a Hub dataset id, a .json/.jsonl/.parquet file, or a task-repo directory.")]
+
+
 def resolve_config(config: Path | None, overrides: list[str] | None) -> HGMConfig:
     return load_config(config, overrides or [])
+
+
+def _set_benchmark(cfg: HGMConfig, benchmark: str | None, swe_bench: bool, polyglot: bool, dataset: str | None) -> None:
+    """--benchmark NAME, or its shorthands --swe-bench / --polyglot (at most one), and --dataset."""
+    chosen = [n for n, on in (("swe-bench", swe_bench), ("polyglot", polyglot)) if on] + ([benchmark] if benchmark else [])
+    if len(set(chosen)) > 1:
+        raise UserError(f"choose one benchmark, not {' and '.join(sorted(set(chosen)))}")
+    if chosen:
+        cfg.benchmark.name = chosen[0]  # type: ignore[assignment]
+    if dataset:
+        if cfg.benchmark.name != "swe-bench":
+            raise UserError("--dataset is for SWE-bench; add --swe-bench")
+        cfg.benchmark.dataset = dataset
 
 
 from hgm.cli_benchmark import register as _register_benchmark_commands  # noqa: E402
@@ -44,16 +63,20 @@ _register_benchmark_commands(app, benchmark_app)  # benchmark fetch|list|prepare
 @app.command("eval-agent")
 def eval_agent(
     agent: Annotated[str, typer.Argument(help="`initial` (the seed agent), an agent directory, or (with --run) a commit / node id of the run's archive.")],
-    task: Annotated[str, typer.Argument(help="Polyglot task id, e.g. python__transpose.")],
+    task: Annotated[str, typer.Argument(help="Task id: Polyglot (python__transpose) or a SWE-bench instance (django__django-11099).")],
     run: Annotated[Optional[Path], typer.Option("--run", help="Run directory: take the agent and config from it.")] = None,
     llm: Annotated[Optional[str], typer.Option("--llm", help="Model the agent uses (llm.downstream), e.g. deepseek-chat or scripted:FILE.")] = None,
     sandbox: Annotated[Optional[str], typer.Option("--sandbox", help="Sandbox backend: bwrap, docker or none.")] = None,
     from_: Annotated[Optional[Path], typer.Option("--from", help="Local Polyglot benchmark tree.")] = None,
+    benchmark: BenchmarkOpt = None,
+    swe_bench: SweBenchOpt = False,
+    polyglot: PolyglotOpt = False,
+    dataset: DatasetOpt = None,
     log_dir: Annotated[Optional[Path], typer.Option("--log-dir", help="Where logs go (default ./hgm-evals/TASK-TIME).")] = None,
     config: ConfigOpt = None,
     override: OverrideOpt = None,
 ) -> None:
-    """Evaluate one agent on one Polyglot task, end to end, and say where its logs are."""
+    """Evaluate one agent on one task (Polyglot or SWE-bench), end to end, and say where its logs are."""
     import time as _time
 
     from hgm import evaluate
@@ -68,6 +91,7 @@ def eval_agent(
             cfg.sandbox.backend = sandbox  # type: ignore[assignment]
         if from_:
             cfg.benchmark.path = from_
+        _set_benchmark(cfg, benchmark, swe_bench, polyglot, dataset)
     except ValueError as e:
         raise UserError(f"bad option: {e}") from None
     log_dir = log_dir or Path("hgm-evals") / f"{task}-{_time.strftime('%Y%m%d-%H%M%S')}"
@@ -91,8 +115,11 @@ def eval_agent(
 
 @app.command("run")
 def run(
-    polyglot: Annotated[bool, typer.Option("--polyglot", help="Run on the Aider Polyglot benchmark (the default and only one).")] = True,
-    subset: Annotated[Optional[str], typer.Option("--subset", help="Polyglot subset: small (10), medium (50) or all.")] = None,
+    benchmark: BenchmarkOpt = None,
+    swe_bench: SweBenchOpt = False,
+    polyglot: PolyglotOpt = False,
+    dataset: DatasetOpt = None,
+    subset: Annotated[Optional[str], typer.Option("--subset", help="Polyglot: small (10), medium (50) or all. SWE-bench: verified-10 (small), verified-50 (medium), verified-60, verified-140 (big), all, or a file of instance ids.")] = None,
     tasks: Annotated[Optional[str], typer.Option("--tasks", help="Comma-separated task ids (overrides --subset).")] = None,
     self_improve_llm: Annotated[Optional[str], typer.Option("--self-improve-llm", help="Model agents rewrite themselves with.")] = None,
     downstream_llm: Annotated[Optional[str], typer.Option("--downstream-llm", help="Model agents solve tasks with.")] = None,
@@ -126,7 +153,8 @@ def run(
     if resume is not None:
         extra = sorted(set(given) - {"search.workers"}) + (["--tasks"] if tasks else []) + \
             (["-c/-o"] if config or override else []) + (["--output-dir"] if output_dir else []) + \
-            (["--agent"] if agent else [])
+            (["--agent"] if agent else []) + \
+            (["--benchmark/--swe-bench/--polyglot/--dataset"] if benchmark or swe_bench or polyglot or dataset else [])
         if extra:
             raise UserError(f"--resume continues a run with its own settings; drop {', '.join(extra)} "
                             "(only --workers may change)")
@@ -139,8 +167,12 @@ def run(
                 setattr(getattr(cfg, section), name, value)
             if tasks:
                 cfg.benchmark.task_ids = [t.strip() for t in tasks.split(",") if t.strip()]
+            _set_benchmark(cfg, benchmark, swe_bench, polyglot, dataset)
         except ValueError as e:
             raise UserError(f"bad option: {e}") from None
+        if cfg.benchmark.name == "swe-bench" and cfg.sandbox.backend == "none":
+            raise UserError("SWE-bench runs agents and tests in each instance's environment: use --sandbox docker "
+                            "or --sandbox bwrap, not none")
         from hgm.paths import resolve_agent_dir
 
         initial = resolve_agent_dir(agent or "initial")  # checked before the run directory is touched

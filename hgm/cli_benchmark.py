@@ -1,4 +1,7 @@
-"""`hgm benchmark fetch|list|prepare|validate` and `hgm doctor` (registered by hgm/cli.py)."""
+"""`hgm benchmark fetch|list|prepare|validate` and `hgm doctor` (registered by hgm/cli.py).
+
+Each benchmark command takes the benchmark's name: polyglot, or swe-bench (whose commands live in
+hgm/cli_swe_bench.py)."""
 
 from __future__ import annotations
 
@@ -14,14 +17,17 @@ from rich.table import Table
 
 from hgm.errors import UserError
 
-BenchArg = Annotated[str, typer.Argument(help="Benchmark name (only polyglot today).")]
+BenchArg = Annotated[str, typer.Argument(help="Benchmark name: polyglot or swe-bench.")]
+DatasetOpt = Annotated[Optional[str], typer.Option("--dataset", help="SWE-bench: verified, lite, full, a Hub id, a .json/.jsonl/.parquet file or a task-repo directory (default: the config's benchmark.dataset).")]
+TasksOpt = Annotated[Optional[str], typer.Option("--tasks", help="SWE-bench: comma-separated instance ids (overrides --subset).")]
+BaseOpt = Annotated[Optional[str], typer.Option("--base", help="SWE-bench task repos: base image for their Dockerfiles (no registry: localhost/debian:bookworm).")]
 FromOpt = Annotated[Optional[Path], typer.Option("--from", help="Local polyglot-benchmark tree (default: the fetched copy).")]
 LangOpt = Annotated[Optional[list[str]], typer.Option("--lang", help="Only this language (repeatable).")]
 
 
 def _polyglot(name: str) -> None:
     if name != "polyglot":
-        raise UserError(f"unknown benchmark {name!r}; known: polyglot")
+        raise UserError(f"unknown benchmark {name!r}; known: polyglot, swe-bench")
 
 
 def _tree(from_: Path | None) -> Path | None:
@@ -48,19 +54,32 @@ def _languages(langs: list[str] | None) -> list[str]:
     return list(langs or LANGUAGES)
 
 
-def fetch(name: BenchArg, dest: Annotated[Optional[Path], typer.Option(help="Clone here instead of the cache dir.")] = None) -> None:
-    """Clone the benchmark at its pinned commit into the cache dir (needs github.com)."""
+def fetch(name: BenchArg, dest: Annotated[Optional[Path], typer.Option(help="Clone here instead of the cache dir.")] = None,
+          dataset: DatasetOpt = None, subset: Annotated[Optional[str], typer.Option(help="SWE-bench subset (default: the config's).")] = None,
+          tasks: TasksOpt = None, sandbox: Annotated[Optional[str], typer.Option(help="SWE-bench: docker or bwrap (default: the config's backend).")] = None,
+          base: BaseOpt = None) -> None:
+    """Polyglot: clone the benchmark at its pinned commit (needs github.com). SWE-bench: pull (or build)
+    the instance images of a subset with progress, and export what the sandbox backend needs."""
     from hgm.benchmarks.polyglot.loader import UPSTREAM_COMMIT, fetch as do_fetch
 
+    if name == "swe-bench":
+        from hgm.cli_swe_bench import fetch as swe_fetch
+
+        return swe_fetch(dataset, subset, tasks, sandbox, base)
     _polyglot(name)
     path = do_fetch(dest)
     Console().print(f"polyglot at {UPSTREAM_COMMIT[:12]} in {path}")
 
 
-def list_(name: BenchArg = "polyglot", from_: FromOpt = None) -> None:
-    """The subsets with their task counts per language."""
+def list_(name: BenchArg = "polyglot", from_: FromOpt = None, dataset: DatasetOpt = None) -> None:
+    """The subsets with their task counts (per language; SWE-bench: per repository, and whether the
+    dataset holds them)."""
     from hgm.benchmarks.polyglot import SUBSETS, PolyglotBenchmark
 
+    if name == "swe-bench":
+        from hgm.cli_swe_bench import list_subsets
+
+        return list_subsets(dataset)
     _polyglot(name)
     bench = PolyglotBenchmark.open(_tree(from_))
     table = Table(title=f"polyglot subsets ({bench.root})")
@@ -97,17 +116,25 @@ def validate(
     lang: LangOpt = None,
     task: Annotated[Optional[list[str]], typer.Option("--task", help="Only this task id (repeatable).")] = None,
     jobs: Annotated[int, typer.Option("--jobs", "-j", help="Parallel test runs.")] = 2,
-    sandbox: Annotated[str, typer.Option(help="bwrap or none.")] = "bwrap",
+    sandbox: Annotated[str, typer.Option(help="bwrap or none (SWE-bench: docker or bwrap).")] = "bwrap",
     from_: FromOpt = None,
     log_dir: Annotated[Optional[Path], typer.Option(help="Keep test logs here (default: a temp dir).")] = None,
     timeout: Annotated[float, typer.Option(help="Per test run, seconds.")] = 180.0,
+    dataset: DatasetOpt = None,
+    tasks: TasksOpt = None,
+    base: BaseOpt = None,
 ) -> None:
-    """Run every reference solution (must be solved) and untouched stub (must not be)."""
+    """Run every reference solution (must be solved) and untouched stub (must not be); SWE-bench:
+    every gold patch (must be resolved) and unpatched base (must not be)."""
     from hgm.benchmarks.polyglot import PolyglotBenchmark, deps
     from hgm.benchmarks.polyglot.validate import FREE_PASSES, UNSOLVABLE, Check, summarize, timed
     from hgm.benchmarks.polyglot.validate import validate as run_validation
     from hgm.sandbox import get_sandbox
 
+    if name == "swe-bench":
+        from hgm.cli_swe_bench import validate as swe_validate
+
+        return swe_validate(dataset, subset, tasks or ",".join(task or []), jobs, sandbox, log_dir, timeout, base)
     _polyglot(name)
     bench = PolyglotBenchmark.open(_tree(from_))
     languages = _languages(lang)

@@ -108,14 +108,23 @@ class SandboxConfig(Section):
 
 
 class BenchmarkConfig(Section):
-    name: Literal["polyglot"] = "polyglot"
-    """Benchmark to run on."""
+    name: Literal["polyglot", "swe-bench"] = "polyglot"
+    """Benchmark to run on: polyglot (Aider's Polyglot) or swe-bench (SWE-bench, graded by the swebench package)."""
     path: Path | None = None
-    """Local benchmark tree; default: the copy `hgm benchmark fetch` put in the cache dir."""
+    """Polyglot: local benchmark tree; default: the copy `hgm benchmark fetch` put in the cache dir."""
     subset: str = "small"
-    """Task subset: small (10), medium (50) or all."""
+    """Task subset. Polyglot: small (10), medium (50) or all. SWE-bench: verified-10 (= small), verified-50
+    (= medium), verified-60, verified-140 (= big), all, or a file of instance ids."""
     task_ids: list[str] = []
-    """Explicit task ids (lang__name); overrides subset when non-empty."""
+    """Explicit task ids (lang__name, or SWE-bench instance ids); overrides subset when non-empty."""
+    dataset: str = "verified"
+    """SWE-bench instances: verified, lite, full (Hugging Face Hub), any Hub dataset id, a local
+    .json/.jsonl/.parquet file, or a task-repo directory (the swebench package's layout)."""
+    split: str = "test"
+    """SWE-bench: the dataset split to load from the Hub."""
+    build_base: str | None = None
+    """SWE-bench task repos: base image passed as BASE to their Dockerfiles (e.g. localhost/debian:bookworm
+    without a registry); None keeps each Dockerfile's default."""
 
 
 class BudgetConfig(Section):

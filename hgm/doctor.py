@@ -114,7 +114,26 @@ def clean_docker() -> str:
     return f"removed {len(removed)} leftover hgm containers" + (f"; kept {live} of running harnesses" if live else "")
 
 
-CHECKS: list[Callable[[], list[Finding]]] = [check_sandbox, check_docker, check_polyglot_tree, check_polyglot_toolchains]
+def check_swe_bench() -> list[Finding]:
+    """SWE-bench's optional extra: the official swebench package (v5) and datasets."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    fix = "pip install 'hgm[swe-bench]'"
+    out = []
+    for package, wanted in (("swebench", "5."), ("datasets", "")):
+        try:
+            found = version(package)
+        except PackageNotFoundError:
+            out.append(Finding(f"swe-bench {package}", False, "not installed", fix, optional=True))
+            continue
+        ok = found.startswith(wanted)
+        out.append(Finding(f"swe-bench {package}", ok, found, "" if ok else f"{fix} (hgm grades with swebench 5.x)",
+                           optional=True))
+    return out
+
+
+CHECKS: list[Callable[[], list[Finding]]] = [check_sandbox, check_docker, check_polyglot_tree, check_polyglot_toolchains,
+                                             check_swe_bench]
 
 
 def run_checks() -> list[Finding]:

@@ -1,13 +1,14 @@
 """One task evaluation, end to end: the boundary where its failures become data.
 
-fresh task workspace -> gateway session (role downstream) -> the agent in the sandbox ->
-the Polyglot scorer (hidden tests restored, run in a fresh sandbox) -> `EvalOutcome`.
+fresh task workspace -> gateway session (role downstream) -> the agent in the sandbox the
+benchmark names for the task (SWE-bench: the instance image, the workspace at /testbed) -> the
+benchmark's scorer (its own tests, in a fresh sandbox) -> `EvalOutcome`.
 
 Booking rules. The agent's own misbehaviour (crash, endless loop, output flood, running over
 its time or token budget) is contained by the sandbox and the gateway, and the task is scored
 on whatever it left in the workspace. What is not the agent's fault is an `infra_error`, never
 a failure: the upstream LLM down for good (the gateway marks the session upstream_failed), the
-sandbox unable to start, a missing toolchain, or any exception in the harness itself.
+sandbox unable to start, a missing toolchain or instance image, or any exception in the harness itself.
 """
 
 from __future__ import annotations
@@ -71,11 +72,13 @@ def evaluate(agent_dir: Path, task: Task, *, benchmark: Benchmark, gateway: Gate
     try:
         ws = benchmark.make_workspace(task, work / getattr(task, "name", "workspace"))  # C++ wants the name
         workspace = ws.path
+        where = benchmark.agent_environment(task, sandbox)
         token = gateway.open_session(ROLE, model, node_id=node_id, task_id=task.id)
         run = run_agent(
             Path(agent_dir), workspace, ws.base_commit, task.problem_statement, language=task.language,
-            llm=AgentLLM(gateway.socket_path, token, model), sandbox=sandbox, limits=limits_from(config.sandbox),
-            timeout_s=config.sandbox.agent_timeout_s, log_dir=log_dir, console=console,
+            llm=AgentLLM(gateway.socket_path, token, model), sandbox=where.sandbox, limits=limits_from(config.sandbox),
+            timeout_s=config.sandbox.agent_timeout_s, log_dir=log_dir, workdir=where.workdir, path=where.path,
+            console=console,
         )
         usage = gateway.close_session(token)
         token = None
@@ -126,7 +129,7 @@ def resolve_agent(ref: str, run_dir: Path | None, dest: Path) -> Path:
 
 def eval_agent(agent_ref: str, task_id: str, *, config: HGMConfig, run_dir: Path | None, log_dir: Path,
                console: Console) -> EvalReport:
-    """`hgm eval-agent`: one agent on one Polyglot task, with a gateway of its own; nothing is
+    """`hgm eval-agent`: one agent on one task (Polyglot or SWE-bench), with a gateway of its own; nothing is
     written to a run store (the run directory, if given, is only read)."""
     check_models([config.llm.downstream], base_url=config.llm.base_url)  # names a missing key variable
     benchmark = get_benchmark(config.benchmark)

@@ -29,7 +29,7 @@ import git
 from hgm import prompts
 from hgm.agent_runtime import AgentLLM, VenvBuildError, agent_venv, run_agent
 from hgm.archive import Archive
-from hgm.benchmarks import Task
+from hgm.benchmarks import Task, describe
 from hgm.config import HGMConfig
 from hgm.llm.gateway import Gateway, SessionUsage
 from hgm.sandbox import Mount, Sandbox, limits_from
@@ -120,7 +120,8 @@ class Expander:
         user = prompts.DIAGNOSE_USER.format(
             agent_code=agent_source(agent_dir), task_id=task_id, task_statement=self.tasks[task_id].problem_statement,
             chat_log=chat, test_output=tests, lineage=lineage(self.store, parent_id),
-            task_status=evaluation.status.value if evaluation else "not run by this agent")
+            task_status=evaluation.status.value if evaluation else "not run by this agent",
+            benchmark=describe(self.config.benchmark.name))
         messages = [{"role": "system", "content": prompts.DIAGNOSE_SYSTEM}, {"role": "user", "content": user}]
         model = self.config.llm.diagnose
         token = self.gateway.open_session("diagnose", model, node_id=parent_id, task_id=task_id)
@@ -158,7 +159,8 @@ class Expander:
     # -- the rewrite -------------------------------------------------------------------------
     def _rewrite(self, parent_id: int, parent_sha: str, task_id: str, evaluation: EvaluationRow | None,
                  plan: dict[str, str], log_dir: Path, expansion_id: int, sessions: list[SessionUsage]) -> str:
-        statement = prompts.SELF_IMPROVE_STATEMENT.format(task_id=task_id, **plan)
+        statement = prompts.SELF_IMPROVE_STATEMENT.format(task_id=task_id, benchmark=describe(self.config.benchmark.name),
+                                                          **plan)
         message = prompts.COMMIT_MESSAGE.format(
             parent_id=parent_id, task_id=task_id, task_status=evaluation.status.value if evaluation else "not run",
             **{k: " ".join(plan[k].split()) for k in ("title", "root_cause", "improvement")})

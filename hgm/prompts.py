@@ -3,7 +3,8 @@
 In the spirit of DGM/HGM's self-improve step: a diagnosis model reads how an agent failed one
 benchmark task, together with the agent's code and what its ancestors already tried, and
 proposes ONE general improvement to the agent as a JSON plan; the plan becomes the problem
-statement the agent then solves on its own source code. The wording here is hgm's own.
+statement the agent then solves on its own source code. The wording here is hgm's own; what the
+benchmark's tasks are (`{benchmark}`) comes from the benchmark (`hgm.benchmarks.describe`).
 """
 
 DIAGNOSE_SYSTEM = """You are a senior engineer who improves autonomous coding agents.
@@ -15,6 +16,7 @@ DIAGNOSE_USER = """# The coding agent's source code
 {agent_code}
 
 # The benchmark task it was given ({task_id})
+The agent's tasks are {benchmark}.
 <problem_statement>
 {task_statement}
 </problem_statement>
@@ -52,8 +54,7 @@ object, with the keys log_summary, root_cause, improvement, implementation, prob
 SELF_IMPROVE_STATEMENT = """# Improve this coding agent
 
 This repository is the source code of a coding agent: `coding_agent.py` runs an LLM with the tools
-in `tools/` in a loop to solve programming tasks in a git repository (Exercism exercises in Python,
-Rust, Go, JavaScript, Java and C++; hidden unit tests decide whether a task is solved).
+in `tools/` in a loop to solve programming tasks in a git repository. Its tasks are {benchmark}.
 
 While solving the task `{task_id}`, the agent failed. Analysis of its run:
 {log_summary}

@@ -1,8 +1,10 @@
-"""The benchmark interface: tasks, task workspaces, scoring. Polyglot now; SWE-bench can follow.
+"""The benchmark interface: tasks, task workspaces, agent environments, scoring (Polyglot, SWE-bench).
 
 A benchmark hands out `Task`s, builds the git workspace an agent works in (`make_workspace`),
-and scores what the agent left there (`score`). Scoring never trusts the agent's workspace for
-anything but the solution files: tests come from the benchmark itself and run in a sandbox.
+says where the agent runs on a task (`agent_environment`: the sandbox, where the workspace
+appears inside it, the PATH), and scores what the agent left there (`score`). Scoring never
+trusts the agent's workspace for anything but the solution: tests come from the benchmark itself
+and run in a fresh sandbox. `description` is the benchmark's part of the self-improvement prompts.
 """
 
 from __future__ import annotations
@@ -65,6 +67,18 @@ class TaskWorkspace:
         return str(self.path)
 
 
+@dataclass(frozen=True)
+class AgentEnvironment:
+    """Where the agent runs on one task."""
+
+    sandbox: Sandbox
+    """The sandbox to run in (Polyglot: the run's own; SWE-bench: the instance image's)."""
+    workdir: str | None = None
+    """Where the workspace appears inside the sandbox (None: at its host path)."""
+    path: str | None = None
+    """PATH inside, the task's own toolchain first (None: the sandbox's default)."""
+
+
 class Task(Protocol):
     id: str
     language: str
@@ -73,6 +87,8 @@ class Task(Protocol):
 
 class Benchmark(Protocol):
     name: str
+    description: str
+    """What the tasks are and what decides them (completes "the agent solves ...")."""
 
     def tasks(self, subset: str = "all") -> list[Task]:
         """Tasks of a named subset, in a stable order. Unknown subset: UserError."""
@@ -86,6 +102,10 @@ class Benchmark(Protocol):
         """Create the agent's git workspace at `dest` (must not exist), with one base commit."""
         ...
 
+    def agent_environment(self, task: Task, sandbox: Sandbox) -> AgentEnvironment:
+        """Where the agent runs on `task`, given the run's sandbox backend."""
+        ...
+
     def score(
         self, task: Task, agent_workspace: Path | TaskWorkspace, *, sandbox: Sandbox, log_dir: Path, timeout_s: float
     ) -> TaskScore:
@@ -93,13 +113,27 @@ class Benchmark(Protocol):
         ...
 
 
-BENCHMARKS = ("polyglot",)
+BENCHMARKS = ("polyglot", "swe-bench")
 
 
 def get_benchmark(config: BenchmarkConfig) -> Benchmark:
-    """The benchmark `config.name` rooted at `config.path` (or its fetched copy)."""
+    """The benchmark `config.name`: Polyglot rooted at `config.path` (or its fetched copy), SWE-bench
+    from `config.dataset`."""
     if config.name == "polyglot":
         from hgm.benchmarks.polyglot import PolyglotBenchmark
 
         return PolyglotBenchmark.open(config.path)
+    if config.name == "swe-bench":
+        from hgm.benchmarks.swe_bench import SWEBenchBenchmark
+
+        return SWEBenchBenchmark.open(config.dataset, config.split, build_base=config.build_base)
     raise UserError(f"unknown benchmark {config.name!r}; known: {', '.join(BENCHMARKS)}")
+
+
+def describe(name: str) -> str:
+    """A benchmark's `description`, without loading its tasks (for the self-improvement prompts)."""
+    if name == "swe-bench":
+        from hgm.benchmarks.swe_bench import DESCRIPTION
+    else:
+        from hgm.benchmarks.polyglot import DESCRIPTION
+    return DESCRIPTION

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from hgm.benchmarks import TaskScore, TaskWorkspace
+from hgm.benchmarks import AgentEnvironment, TaskScore, TaskWorkspace
 from hgm.benchmarks.polyglot.loader import SUBSETS, PolyglotTask, load_tasks, resolve_root, subset_ids
 from hgm.benchmarks.polyglot.scoring import score
 from hgm.benchmarks.polyglot.workspace import make_workspace
@@ -19,10 +19,15 @@ from hgm.errors import UserError
 from hgm.sandbox.base import Limits, Sandbox
 
 
+DESCRIPTION = ("Exercism exercises in Python, Rust, Go, JavaScript, Java and C++; hidden unit tests decide "
+               "whether a task is solved")
+
+
 @dataclass(frozen=True)
 class PolyglotBenchmark:
     root: Path
     name: str = "polyglot"
+    description: str = DESCRIPTION
 
     @classmethod
     def open(cls, path: Path | None = None) -> PolyglotBenchmark:
@@ -53,9 +58,12 @@ class PolyglotBenchmark:
     def make_workspace(self, task: PolyglotTask, dest: Path) -> TaskWorkspace:
         return make_workspace(task, dest)
 
+    def agent_environment(self, task: PolyglotTask, sandbox: Sandbox) -> AgentEnvironment:
+        return AgentEnvironment(sandbox)
+
     def score(self, task: PolyglotTask, agent_workspace: Path | TaskWorkspace, *, sandbox: Sandbox,
               log_dir: Path, timeout_s: float, limits: Limits | None = None) -> TaskScore:
         return score(task, agent_workspace, sandbox=sandbox, log_dir=log_dir, timeout_s=timeout_s, limits=limits)
 
 
-__all__ = ["SUBSETS", "PolyglotBenchmark", "PolyglotTask", "make_workspace", "score"]
+__all__ = ["DESCRIPTION", "SUBSETS", "PolyglotBenchmark", "PolyglotTask", "make_workspace", "score"]

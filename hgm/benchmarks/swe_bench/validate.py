@@ -1,0 +1,82 @@
+"""`hgm benchmark validate swe-bench`: every gold patch must be resolved, every unpatched base not.
+
+Runs through the same `run_eval` as scoring (same environment, same apply chain, same eval script
+and grading), so a green validation means the scorer can tell right from wrong on this machine
+and backend. The "empty" check runs the tests on the untouched base (as Polyglot's stub check
+does), which is what shows the FAIL_TO_PASS tests really fail there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+from hgm.benchmarks import TaskStatus
+from hgm.benchmarks.swe_bench.dataset import SWEBenchTask
+from hgm.benchmarks.swe_bench.environment import Environments
+from hgm.benchmarks.swe_bench.scoring import EvalRun, run_eval
+from hgm.sandbox.base import Sandbox
+
+
+@dataclass(frozen=True)
+class Check:
+    task: SWEBenchTask
+    kind: str
+    """"gold" or "empty"."""
+    run: EvalRun
+
+    @property
+    def problem(self) -> str | None:
+        status = self.run.status
+        if status is TaskStatus.INFRA_ERROR:
+            return f"infra error: {self.run.detail}"
+        if self.kind == "gold" and status is not TaskStatus.SOLVED:
+            return f"gold patch not resolved: {self.run.detail}"
+        if self.kind == "empty" and status is TaskStatus.SOLVED:
+            return f"unpatched base resolves the instance: {self.run.detail}"
+        return None
+
+
+def validate(tasks: list[SWEBenchTask], *, sandbox: Sandbox, envs: Environments, log_dir: Path, timeout_s: float,
+             jobs: int = 1, on_done: Callable[[Check], None] = lambda check: None) -> list[Check]:
+    """Gold and empty runs of each task; logs under log_dir/<task>/<kind>/."""
+
+    def one(task: SWEBenchTask, kind: str) -> Check:
+        patch = task.instance["patch"] if kind == "gold" else ""
+        return Check(task, kind, run_eval(task, patch, sandbox=sandbox, envs=envs, log_dir=log_dir / task.id / kind,
+                                          timeout_s=timeout_s))
+
+    checks: list[Check] = []
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures = [pool.submit(one, t, k) for t in tasks for k in ("gold", "empty")]
+        for future in as_completed(futures):
+            checks.append(future.result())
+            on_done(checks[-1])
+    return sorted(checks, key=lambda c: (c.task.id, c.kind))
+
+
+@dataclass
+class RepoSummary:
+    repo: str
+    tasks: int = 0
+    gold_solved: int = 0
+    empty_unsolved: int = 0
+    unexpected: int = 0
+    test_s: float = 0.0
+    slowest: tuple[float, str] = (0.0, "")
+
+
+def summarize(checks: list[Check]) -> list[RepoSummary]:
+    rows: dict[str, RepoSummary] = {}
+    for c in checks:
+        row = rows.setdefault(c.task.repo, RepoSummary(c.task.repo))
+        row.tasks += c.kind == "gold"
+        row.gold_solved += c.kind == "gold" and c.run.status is TaskStatus.SOLVED
+        row.empty_unsolved += c.kind == "empty" and c.run.status is TaskStatus.FAILED
+        row.unexpected += c.problem is not None
+        seconds = c.run.timings.get("eval_s", 0.0)
+        row.test_s += seconds
+        row.slowest = max(row.slowest, (seconds, f"{c.task.id} ({c.kind})"))
+    return sorted(rows.values(), key=lambda r: r.repo)

@@ -1,0 +1,134 @@
+"""`hgm benchmark fetch|list|validate swe-bench` (called by hgm/cli_benchmark.py)."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from hgm.errors import UserError
+
+
+def _open(dataset: str | None, base: str | None):  # -> (SWEBenchBenchmark, HGMConfig)
+    from hgm.benchmarks.swe_bench import SWEBenchBenchmark
+    from hgm.config import load_config
+
+    cfg = load_config()
+    with Console(stderr=True).status(f"loading SWE-bench instances from {dataset or cfg.benchmark.dataset}"):
+        bench = SWEBenchBenchmark.open(dataset or cfg.benchmark.dataset, cfg.benchmark.split,
+                                       build_base=base or cfg.benchmark.build_base)
+    return bench, cfg
+
+
+def _select(bench, subset: str | None, tasks: str | None, default: str) -> list:
+    if tasks:
+        return [bench.task(t.strip()) for t in tasks.split(",") if t.strip()]
+    return bench.tasks(subset or default)
+
+
+def _stdout() -> Console:
+    console = Console()
+    return console if console.is_terminal else Console(width=160)
+
+
+def fetch(dataset: str | None, subset: str | None, tasks: str | None, sandbox: str | None, base: str | None) -> None:
+    """Pull (or build) each selected instance image once, with progress; export its /testbed (and,
+    for bwrap, its root filesystem) into the cache."""
+    bench, cfg = _open(dataset, base)
+    backend = sandbox or cfg.sandbox.backend
+    if backend not in ("docker", "bwrap"):
+        raise UserError(f"SWE-bench runs on the docker or bwrap backend, not {backend!r}")
+    selected = _select(bench, subset, tasks, cfg.benchmark.subset)
+    out = Console(stderr=True)
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn())
+    start = time.monotonic()
+    with Progress(*columns, console=out) as progress:
+        overall = progress.add_task(f"{len(selected)} instances", total=len(selected))
+        for task in selected:
+            bar = progress.add_task(f"{task.id}: image", total=None)
+
+            def pulled(what: str, done: int, total: int, bar: int = bar) -> None:
+                progress.update(bar, completed=done, total=total or None)
+
+            def built(line: str, bar: int = bar, task_id: str = task.id) -> None:
+                if line.startswith("STEP") or line.startswith("Step "):
+                    progress.update(bar, description=f"{task_id}: {line[:60]}")
+
+            bench.envs.get(task, backend=backend, on_line=built, on_progress=pulled)
+            progress.update(bar, description=f"{task.id}: ready", completed=1, total=1)
+            progress.advance(overall)
+    out.print(f"[green]{len(selected)} instance environments ready[/] for the {backend} backend "
+              f"in {time.monotonic() - start:.0f} s (cache: {bench.envs.root})")
+
+
+def list_subsets(dataset: str | None) -> None:
+    """Shipped subsets: size, and how many of their ids the dataset holds."""
+    from hgm.benchmarks.swe_bench.dataset import subset_ids, subsets
+
+    bench, _ = _open(dataset, None)
+    every = bench.all_tasks()
+    table = Table(title=f"SWE-bench subsets (dataset {bench.dataset}: {len(every)} instances)")
+    for col in ("subset", "count", "in dataset", "repositories"):
+        table.add_column(col, justify="right" if col in ("count", "in dataset") else "left")
+    for name in ["all", *subsets()]:
+        ids = subset_ids(name) or list(every)
+        repos: dict[str, int] = {}
+        for i in ids:
+            repo = every[i].repo if i in every else i.rsplit("-", 1)[0].replace("__", "/")
+            repos[repo] = repos.get(repo, 0) + 1
+        table.add_row(name, str(len(ids)), str(sum(i in every for i in ids)),
+                      ", ".join(f"{k} {v}" for k, v in sorted(repos.items(), key=lambda kv: -kv[1])[:6]))
+    _stdout().print(table)
+    _stdout().print("aliases: small = verified-10, medium = verified-50, big = verified-140; "
+                    "--subset FILE takes any list of instance ids")
+
+
+def validate(dataset: str | None, subset: str, tasks: str | None, jobs: int, sandbox: str, log_dir: Path | None,
+             timeout: float, base: str | None) -> None:
+    """Gold patches must be resolved, unpatched bases not; the same table as Polyglot's."""
+    from hgm.benchmarks.swe_bench.validate import Check, summarize
+    from hgm.benchmarks.swe_bench.validate import validate as run_validation
+    from hgm.sandbox import get_sandbox
+
+    bench, _ = _open(dataset, base)
+    selected = _select(bench, subset, tasks, "all")
+    box = get_sandbox(sandbox)
+    out = Console(stderr=True)
+    with out.status(f"preparing {len(selected)} instance environments (images, testbeds) ..."):
+        for task in selected:
+            bench.envs.get(task, backend=sandbox)
+    logs = log_dir or Path(tempfile.mkdtemp(prefix="hgm-validate-swe-"))
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    start = time.monotonic()
+    with Progress(*columns, console=out) as progress:
+        bar = progress.add_task("validating", total=2 * len(selected))
+
+        def done(check: Check) -> None:
+            progress.advance(bar)
+            if check.problem:
+                progress.console.print(f"[red]UNEXPECTED[/] {check.task.id} ({check.kind}): {check.problem}")
+            elif not out.is_terminal:
+                out.print(f"{check.task.id} {check.kind}: {check.run.status} ({check.run.timings.get('eval_s', 0):.1f} s)")
+
+        checks = run_validation(selected, sandbox=box, envs=bench.envs, log_dir=logs, timeout_s=timeout, jobs=jobs,
+                                on_done=done)
+    wall = time.monotonic() - start
+    table = Table(title=f"swe-bench validation ({bench.dataset}, sandbox {sandbox}, jobs {jobs}): wall {wall:.0f} s")
+    for col in ("repository", "tasks", "gold solved", "bases unsolved", "unexpected", "test s (sum)", "slowest"):
+        table.add_column(col, justify="left" if col in ("repository", "slowest") else "right")
+    for r in summarize(checks):
+        table.add_row(r.repo, str(r.tasks), str(r.gold_solved), str(r.empty_unsolved),
+                      f"[red]{r.unexpected}[/]" if r.unexpected else "0", f"{r.test_s:.0f}",
+                      f"{r.slowest[1]} {r.slowest[0]:.1f} s")
+    _stdout().print(table)
+    bad = [c for c in checks if c.problem]
+    for c in bad:
+        _stdout().print(f"[red]unexpected[/] {c.task.id} {c.kind}: {c.problem}  (log: {c.run.output_path})")
+    _stdout().print(f"logs: {logs}")
+    if bad:
+        raise typer.Exit(1)

@@ -1,0 +1,171 @@
+"""SWE-bench instances and workspaces without an engine: the local task repo in the official schema,
+the Hub's column layout read through `datasets`, subsets, image names, the agent's repository
+(one commit, no history) and the patch read back out of it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from hgm.benchmarks.swe_bench.dataset import HUB_NAMES, REQUIRED, load_instances, subset_ids
+from hgm.benchmarks.swe_bench.environment import Environment
+from hgm.benchmarks.swe_bench.workspace import agent_patch, drop_test_changes, make_workspace
+from hgm.errors import UserError
+
+LOCAL = Path(__file__).parent / "data" / "swe_bench"
+IDS = ["r1chardj0n3s__parse-1.22.3", "r1chardj0n3s__parse-1.22.4", "tkem__cachetools-7.3.3"]
+
+
+@pytest.fixture(scope="module")
+def local():
+    return {t.id: t for t in load_instances(str(LOCAL))}
+
+
+def test_local_instances_are_in_the_official_schema_and_make_test_specs(local):
+    from swebench.harness.utils import make_test_spec
+
+    assert sorted(local) == IDS
+    for task in local.values():
+        row = task.instance
+        assert set(REQUIRED) <= set(row) and row["environment_setup_commit"] == row["base_commit"]
+        assert len(row["base_commit"]) == 40 and row["FAIL_TO_PASS"] and row["PASS_TO_PASS"]
+        assert not set(row["FAIL_TO_PASS"]) & set(row["PASS_TO_PASS"])
+        spec = make_test_spec(row)
+        assert ">>>>> Test Exit Code" in spec.eval_script  # make_test_spec inserted the exit-code capture
+        assert task.test_files and all(f.startswith("tests/") for f in task.test_files)
+        assert task.build_context is not None and (task.build_context / "Dockerfile").is_file()
+        assert row["base_commit"] in (task.build_context / "Dockerfile").read_text()  # the build checks it
+
+
+def hub_rows(local) -> list[dict]:
+    """The local instances as the Hub's parquet carries them: test lists as JSON strings."""
+    keep = [*REQUIRED, "environment_setup_commit", "created_at", "hints_text"]
+    return [{k: json.dumps(t.instance[k]) if k in ("FAIL_TO_PASS", "PASS_TO_PASS") else str(t.instance.get(k, ""))
+             for k in keep} for t in local.values()]
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".jsonl"])
+def test_a_file_in_the_hub_column_layout_loads_through_datasets(tmp_path, local, suffix):
+    import datasets
+
+    rows = hub_rows(local)
+    path = tmp_path / f"swe-bench-test{suffix}"
+    table = datasets.Dataset.from_list(rows)
+    table.to_parquet(str(path)) if suffix == ".parquet" else table.to_json(str(path), lines=True)
+    loaded = {t.id: t for t in load_instances(str(path))}
+    assert sorted(loaded) == IDS
+    for iid, task in loaded.items():
+        assert task.instance["patch"] == local[iid].instance["patch"]
+        assert json.loads(task.instance["FAIL_TO_PASS"]) == local[iid].instance["FAIL_TO_PASS"]
+        assert task.image == local[iid].image and task.build_context is None  # a file: images are pulled
+
+
+def test_a_hub_name_loads_the_hubs_file_layout_through_datasets(tmp_path, local, monkeypatch):
+    """`verified` is SWE-bench/SWE-bench_Verified; `datasets` resolves that id to a local directory of
+    the same name before asking the Hub, so the Hub's own layout (data/test-*.parquet) is read offline."""
+    import datasets
+
+    data = tmp_path / "SWE-bench" / "SWE-bench_Verified" / "data"
+    data.mkdir(parents=True)
+    datasets.Dataset.from_list(hub_rows(local)).to_parquet(str(data / "test-00000-of-00001.parquet"))
+    monkeypatch.chdir(tmp_path)
+    assert sorted(t.id for t in load_instances("verified")) == IDS
+    with pytest.raises(UserError, match="could not load the SWE-bench dataset 'verified' \\(split train\\)"):
+        load_instances("verified", split="train")
+
+
+def test_the_image_of_a_real_instance_is_the_one_swebench_computes(tmp_path, local):
+    import datasets
+    from swebench.task.checks import expected_image
+
+    iid = "django__django-11099"
+    row = {**hub_rows(local)[0], "instance_id": iid, "repo": "django/django",
+           "image": "swebench/sweb.eval.x86_64.django_1776_django-11099:latest"}  # as SWE-bench_Verified has it
+    path = tmp_path / "verified.parquet"
+    datasets.Dataset.from_list([row]).to_parquet(str(path))
+    [task] = load_instances(str(path))
+    assert task.image == expected_image(iid)
+    assert all(t.image == expected_image(t.id, namespace="localhost/hgm") for t in local.values())
+
+
+def test_hub_names_and_errors_say_what_to_do(tmp_path):
+    assert HUB_NAMES["verified"] == "SWE-bench/SWE-bench_Verified" and HUB_NAMES["lite"] == "SWE-bench/SWE-bench_Lite"
+    with pytest.raises(UserError, match="not found"):
+        load_instances(str(tmp_path / "missing.parquet"))
+    (tmp_path / "old.jsonl").write_text(json.dumps({"instance_id": "a__b-1", "repo": "a/b"}) + "\n")
+    with pytest.raises(UserError, match="princeton-nlp"):
+        load_instances(str(tmp_path / "old.jsonl"))
+
+
+def test_subsets_are_the_papers_and_any_id_file(tmp_path):
+    ten, fifty, sixty = subset_ids("verified-10"), subset_ids("verified-50"), subset_ids("verified-60")
+    assert (len(ten), len(fifty), len(sixty), len(subset_ids("verified-140"))) == (10, 50, 60, 140)
+    assert sixty == ten + fifty and len(set(sixty)) == 60
+    assert subset_ids("small") == ten and subset_ids("all") is None
+    (tmp_path / "ids.txt").write_text("# mine\nr1chardj0n3s__parse-1.22.3\n\ntkem__cachetools-7.3.3\n")
+    assert subset_ids(str(tmp_path / "ids.txt")) == ["r1chardj0n3s__parse-1.22.3", "tkem__cachetools-7.3.3"]
+    with pytest.raises(UserError, match="verified-60"):
+        subset_ids("verified-61")
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
+
+
+@pytest.fixture
+def env(tmp_path) -> Environment:
+    """A pristine testbed as an image has it: history, a force-tracked ignored file, a build product."""
+    testbed = tmp_path / "image" / "testbed"
+    (testbed / "pkg").mkdir(parents=True)
+    (testbed / "tests").mkdir()
+    (testbed / "pkg" / "core.py").write_text("def answer():\n    return 41\n")
+    (testbed / "tests" / "test_core.py").write_text("from pkg.core import answer\n")
+    (testbed / ".gitignore").write_text("*.so\nbuild/\n")
+    (testbed / "vendored.so").write_text("tracked although ignored\n")
+    git(testbed, "init", "-q", "-b", "main")
+    git(testbed, "-c", "user.name=u", "-c", "user.email=u@x", "commit", "-q", "--allow-empty", "-m", "old history")
+    git(testbed, "add", "-A")
+    git(testbed, "add", "-f", "vendored.so")
+    git(testbed, "-c", "user.name=u", "-c", "user.email=u@x", "commit", "-q", "-m", "the base commit")
+    git(testbed, "-c", "user.name=u", "-c", "user.email=u@x", "commit", "-q", "--allow-empty", "-m", "FUTURE FIX")
+    git(testbed, "reset", "-q", "--soft", "HEAD~1")  # the future commit stays in the object store
+    (testbed / "build").mkdir()
+    (testbed / "build" / "ext.so").write_text("built in the image\n")
+    tracked = tuple(git(testbed, "ls-files", "-z").split("\0")[:-1])
+    return Environment("localhost/hgm/x:latest", "sha256:0", testbed, tracked, "/usr/bin")
+
+
+def test_the_agents_repository_is_one_commit_with_the_base_state(env, tmp_path):
+    ws = make_workspace("a__b-1", env, tmp_path / "ws")
+    log = git(ws.path, "log", "--all", "--format=%H %s").splitlines()
+    assert log == [f"{ws.base_commit} a__b-1: the repository at base_commit (x:latest)"]
+    assert "FUTURE FIX" not in git(ws.path, "log", "--all", "--reflog", "--format=%s")
+    assert git(ws.path, "status", "--porcelain") == ""
+    assert (ws.path / "build" / "ext.so").is_file() and "vendored.so" in git(ws.path, "ls-files")
+
+
+def test_the_patch_has_new_files_and_ignores_the_agents_git_config(env, tmp_path):
+    ws = make_workspace("a__b-1", env, tmp_path / "ws")
+    (ws.path / "pkg" / "core.py").write_text("def answer():\n    return 42\n")
+    (ws.path / "pkg" / "new.py").write_text("NEW = 1\n")
+    (ws.path / "vendored.so").write_text("changed\n")
+    (ws.path / "tests" / "test_core.py").write_text("assert True\n")
+    (ws.path / "build" / "ext.so").write_text("rebuilt: ignored\n")
+    marker = tmp_path / "pwned"
+    git(ws.path, "config", "core.fsmonitor", f"touch {marker}; false")  # what a hostile agent could plant
+    patch = agent_patch(ws.path)
+    assert not marker.exists()
+    assert "+    return 42" in patch and "b/pkg/new.py" in patch and "b/vendored.so" in patch
+    assert "ext.so" not in patch
+    kept, dropped = drop_test_changes(patch, ["tests/test_core.py"])
+    assert dropped == ["tests/test_core.py"] and "test_core" not in kept and "b/pkg/new.py" in kept
+
+
+def test_changes_the_agent_committed_still_count(env, tmp_path):
+    ws = make_workspace("a__b-1", env, tmp_path / "ws")
+    (ws.path / "pkg" / "core.py").write_text("def answer():\n    return 42\n")
+    git(ws.path, "-c", "user.name=a", "-c", "user.email=a@x", "commit", "-qam", "the agent committed")
+    assert "+    return 42" in agent_patch(ws.path)

@@ -1,0 +1,121 @@
+"""SWE-bench scoring on both backends, with the local instances (tests/data/swe_bench): their images
+built here through the Docker Engine API from localhost/debian:bookworm (once; the engine caches
+them), docker running the image, bwrap running its exported root filesystem.
+
+Verdicts: gold patch solved, nothing changed empty_patch, a wrong fix failed, a patch that only
+edits tests empty_patch (test changes are dropped: never solved), a patch that does not apply
+failed, an eval that produces no log infra_error, a missing image infra_error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from hgm.benchmarks import TaskStatus
+from hgm.benchmarks.swe_bench import SWEBenchBenchmark
+from hgm.benchmarks.swe_bench.scoring import run_eval
+from hgm.sandbox import SandboxUnavailable, get_sandbox
+
+pytestmark = [pytest.mark.slow, pytest.mark.docker]
+LOCAL = Path(__file__).parent / "data" / "swe_bench"
+BASE_IMAGE = "localhost/debian:bookworm"
+TASK = "r1chardj0n3s__parse-1.22.3"
+
+
+def missing(what: str) -> None:
+    if os.environ.get("CI") and os.environ.get("DOCKER_HOST"):  # CI set up an engine: it must work
+        pytest.fail(f"not set up on CI: {what}")
+    pytest.skip(what)
+
+
+@pytest.fixture(scope="session")
+def bench() -> SWEBenchBenchmark:
+    bench = SWEBenchBenchmark.open(str(LOCAL), build_base=BASE_IMAGE)
+    try:
+        bench.envs.client
+    except SandboxUnavailable as e:
+        missing(f"no Docker engine to build the instance images: {e}")
+    return bench
+
+
+@pytest.fixture(scope="session", params=["docker", "bwrap"])
+def sandbox(request, bench):
+    try:
+        if request.param == "docker":
+            return get_sandbox("docker")
+        return get_sandbox("bwrap")
+    except SandboxUnavailable as e:
+        missing(f"{request.param} backend unavailable: {e}")
+
+
+def apply(ws: Path, patch: str) -> None:
+    subprocess.run(["git", "apply", "-"], cwd=ws, input=patch, text=True, check=True)
+
+
+def test_verdicts_on_both_backends(bench, sandbox, tmp_path):
+    task = bench.task(TASK)
+
+    def score(name: str, edit=None):
+        ws = bench.make_workspace(task, tmp_path / name / "testbed")
+        if edit:
+            edit(ws.path)
+        return bench.score(task, ws, sandbox=sandbox, log_dir=tmp_path / name / "logs", timeout_s=600)
+
+    gold = score("gold", lambda ws: apply(ws, task.instance["patch"]))
+    assert gold.status is TaskStatus.SOLVED, f"{gold.detail}\n{gold.output_path.read_text()[-3000:]}"
+    assert gold.detail == "FAIL_TO_PASS 4/4 pass, PASS_TO_PASS 51/51 pass" and gold.test_s > 0
+
+    assert score("empty").status is TaskStatus.EMPTY_PATCH
+
+    def wrong(ws: Path) -> None:  # "fixes" the wrong branch: dates, not times
+        core = ws / "parse" / "__init__.py"
+        core.write_text(core.read_text().replace("return dt.date()", "return dt.date() or dt.timetz()"))
+
+    failed = score("wrong", wrong)
+    assert failed.status is TaskStatus.FAILED and failed.detail.startswith("FAIL_TO_PASS 0/4"), failed.detail
+    report = failed.output_path.with_name("test_output.report.txt").read_text()
+    assert "FAIL_TO_PASS failing: tests/test_parse.py::test_flexible_time_preserves_timezone[+0530] (FAILED)" in report
+
+    def tests_only(ws: Path) -> None:  # the test patch itself, and a test that skips the new ones
+        apply(ws, task.instance["test_patch"])
+        (ws / "tests" / "conftest.py").write_text("import pytest\ncollect_ignore = ['test_parse.py']\n")
+
+    cheat = score("tests-only", tests_only)
+    assert cheat.status is TaskStatus.EMPTY_PATCH and "only test files changed" in cheat.detail
+
+
+def test_a_patch_that_does_not_apply_fails_and_no_log_is_an_infra_error(bench, sandbox, tmp_path):
+    task = bench.task(TASK)
+    bad = task.instance["patch"].replace("-        return dt.time()", "-        return dt.time(0)")
+    run = run_eval(task, bad, sandbox=sandbox, envs=bench.envs, log_dir=tmp_path / "bad", timeout_s=600)
+    assert run.status is TaskStatus.FAILED and "does not apply" in run.detail
+    assert "Patch Apply Failed" in (tmp_path / "bad" / "apply_output.txt").read_text()
+
+    silent = dataclasses.replace(task, instance={**task.instance, "eval_script": "#!/bin/bash\necho no tests here\n"})
+    run = run_eval(silent, task.instance["patch"], sandbox=sandbox, envs=bench.envs, log_dir=tmp_path / "silent",
+                   timeout_s=600)
+    assert run.status is TaskStatus.INFRA_ERROR and run.error_type == "EvalLogUnparsable", run.detail
+
+
+def test_an_image_that_cannot_be_had_is_an_infra_error(bench, sandbox, tmp_path):
+    task = bench.task(TASK)
+    gone = dataclasses.replace(task, image="localhost/hgm/no-such-instance:latest", build_context=None)
+    run = run_eval(gone, task.instance["patch"], sandbox=sandbox, envs=bench.envs, log_dir=tmp_path / "gone",
+                   timeout_s=60)
+    assert run.status is TaskStatus.INFRA_ERROR and run.error_type == "ImageUnavailable", run.detail
+    assert "could not be pulled" in run.detail
+
+
+@pytest.mark.parametrize("task_id", ["r1chardj0n3s__parse-1.22.4", "tkem__cachetools-7.3.3"])
+def test_the_other_instances_gold_solved_base_not(bench, sandbox, tmp_path, task_id):
+    task = bench.task(task_id)
+    gold = run_eval(task, task.instance["patch"], sandbox=sandbox, envs=bench.envs, log_dir=tmp_path / "g",
+                    timeout_s=900)
+    assert gold.status is TaskStatus.SOLVED, gold.detail
+    base = run_eval(task, "", sandbox=sandbox, envs=bench.envs, log_dir=tmp_path / "b", timeout_s=900)
+    assert base.status is TaskStatus.FAILED, base.detail
