@@ -25,7 +25,7 @@ from hgm.benchmarks import Benchmark, Task, get_benchmark
 from hgm.config import HGMConfig
 from hgm.errors import UserError
 from hgm.llm.gateway import Gateway, SessionUsage
-from hgm.llm.providers import check_models
+from hgm.llm.providers import check_llm
 from hgm.sandbox import Sandbox, get_sandbox, limits_from
 from hgm.domain import EvalOutcome, EvalStatus
 
@@ -128,7 +128,7 @@ def eval_agent(agent_ref: str, task_id: str, *, config: HGMConfig, run_dir: Path
                console: Console) -> EvalReport:
     """`hgm eval-agent`: one agent on one Polyglot task, with a gateway of its own; nothing is
     written to a run store (the run directory, if given, is only read)."""
-    check_models([config.llm.downstream], base_url=config.llm.base_url)  # names a missing key variable
+    check_llm(config.llm, [config.llm.downstream])  # names a missing key variable (none needed to replay)
     benchmark = get_benchmark(config.benchmark)
     task = benchmark.task(task_id)
     with tempfile.TemporaryDirectory(prefix="hgm-eval-agent-") as tmp:

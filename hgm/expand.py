@@ -198,8 +198,7 @@ class Expander:
 
     def _run_cap_reached(self) -> bool:
         """The run's cost cap (not a session cap) cut the LLM off: an infra stop, not the agent's failure."""
-        cap = self.config.budget.max_usd_run
-        return cap is not None and self.gateway.run_cost_usd >= cap
+        return self.gateway.run_cap_reason is not None
 
     # -- validation --------------------------------------------------------------------------
     def validate(self, sha: str, log_dir: Path) -> None:
