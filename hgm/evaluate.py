@@ -74,7 +74,8 @@ def evaluate(agent_dir: Path, task: Task, *, benchmark: Benchmark, gateway: Gate
         token = gateway.open_session(ROLE, model, node_id=node_id, task_id=task.id)
         run = run_agent(
             Path(agent_dir), workspace, ws.base_commit, task.problem_statement, language=task.language,
-            llm=AgentLLM(gateway.socket_path, token, model), sandbox=sandbox, limits=limits_from(config.sandbox),
+            llm=AgentLLM(gateway.socket_path, token, model, gateway.context_window(model)), sandbox=sandbox,
+            limits=limits_from(config.sandbox),
             timeout_s=config.sandbox.agent_timeout_s, log_dir=log_dir, console=console,
         )
         usage = gateway.close_session(token)

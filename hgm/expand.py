@@ -170,9 +170,9 @@ class Expander:
             token = self.gateway.open_session("self_improve", model, node_id=parent_id, task_id=task_id)
             try:
                 run = run_agent(agent_dir, work, base, statement, language="python",
-                                llm=AgentLLM(self.gateway.socket_path, token, model), sandbox=self.sandbox,
-                                limits=limits_from(self.config.sandbox), timeout_s=self.config.sandbox.agent_timeout_s,
-                                log_dir=log_dir, self_improve=True)
+                                llm=AgentLLM(self.gateway.socket_path, token, model, self.gateway.context_window(model)),
+                                sandbox=self.sandbox, limits=limits_from(self.config.sandbox),
+                                timeout_s=self.config.sandbox.agent_timeout_s, log_dir=log_dir, self_improve=True)
             finally:
                 usage = self.gateway.close_session(token)
                 sessions.append(usage)

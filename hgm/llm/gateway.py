@@ -319,7 +319,7 @@ class Gateway:
                     self.run_cap_reason = alone
                     self._budget_cond.notify_all()
                 elif self._run_cap_refusal(bound, self._reserved) is None:
-                    self._reserved = Bound(self._reserved.tokens + bound.tokens, (self._reserved.usd or 0.0) + (bound.usd or 0.0))
+                    self._reserved += bound
                     return bound
                 else:
                     self._budget_cond.wait()
@@ -327,7 +327,7 @@ class Gateway:
 
     def _settle(self, bound: Bound, usage: TokenUsage, cost: float | None) -> None:
         with self._budget_cond:
-            self._reserved = Bound(self._reserved.tokens - bound.tokens, (self._reserved.usd or 0.0) - (bound.usd or 0.0))
+            self._reserved -= bound
             self.run_cost_usd += cost or 0.0
             self.run_tokens += usage.total_tokens
             self._budget_cond.notify_all()

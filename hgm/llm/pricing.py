@@ -88,6 +88,12 @@ class Bound:
     tokens: int
     usd: float | None
 
+    def __add__(self, other: "Bound") -> "Bound":
+        return Bound(self.tokens + other.tokens, (self.usd or 0.0) + (other.usd or 0.0))
+
+    def __sub__(self, other: "Bound") -> "Bound":
+        return Bound(self.tokens - other.tokens, (self.usd or 0.0) - (other.usd or 0.0))
+
 
 def prompt_tokens_bound(request: Mapping[str, Any]) -> int:
     """An over-estimate of a request's prompt tokens (messages and tools, see the module docstring)."""
