@@ -301,11 +301,11 @@ class Gateway:
         usd_cap, token_cap = self.budget.max_usd_run, self.budget.max_tokens_run
         if usd_cap is not None and bound.usd is not None and \
                 self.run_cost_usd + (reserved.usd or 0.0) + bound.usd > usd_cap:
-            return (f"run cost budget exhausted: cost cap ${usd_cap} reached (${self.run_cost_usd:.4f} spent; "
-                    f"the next request may cost up to ${bound.usd:.4f})")
+            return (f"cost cap ${usd_cap} reached: ${self.run_cost_usd:.4f} spent and the next request may cost "
+                    f"up to ${bound.usd:.4f} (the run's budget.max_usd_run)")
         if token_cap is not None and self.run_tokens + reserved.tokens + bound.tokens > token_cap:
-            return (f"run token budget exhausted: token cap {token_cap} reached ({self.run_tokens} tokens used; "
-                    f"the next request may use up to {bound.tokens})")
+            return (f"token cap {token_cap} reached: {self.run_tokens} tokens used and the next request may use "
+                    f"up to {bound.tokens} (the run's budget.max_tokens_run)")
         return None
 
     def _reserve(self, route: ModelRoute, request: dict[str, Any]) -> Bound | str:
