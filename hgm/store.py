@@ -109,9 +109,8 @@ class RunStore:
                             "or choose another directory")
         run_dir.mkdir(parents=True, exist_ok=True)
         conn = _connect(db, readonly=False)
-        with conn:
-            conn.executescript(_SCHEMA)
-        with conn:
+        with conn:  # schema and meta in one transaction: a kill leaves a whole store or an empty file
+            conn.executescript("BEGIN;" + _SCHEMA)
             conn.executemany("INSERT INTO meta(key, value) VALUES (?, ?)", [
                 ("format", STORE_FORMAT), ("schema_version", str(SCHEMA_VERSION)),
                 ("config", config.model_dump_json()), ("created_at", repr(time.time()))])
