@@ -10,7 +10,8 @@ finishes before the kills are used up is followed by a new one). After each kill
   orphans    those still alive 5 s after the kill (bwrap's --die-with-parent and the pid namespace
              should leave none)
   cgroups    job cgroups of the killed process still present (expected right after a SIGKILL: no
-             code runs then); the next `hgm` start removes them, checked at the end
+             code runs then); the next `hgm` start removes them, checked at the end, as are the
+             temporary directories of killed runs (the bench gives the runs a TMPDIR of their own)
 
 At the end of every finished run: pairs counted twice (an agent scored twice on one task), and
 whether the budget was met exactly (counted evaluations == search.max_task_evals, final agent
@@ -224,6 +225,7 @@ def main() -> None:
         run_no += 1
         run, fresh = root / f"run{run_no}", True
     leftover_cgroups = sum(len(cgroups_of(pid)) for pid in totals.killed_pids)
+    leftover_tmp = sorted(p.name for p in (root / "tmp").iterdir())
     print()
     print(f"kills (SIGKILL at random moments): {totals.kills}")
     print(f"results lost:                      {totals.lost}")
@@ -231,6 +233,7 @@ def main() -> None:
     print(f"sandbox processes left orphaned:   {totals.orphans}")
     print(f"cgroups left right after a kill:   {totals.cgroups_after_kill} (removed by the next start: "
           f"{leftover_cgroups} left at the end)")
+    print(f"temporary directories left:        {len(leftover_tmp)} {leftover_tmp[:5] if leftover_tmp else ''}")
     print(f"runs finished:                     {len(totals.runs)}; budget met exactly in "
           f"{sum(bool(r['budget met']) for r in totals.runs)} of them")
     print(f"resume failures:                   {len(totals.resume_failures)}")

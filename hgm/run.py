@@ -12,6 +12,7 @@ containers before the run's temporary directories go. A SIGKILL loses nothing th
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import signal
 import tempfile
@@ -37,11 +38,12 @@ from hgm.llm.providers import ModelRoute, check_llm, spend_bounds
 from hgm.sandbox import Sandbox, get_sandbox
 from hgm.search import Progress, Search, lower_bounds
 from hgm.show_tree import FINAL_META
-from hgm.domain import EvalOutcome, EvalStatus, ExpansionOutcome, ExpansionStatus
+from hgm.domain import EvalOutcome, EvalStatus, ExpansionOutcome, ExpansionStatus, Usage
 from hgm.store import DB_NAME, RunStore
 
 INITIAL_AGENT = Path(__file__).parent / "agents" / "initial"
 ROLES = ("downstream", "self_improve", "diagnose")
+RUN_TMP_PREFIX = "hgm-run-"
 SHUTDOWN_TIMEOUT_S = 15.0
 """After a second Ctrl-C: how long sandboxes and workers get to end and clean up."""
 log = logging.getLogger("hgm.run")
@@ -147,16 +149,16 @@ class _View:
         t = Table("role", "calls", "prompt tok", "completion tok", "$ (+? = some prices unknown)", box=None,
                   pad_edge=False)
         usage = self.gateway.usage_by_role()  # running totals: no scan of the store
+        calls = prompt = completion = 0
         for role in ROLES:
-            u = usage.get(role)
-            if u is None:
-                t.add_row(role, "0", "0", "0", "0.0000")
-                continue
+            u = usage.get(role, Usage(0, 0, 0, 0, 0.0))
+            calls, prompt, completion = calls + u.calls, prompt + u.prompt_tokens, completion + u.completion_tokens
             t.add_row(role, str(u.calls), f"{u.prompt_tokens:,}", f"{u.completion_tokens:,}",
                       f"{u.known_cost_usd:.4f}" + ("+?" if u.cost_usd is None else ""))
         cap = f" of the ${self.budget_usd} cap" if self.budget_usd is not None else ""
-        tokens = f"{self.gateway.run_tokens:,}" + (f" of {self.budget_tokens:,}" if self.budget_tokens is not None else "")
-        t.add_row("total", "", tokens, "", f"{self.gateway.run_cost_usd:.4f}{cap}")
+        t.add_row("total", str(calls), f"{prompt:,}", f"{completion:,}", f"{self.gateway.run_cost_usd:.4f}{cap}")
+        if self.budget_tokens is not None:
+            t.add_row("token cap", "", f"{self.gateway.run_tokens:,} of {self.budget_tokens:,} tokens", "", "")
         return t
 
     def __rich__(self) -> Panel:
@@ -187,7 +189,8 @@ def _drive(run_dir: Path, store: RunStore, prepared: Prepared, console: Console,
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log.addHandler(handler)
     log.setLevel(logging.INFO)
-    tmp = Path(tempfile.mkdtemp(prefix="hgm-run-"))  # short path: Unix socket names are limited
+    tmp = _run_tmp()
+    system_tmp, tempfile.tempdir = tempfile.tempdir, str(tmp)  # every temporary file of the run goes under tmp
     try:
         log.info("%s run in %s: %d tasks, policy %s, budget %d task evaluations, %d workers",
                  "resuming" if resumed else "starting", run_dir, len(prepared.tasks), config.search.policy,
@@ -219,8 +222,19 @@ def _drive(run_dir: Path, store: RunStore, prepared: Prepared, console: Console,
     finally:
         log.removeHandler(handler)
         handler.close()
+        tempfile.tempdir = system_tmp
         shutil.rmtree(tmp, ignore_errors=True)
         store.close()
+
+
+def _run_tmp() -> Path:
+    """The run's own temporary directory (short: Unix socket names are limited), named after this
+    process; those of runs whose process is gone (SIGKILL leaves them) are removed first."""
+    for stale in Path(tempfile.gettempdir()).glob(f"{RUN_TMP_PREFIX}*-*"):
+        pid = stale.name[len(RUN_TMP_PREFIX):].split("-")[0]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(stale, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"{RUN_TMP_PREFIX}{os.getpid()}-"))
 
 
 def _search(run_dir: Path, store: RunStore, prepared: Prepared, archive: Archive, gateway: Gateway, tmp: Path,

@@ -76,3 +76,43 @@ def test_second_ctrl_c_leaves_no_process_cgroup_or_temp_dir(tmp_path: Path, poly
     # said at the start: the downstream model has no price, so the dollar cap cannot bound it
     assert "LLM spend cap: $5.0 (budget.max_usd_run, known prices)" in err
     assert f"models without a known price: scripted:{long}" in err and "budget.max_tokens_run" in err
+
+
+def test_temporary_directories_of_killed_runs_are_removed_at_the_next_start(tmp_path: Path, monkeypatch) -> None:
+    import tempfile
+
+    from hgm.run import _run_tmp
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = tmp_path / f"hgm-run-{dead.pid}-abc"  # a run killed with SIGKILL left it
+    (stale / "hgm-eval-python__x-1").mkdir(parents=True)
+    live = tmp_path / f"hgm-run-{os.getppid()}-def"  # a run whose process is alive
+    live.mkdir()
+    other = tmp_path / "hgm-run-nopid"
+    other.mkdir()
+    mine = _run_tmp()
+    assert not stale.exists() and live.exists() and other.exists()
+    assert mine.parent == tmp_path and mine.name.startswith(f"hgm-run-{os.getpid()}-")
+
+
+def test_live_view_reads_the_gateways_running_totals(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from hgm.config import BudgetConfig, LLMConfig
+    from hgm.domain import Usage
+    from hgm.llm.gateway import Gateway
+    from hgm.run import _View
+
+    before = {"downstream": Usage(2, 1000, 200, 0, 0.5, 0.5), "diagnose": Usage(1, 300, 30, 0, None, 0.0)}
+    gw = Gateway(tmp_path / "gw.sock", llm=LLMConfig(), budget=BudgetConfig(), env={}, used_before=before)
+    view = _View(gw, tmp_path, budget_usd=2.0, budget_tokens=10_000)
+    console = Console(width=200, record=True, file=open(os.devnull, "w"))
+    console.print(view.usage_table())
+    rows = [" ".join(line.split()) for line in console.export_text().splitlines()]
+    assert "downstream 2 1,000 200 0.5000" in rows
+    assert "diagnose 1 300 30 0.0000+?" in rows  # its price was unknown
+    assert "self_improve 0 0 0 0.0000" in rows
+    assert "total 3 1,300 230 0.5000 of the $2.0 cap" in rows
+    assert "token cap 1,530 of 10,000 tokens" in rows
