@@ -90,16 +90,16 @@ def fit_context(messages: list[dict], schemas: list[dict], window: int) -> bool:
     if window <= 0:
         return True
     sizes = [len(json.dumps(m)) for m in messages]
-    fixed = len(json.dumps(schemas))
-    if (sum(sizes) + fixed) // BYTES_PER_TOKEN <= window * 3 // 4:
+    tokens = lambda: (sum(sizes) + len(json.dumps(schemas))) // BYTES_PER_TOKEN  # noqa: E731
+    if tokens() <= window * 3 // 4:
         return True
     for i, m in enumerate(messages[:-1]):  # the newest message is what the model must see now
-        if (sum(sizes) + fixed) // BYTES_PER_TOKEN <= window // 2:
+        if tokens() <= window // 2:
             break
         if m["role"] == "tool" and m["content"] != prompts.ELIDED:
             m["content"] = prompts.ELIDED
             sizes[i] = len(json.dumps(m))
-    return (sum(sizes) + fixed) // BYTES_PER_TOKEN <= window * 3 // 4
+    return tokens() <= window * 3 // 4
 
 
 def is_context_error(e: openai.APIError) -> bool:
