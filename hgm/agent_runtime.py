@@ -155,6 +155,8 @@ class AgentLLM:
     socket: Path
     token: str
     model: str
+    context_window: int | None = None
+    """The model's context window in tokens (Gateway.context_window), passed as AGENT_CONTEXT_WINDOW."""
 
 
 @dataclass(frozen=True)
@@ -207,6 +209,7 @@ def agent_env(llm: AgentLLM, venv: Path, timeout_s: float, base_path: str = SYST
         **Gateway.agent_env(llm.token, llm.socket),  # HGM_LLM_SOCKET, *_BASE_URL, OPENAI_API_KEY=token
         # Let the agent wind down on its own a little before the sandbox kills it.
         "AGENT_MAX_WALL_S": str(max(30.0, timeout_s * 0.9 - 30)),
+        **({"AGENT_CONTEXT_WINDOW": str(llm.context_window)} if llm.context_window else {}),
     }
 
 

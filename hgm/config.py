@@ -128,8 +128,13 @@ class BenchmarkConfig(Section):
 
 
 class BudgetConfig(Section):
-    max_usd_run: float | None = None
-    """Stop new LLM calls once the run spent this many dollars (None = no cap)."""
+    max_usd_run: float | None = Field(None, ge=0)
+    """Dollar cap of the run's LLM calls (known prices only; None = no cap). It holds with work in
+    flight: each request reserves the most it can cost before it is sent; once a request cannot
+    fit, no new LLM calls are made and the run ends."""
+    max_tokens_run: int | None = Field(None, ge=0)
+    """Token cap (input + output, every model) of the run, held like max_usd_run; the only bound on
+    models whose price is unknown (None = no cap)."""
     max_usd_session: float | None = None
     """Cap per agent session (one agent run on one task or on its own code)."""
     max_tokens_session: int | None = None

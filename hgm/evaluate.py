@@ -26,7 +26,7 @@ from hgm.benchmarks import Benchmark, Task, get_benchmark
 from hgm.config import HGMConfig
 from hgm.errors import UserError
 from hgm.llm.gateway import Gateway, SessionUsage
-from hgm.llm.providers import check_models
+from hgm.llm.providers import check_llm
 from hgm.sandbox import Sandbox, get_sandbox, limits_from
 from hgm.domain import EvalOutcome, EvalStatus
 
@@ -76,7 +76,7 @@ def evaluate(agent_dir: Path, task: Task, *, benchmark: Benchmark, gateway: Gate
         token = gateway.open_session(ROLE, model, node_id=node_id, task_id=task.id)
         run = run_agent(
             Path(agent_dir), workspace, ws.base_commit, task.problem_statement, language=task.language,
-            llm=AgentLLM(gateway.socket_path, token, model), sandbox=where.sandbox, limits=limits_from(config.sandbox),
+            llm=AgentLLM(gateway.socket_path, token, model, gateway.context_window(model)), sandbox=where.sandbox, limits=limits_from(config.sandbox),
             timeout_s=config.sandbox.agent_timeout_s, log_dir=log_dir, workdir=where.workdir, path=where.path,
             console=console,
         )
@@ -131,7 +131,7 @@ def eval_agent(agent_ref: str, task_id: str, *, config: HGMConfig, run_dir: Path
                console: Console) -> EvalReport:
     """`hgm eval-agent`: one agent on one task (Polyglot or SWE-bench), with a gateway of its own; nothing is
     written to a run store (the run directory, if given, is only read)."""
-    check_models([config.llm.downstream], base_url=config.llm.base_url)  # names a missing key variable
+    check_llm(config.llm, [config.llm.downstream])  # names a missing key variable (none needed to replay)
     benchmark = get_benchmark(config.benchmark)
     task = benchmark.task(task_id)
     with tempfile.TemporaryDirectory(prefix="hgm-eval-agent-") as tmp:

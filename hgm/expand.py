@@ -20,6 +20,7 @@ import random
 import re
 import tempfile
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -172,9 +173,9 @@ class Expander:
             token = self.gateway.open_session("self_improve", model, node_id=parent_id, task_id=task_id)
             try:
                 run = run_agent(agent_dir, work, base, statement, language="python",
-                                llm=AgentLLM(self.gateway.socket_path, token, model), sandbox=self.sandbox,
-                                limits=limits_from(self.config.sandbox), timeout_s=self.config.sandbox.agent_timeout_s,
-                                log_dir=log_dir, self_improve=True)
+                                llm=AgentLLM(self.gateway.socket_path, token, model, self.gateway.context_window(model)),
+                                sandbox=self.sandbox, limits=limits_from(self.config.sandbox),
+                                timeout_s=self.config.sandbox.agent_timeout_s, log_dir=log_dir, self_improve=True)
             finally:
                 usage = self.gateway.close_session(token)
                 sessions.append(usage)
@@ -200,8 +201,7 @@ class Expander:
 
     def _run_cap_reached(self) -> bool:
         """The run's cost cap (not a session cap) cut the LLM off: an infra stop, not the agent's failure."""
-        cap = self.config.budget.max_usd_run
-        return cap is not None and self.gateway.run_cost_usd >= cap
+        return self.gateway.run_cap_reason is not None
 
     # -- validation --------------------------------------------------------------------------
     def validate(self, sha: str, log_dir: Path) -> None:
@@ -289,32 +289,69 @@ def agent_source(agent_dir: Path) -> str:
 
 
 def parse_diagnosis(text: str) -> dict[str, str]:
-    """The JSON plan from a model's answer: fenced or bare, the first JSON object that parses.
-    ValueError says what is wrong (no object, or problem_statement missing)."""
-    candidates = re.findall(r"```(?:json)?\s*(\{.*?\})\s*```", text, flags=re.S)
-    decoder = json.JSONDecoder()
-    for i, ch in enumerate(text):
-        if ch == "{":
-            try:
-                obj, _ = decoder.raw_decode(text[i:])
-            except ValueError:
-                continue
-            candidates.append(json.dumps(obj))
-            break
-    for raw in candidates:
-        try:
-            obj: Any = json.loads(raw)
-        except ValueError:
-            continue
-        if isinstance(obj, dict):
-            plan = {k: str(obj.get(k) or "").strip() for k in DIAGNOSIS_KEYS}
-            if not plan["problem_statement"]:
-                raise ValueError("the JSON object has no problem_statement")
-            plan["title"] = (plan["title"] or plan["improvement"] or "self-improvement").splitlines()[0][:70]
-            for k in ("log_summary", "root_cause", "improvement", "implementation"):
-                plan[k] = plan[k] or "(not given)"
+    """The plan from a model's answer, taking it as real models send it: a JSON object bare, fenced
+    or among prose, possibly wrapped in one outer object, with keys in any case or spelling
+    (Problem Statement, problemStatement), extra keys, lists or objects as values, trailing commas;
+    the first object that holds a plan wins. Only problem_statement is needed (else it is made from
+    improvement + implementation); a missing title is made from the improvement. ValueError says
+    what is wrong."""
+    found = False
+    for obj in _json_objects(text):
+        found = True
+        plan = _plan(obj)
+        if plan is not None:
             return plan
+    if found:
+        raise ValueError("the JSON object has no problem_statement (nor an improvement to make one from)")
     raise ValueError("no JSON object found in the answer")
+
+
+_SYNONYMS = {"problem": "problem_statement", "statement": "problem_statement", "taskdescription": "problem_statement",
+             "summary": "log_summary", "rootcause": "root_cause", "cause": "root_cause", "committitle": "title"}
+
+
+def _json_objects(text: str) -> Iterator[dict[str, Any]]:
+    """Every JSON object in the text, fenced ones first, each also tried without trailing commas."""
+    fenced = re.findall(r"```[a-zA-Z]*\s*(\{.*?\})\s*```", text, flags=re.S)
+    decoder = json.JSONDecoder()
+    for chunk in [*fenced, text]:
+        for variant in dict.fromkeys([chunk, re.sub(r",(\s*[}\]])", r"\1", chunk)]):
+            i = variant.find("{")
+            while i != -1:
+                try:
+                    obj, end = decoder.raw_decode(variant, i)
+                except ValueError:
+                    i = variant.find("{", i + 1)
+                    continue
+                if isinstance(obj, dict):
+                    yield obj
+                i = variant.find("{", end)
+
+
+def _plan(obj: dict[str, Any]) -> dict[str, str] | None:
+    """The plan in one JSON object (or in the one object it wraps), or None if it has none."""
+    norm = {re.sub(r"[^a-z]", "", str(k).lower()): v for k, v in obj.items()}
+    fields = {k: _text(norm.get(k.replace("_", ""))) for k in DIAGNOSIS_KEYS}
+    for alias, key in _SYNONYMS.items():
+        fields[key] = fields[key] or _text(norm.get(alias))
+    if not fields["problem_statement"] and fields["improvement"]:
+        fields["problem_statement"] = "\n\n".join(v for v in (fields["improvement"], fields["implementation"]) if v)
+    if not fields["problem_statement"]:
+        inner = [v for v in obj.values() if isinstance(v, dict)]
+        return _plan(inner[0]) if len(inner) == 1 else None
+    fields["title"] = (fields["title"] or fields["improvement"] or "self-improvement").splitlines()[0][:70]
+    for k in ("log_summary", "root_cause", "improvement", "implementation"):
+        fields[k] = fields[k] or "(not given)"
+    return fields
+
+
+def _text(value: Any) -> str:
+    """A plan field as text: lists become lines, objects `key: value` lines."""
+    if isinstance(value, list):
+        return "\n".join(_text(v) for v in value).strip()
+    if isinstance(value, dict):
+        return "\n".join(f"{k}: {_text(v)}" for k, v in value.items()).strip()
+    return "" if value is None else str(value).strip()
 
 
 def _eval_logs(run_dir: Path, evaluation: EvaluationRow | None) -> tuple[str, str]:

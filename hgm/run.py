@@ -3,14 +3,16 @@
 Everything a run needs is checked before its directory is touched: model keys, the benchmark
 tree, the task list, the sandbox. The store is the truth (resume = reopen); the archive holds
 the code. The search runs in a background thread; the main thread draws the live view and owns
-Ctrl-C: the first stops new work and lets work in flight finish, the second abandons it (it is
-redone on resume). A SIGKILL loses nothing that had finished (every result is its own
-transaction). RUN_DIR/run.log is a plain-text log of the run.
+Ctrl-C (and SIGTERM): the first stops new work and lets work in flight finish, the second
+abandons it (it is redone on resume): the sandbox kills what it runs and removes its cgroups or
+containers before the run's temporary directories go. A SIGKILL loses nothing that had finished
+(every result is its own transaction). RUN_DIR/run.log is a plain-text log of the run.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import signal
 import tempfile
@@ -32,15 +34,18 @@ from hgm.errors import UserError
 from hgm.evaluate import evaluate
 from hgm.expand import Expander
 from hgm.llm.gateway import Gateway
-from hgm.llm.providers import check_models
+from hgm.llm.providers import ModelRoute, check_llm, spend_bounds
 from hgm.paths import INITIAL_AGENT
 from hgm.sandbox import Sandbox, get_sandbox
 from hgm.search import Progress, Search, lower_bounds
 from hgm.show_tree import FINAL_META
-from hgm.domain import EvalOutcome, EvalStatus, ExpansionOutcome, ExpansionStatus
+from hgm.domain import EvalOutcome, EvalStatus, ExpansionOutcome, ExpansionStatus, Usage
 from hgm.store import DB_NAME, RunStore
 
 ROLES = ("downstream", "self_improve", "diagnose")
+RUN_TMP_PREFIX = "hgm-run-"
+SHUTDOWN_TIMEOUT_S = 15.0
+"""After a second Ctrl-C: how long sandboxes and workers get to end and clean up."""
 log = logging.getLogger("hgm.run")
 
 
@@ -52,11 +57,13 @@ class Prepared:
     benchmark: Benchmark
     tasks: dict[str, Task]
     sandbox: Sandbox
+    routes: list[ModelRoute] = field(default_factory=list)
+    """The models of the three roles, resolved."""
 
 
 def prepare(config: HGMConfig) -> Prepared:
     """Check keys, benchmark, tasks and sandbox; UserError with the fix for the first problem."""
-    check_models([config.llm.downstream, config.llm.self_improve, config.llm.diagnose], base_url=config.llm.base_url)
+    routes = check_llm(config.llm, [config.llm.downstream, config.llm.self_improve, config.llm.diagnose])
     benchmark = get_benchmark(config.benchmark)
     if config.benchmark.task_ids:
         tasks = [benchmark.task(t) for t in config.benchmark.task_ids]  # UserError names an unknown id
@@ -65,7 +72,7 @@ def prepare(config: HGMConfig) -> Prepared:
     if len({t.id for t in tasks}) != len(tasks):
         raise UserError("the task list names a task twice; give each task once")
     sandbox = get_sandbox(config.sandbox.backend, config.sandbox)
-    return Prepared(config, benchmark, {t.id: t for t in tasks}, sandbox)
+    return Prepared(config, benchmark, {t.id: t for t in tasks}, sandbox, routes)
 
 
 def check_output_dir(run_dir: Path) -> None:
@@ -126,33 +133,34 @@ def _root(run_dir: Path, store: RunStore, initial_agent: Path) -> tuple[Archive,
 
 @dataclass
 class _View:
-    """The live display: a snapshot of the search plus usage read from the store."""
+    """The live display: a snapshot of the search plus the gateway's running usage totals."""
 
-    store: RunStore
+    gateway: Gateway
     run_dir: Path
     budget_usd: float | None
+    budget_tokens: int | None = None
     started: float = field(default_factory=time.monotonic)
     progress: Progress | None = None
     events: list[str] = field(default_factory=list)
     stopping: str = ""
     search: Search | None = None
     _progress_at: float = 0.0
-    _usage: Table | None = None
-    _usage_at: float = 0.0
 
     def usage_table(self) -> Table:
-        if self._usage is None or time.monotonic() - self._usage_at > 2:
-            t = Table("role", "calls", "prompt tok", "completion tok", "$ (+? = some prices unknown)", box=None,
-                      pad_edge=False)
-            for role in ROLES:
-                u = self.store.llm_usage(role=role)
-                t.add_row(role, str(u.calls), f"{u.prompt_tokens:,}", f"{u.completion_tokens:,}",
-                          f"{u.known_cost_usd:.4f}" + ("+?" if u.cost_usd is None else ""))
-            spent = self.store.llm_usage().known_cost_usd
-            cap = f" of the ${self.budget_usd} cap" if self.budget_usd is not None else ""
-            t.add_row("total", "", "", "", f"{spent:.4f}{cap}")
-            self._usage, self._usage_at = t, time.monotonic()
-        return self._usage
+        t = Table("role", "calls", "prompt tok", "completion tok", "$ (+? = some prices unknown)", box=None,
+                  pad_edge=False)
+        usage = self.gateway.usage_by_role()  # running totals: no scan of the store
+        calls = prompt = completion = 0
+        for role in ROLES:
+            u = usage.get(role, Usage(0, 0, 0, 0, 0.0))
+            calls, prompt, completion = calls + u.calls, prompt + u.prompt_tokens, completion + u.completion_tokens
+            t.add_row(role, str(u.calls), f"{u.prompt_tokens:,}", f"{u.completion_tokens:,}",
+                      f"{u.known_cost_usd:.4f}" + ("+?" if u.cost_usd is None else ""))
+        cap = f" of the ${self.budget_usd} cap" if self.budget_usd is not None else ""
+        t.add_row("total", str(calls), f"{prompt:,}", f"{completion:,}", f"{self.gateway.run_cost_usd:.4f}{cap}")
+        if self.budget_tokens is not None:
+            t.add_row("token cap", "", f"{self.gateway.run_tokens:,} of {self.budget_tokens:,} tokens", "", "")
+        return t
 
     def __rich__(self) -> Panel:
         if self.search is not None and time.monotonic() - self._progress_at > 1:
@@ -182,7 +190,8 @@ def _drive(run_dir: Path, store: RunStore, prepared: Prepared, console: Console,
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log.addHandler(handler)
     log.setLevel(logging.INFO)
-    tmp = Path(tempfile.mkdtemp(prefix="hgm-run-"))  # short path: Unix socket names are limited
+    tmp = _run_tmp()
+    system_tmp, tempfile.tempdir = tempfile.tempdir, str(tmp)  # every temporary file of the run goes under tmp
     try:
         log.info("%s run in %s: %d tasks, policy %s, budget %d task evaluations, %d workers",
                  "resuming" if resumed else "starting", run_dir, len(prepared.tasks), config.search.policy,
@@ -190,6 +199,13 @@ def _drive(run_dir: Path, store: RunStore, prepared: Prepared, console: Console,
         console.print(f"{'resuming' if resumed else 'starting'} run in {run_dir}: {len(prepared.tasks)} tasks, "
                       f"budget {config.search.max_task_evals} task evaluations, {config.search.workers} workers; "
                       f"log: {run_dir / 'run.log'}", soft_wrap=True, highlight=False)
+        notes, warnings = spend_bounds(prepared.routes, config.budget)
+        for note in notes:
+            log.info(note)
+            console.print(note, soft_wrap=True, highlight=False)
+        for warning in warnings:
+            log.warning(warning)
+            console.print(f"[yellow]warning:[/] {warning}", soft_wrap=True, highlight=False)
         if any(cut):
             log.info("%d evaluations and %d rewrites were in flight when the run stopped: marked interrupted, "
                      "redone", *cut)
@@ -198,25 +214,35 @@ def _drive(run_dir: Path, store: RunStore, prepared: Prepared, console: Console,
         (tmp / "agents").mkdir()
         with console.status("preparing the initial agent's environment"):
             agent_venv(archive.checkout(archive.resolve(f"node-{root}"), tmp / "agents"), console=console)
-        spent = store.llm_usage().known_cost_usd
-        cap = config.budget.max_usd_run
-        if cap is not None and spent >= cap:
-            raise UserError(f"{run_dir} already spent ${spent:.4f} of its ${cap} cost cap (budget.max_usd_run); "
-                            "there is nothing left to resume. `hgm show-tree` shows its agents.")
+        spent = store.llm_run_cap_refusal()
+        if spent is not None:
+            raise UserError(f"{run_dir} has spent its LLM budget ({spent}); there is nothing left to resume. "
+                            "`hgm show-tree` shows its agents.")
         with Gateway(tmp / "gw.sock", llm=config.llm, budget=config.budget, recorder=store.add_llm_call,
-                     run_spent_usd=spent) as gateway:
+                     used_before=store.llm_usage_by_role()) as gateway:
             return _search(run_dir, store, prepared, archive, gateway, tmp, console)
     finally:
         log.removeHandler(handler)
         handler.close()
+        tempfile.tempdir = system_tmp
         shutil.rmtree(tmp, ignore_errors=True)
         store.close()
+
+
+def _run_tmp() -> Path:
+    """The run's own temporary directory (short: Unix socket names are limited), named after this
+    process; those of runs whose process is gone (SIGKILL leaves them) are removed first."""
+    for stale in Path(tempfile.gettempdir()).glob(f"{RUN_TMP_PREFIX}*-*"):
+        pid = stale.name[len(RUN_TMP_PREFIX):].split("-")[0]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(stale, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"{RUN_TMP_PREFIX}{os.getpid()}-"))
 
 
 def _search(run_dir: Path, store: RunStore, prepared: Prepared, archive: Archive, gateway: Gateway, tmp: Path,
             console: Console) -> int:
     config = prepared.config
-    view = _View(store, run_dir, config.budget.max_usd_run)
+    view = _View(gateway, run_dir, config.budget.max_usd_run, config.budget.max_tokens_run)
     commits = {n.id: n.commit for n in store.nodes()}
     expander = Expander(run_dir, store, archive, gateway, prepared.sandbox, config, prepared.tasks, tmp / "agents")
 
@@ -229,10 +255,10 @@ def _search(run_dir: Path, store: RunStore, prepared: Prepared, archive: Archive
         report = evaluate(archive.checkout(sha, tmp / "agents"), prepared.tasks[task_id], benchmark=prepared.benchmark, gateway=gateway,
                           sandbox=prepared.sandbox, config=config, log_dir=log_dir, run_dir=run_dir, node_id=node_id)
         o = report.outcome
-        if report.usage is not None and report.usage.over_budget and cap_reached():
-            # The run's cost cap cut this agent off: not the agent's failure, so it does not count.
+        if report.usage is not None and report.usage.run_capped:
+            # The run's budget cut this agent off: not the agent's failure, so it does not count.
             o = replace(o, status=EvalStatus.INFRA_ERROR, error_type="RunCostCap",
-                        error=f"the run's cost cap cut the agent off ({report.usage.failure})")
+                        error=f"the run's budget cut the agent off ({report.usage.failure})")
         event(f"node {node_id} on {task_id}: {o.status.value}" + (f" ({o.error_type})" if o.error_type else ""))
         return o
 
@@ -244,9 +270,6 @@ def _search(run_dir: Path, store: RunStore, prepared: Prepared, archive: Archive
     stop_reason: list[str] = []
     refs_lock = threading.Lock()
 
-    def cap_reached() -> bool:
-        cap = config.budget.max_usd_run
-        return cap is not None and gateway.run_cost_usd >= cap
 
     def event(text: str) -> None:
         log.info(text)
@@ -260,11 +283,11 @@ def _search(run_dir: Path, store: RunStore, prepared: Prepared, archive: Archive
                 if n.id not in commits and n.commit:
                     archive.set_node(n.id, n.commit)
                     commits[n.id] = n.commit
-        cap = config.budget.max_usd_run
-        if cap_reached() and not stop_reason:
-            stop_reason.append(f"cost cap ${cap} reached")
-            view.stopping = f"cost cap ${cap} reached: finishing work in flight"
-            log.info("cost cap $%s reached ($%.4f spent): no new work", cap, gateway.run_cost_usd)
+        spent = gateway.run_cap_reason
+        if spent is not None and not stop_reason:
+            stop_reason.append(spent)
+            view.stopping = f"{spent}: finishing work in flight"
+            log.info("%s: no new work", spent)
             search.stop()
 
     search = Search(store, config.search, list(prepared.tasks), expand_node, evaluate_node, on_progress)
@@ -302,10 +325,23 @@ def _search(run_dir: Path, store: RunStore, prepared: Prepared, archive: Archive
         else:
             while thread.is_alive() and interrupts < 2:
                 thread.join(0.25)
+        if interrupts >= 2:
+            _abandon(prepared.sandbox, thread)
     finally:
         for s, h in old.items():
             signal.signal(s, h)
-    return _finish(run_dir, store, archive, search, result, interrupts, stop_reason, console)
+    return _finish(run_dir, store, archive, search, [] if interrupts >= 2 else result, interrupts, stop_reason,
+                   console)
+
+
+def _abandon(sandbox: Sandbox, search_thread: threading.Thread) -> None:
+    """Second Ctrl-C: end every sandboxed command (process trees, cgroups, containers) before the
+    run's temporary directories are removed, and give the workers a moment to unwind."""
+    end = time.monotonic() + SHUTDOWN_TIMEOUT_S
+    killed = sandbox.shutdown(timeout=SHUTDOWN_TIMEOUT_S)
+    search_thread.join(max(0.0, end - time.monotonic()))
+    log.info("abandoned work in flight: %d sandboxed commands killed%s", killed,
+             "" if not search_thread.is_alive() else "; some workers were still busy (outside a sandbox)")
 
 
 def _finish(run_dir: Path, store: RunStore, archive: Archive, search: Search, result: list[object],

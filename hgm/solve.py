@@ -31,7 +31,7 @@ from hgm.archive import Archive
 from hgm.config import HGMConfig
 from hgm.errors import UserError
 from hgm.llm.gateway import Gateway
-from hgm.llm.providers import check_models
+from hgm.llm.providers import check_llm
 from hgm.paths import INITIAL_AGENT, resolve_agent_dir
 from hgm.sandbox import get_sandbox, limits_from
 from hgm.show_tree import FINAL_META
@@ -148,7 +148,7 @@ def solve(agent_spec: str, repo: Path, statement: str, *, config: HGMConfig, out
         # Every check (agent, repository, model key, sandbox) before anything is written to OUT.
         agent_dir, agent_text = agent_from_spec(agent_spec, tmp / "agent")
         sha, paths = _repo_tree(repo, rev, tmp / "tree")
-        check_models([model], base_url=config.llm.base_url)
+        check_llm(config.llm, [model])
         sandbox = get_sandbox(config.sandbox.backend, config.sandbox)
         out_dir.mkdir(parents=True, exist_ok=True)
         harness = Archive.create(tmp / "harness.git")  # the harness's own git: the diff never trusts the copy's
@@ -167,8 +167,8 @@ def solve(agent_spec: str, repo: Path, statement: str, *, config: HGMConfig, out
             token = gateway.open_session(ROLE, model)
             try:
                 run = run_agent(agent_dir, workspace, ws_base, statement, language=language or guess_language(paths),
-                                llm=AgentLLM(gateway.socket_path, token, model), sandbox=sandbox,
-                                limits=limits_from(config.sandbox), timeout_s=config.sandbox.agent_timeout_s,
+                                llm=AgentLLM(gateway.socket_path, token, model, gateway.context_window(model)),
+                                sandbox=sandbox, limits=limits_from(config.sandbox), timeout_s=config.sandbox.agent_timeout_s,
                                 log_dir=out_dir, console=console)
             finally:
                 usage = gateway.close_session(token)

@@ -1,21 +1,31 @@
 """The run store: one SQLite file (WAL) per run directory, the single source of truth of a run.
 
 Tables: `meta` (format, schema version, resolved config), `nodes`, `evaluations`, `expansions`,
-`llm_calls`. Every write is its own transaction, so a process killed at any moment leaves every
+`llm_calls` and `llm_blobs`. Every write is its own transaction, so a process killed at any moment leaves every
 finished result on disk. Work that was in flight when the process died stays as an `in_flight`
 row; the next writable `open` marks it `infra_error` (error_type `Interrupted`), so it neither
 counts for or against an agent nor in the budget and the search redoes it.
 
 One connection guarded by a lock serves all threads (workers are threads); SQLite serializes
 writers anyway, and the lock keeps each read-modify-write atomic.
+
+LLM requests are stored so that a conversation costs storage in proportion to its length, not
+its square (an agent sends its whole conversation with every request): each message, and each
+request's other fields (model, tools, ...), is stored once in `llm_blobs`, content-addressed; a
+call row names the call of the same session whose first `prefix_len` messages it repeats
+(`prefix_call`) and lists only the blob ids of the messages after them. `llm_request(call_id)`
+rebuilds the request as it was sent (same messages, same keys and values).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Self
@@ -39,7 +49,7 @@ from hgm.errors import UserError
 
 DB_NAME = "run.sqlite"
 STORE_FORMAT = "hgm-run-store"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE nodes (
@@ -58,14 +68,18 @@ CREATE TABLE expansions (
   message TEXT NOT NULL DEFAULT '', reason TEXT NOT NULL DEFAULT '', entry_task TEXT,
   started_at REAL NOT NULL, finished_at REAL, cost_usd REAL, error_type TEXT, error TEXT, log_dir TEXT);
 CREATE INDEX expansions_parent ON expansions(parent_id);
+CREATE TABLE llm_blobs (id INTEGER PRIMARY KEY, hash BLOB NOT NULL UNIQUE, body TEXT NOT NULL);
 CREATE TABLE llm_calls (
   id INTEGER PRIMARY KEY AUTOINCREMENT, created_at REAL NOT NULL, session TEXT NOT NULL,
   role TEXT NOT NULL, model TEXT NOT NULL, node_id INTEGER, task_id TEXT, status TEXT NOT NULL,
   attempts INTEGER NOT NULL, latency_s REAL NOT NULL, prompt_tokens INTEGER NOT NULL,
   completion_tokens INTEGER NOT NULL, cached_tokens INTEGER NOT NULL, cost_usd REAL,
-  request_json TEXT NOT NULL, response_json TEXT, error TEXT);
+  params INTEGER NOT NULL REFERENCES llm_blobs(id), prefix_call INTEGER REFERENCES llm_calls(id),
+  prefix_len INTEGER NOT NULL, messages TEXT NOT NULL, response_json TEXT, error TEXT);
 CREATE INDEX llm_calls_node ON llm_calls(node_id, task_id);
 """
+_RECENT_SESSIONS = 512
+"""Sessions whose last request the store remembers, to store the next one as a delta."""
 
 _EVAL_COLS = "id, node_id, task_id, status, started_at, finished_at, agent_s, test_s, cost_usd, " \
     "prompt_tokens, completion_tokens, error_type, error, log_dir, detail, flag"
@@ -82,6 +96,8 @@ class RunStore:
         self.readonly = readonly
         self._conn = conn
         self._lock = threading.RLock()
+        self._last_request: OrderedDict[str, tuple[int, list[bytes]]] = OrderedDict()
+        """session -> (its last call id, that request's message hashes): what the next call may repeat."""
 
     # -- lifecycle -------------------------------------------------------------------------
     @classmethod
@@ -94,9 +110,8 @@ class RunStore:
                             "or choose another directory")
         run_dir.mkdir(parents=True, exist_ok=True)
         conn = _connect(db, readonly=False)
-        with conn:
-            conn.executescript(_SCHEMA)
-        with conn:
+        with conn:  # schema and meta in one transaction: a kill leaves a whole store or an empty file
+            conn.executescript("BEGIN;" + _SCHEMA)
             conn.executemany("INSERT INTO meta(key, value) VALUES (?, ?)", [
                 ("format", STORE_FORMAT), ("schema_version", str(SCHEMA_VERSION)),
                 ("config", config.model_dump_json()), ("created_at", repr(time.time()))])
@@ -248,16 +263,54 @@ class RunStore:
     # -- LLM calls -------------------------------------------------------------------------
     def add_llm_call(self, *, session: str, role: str, model: str, node_id: int | None, task_id: str | None,
                      status: str, attempts: int, latency_s: float, prompt_tokens: int, completion_tokens: int,
-                     cached_tokens: int, cost_usd: float | None, request_json: str, response_json: str | None,
-                     error: str | None) -> int:
+                     cached_tokens: int, cost_usd: float | None, request: Mapping[str, Any],
+                     response_json: str | None, error: str | None) -> int:
+        """Record one gateway exchange (`request` as sent upstream; see the module docstring)."""
+        messages = [_canonical(m) for m in request.get("messages") or []]
+        hashes = [_digest(m) for m in messages]
+        params = _canonical({k: v for k, v in request.items() if k != "messages"})
         with self._write() as c:
+            prev_call, prev = self._last_request.get(session, (None, []))
+            shared = 0
+            for a, b in zip(prev, hashes):
+                if a != b:
+                    break
+                shared += 1
+            ids = [_blob(c, h, m) for h, m in zip(hashes[shared:], messages[shared:])]
             cur = c.execute(
                 "INSERT INTO llm_calls(created_at, session, role, model, node_id, task_id, status, attempts, "
-                "latency_s, prompt_tokens, completion_tokens, cached_tokens, cost_usd, request_json, "
-                "response_json, error) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (time.time(), session, role, model, node_id, task_id, status, attempts, latency_s,
-                 prompt_tokens, completion_tokens, cached_tokens, cost_usd, request_json, response_json, error))
-            return _rowid(cur)
+                "latency_s, prompt_tokens, completion_tokens, cached_tokens, cost_usd, params, prefix_call, "
+                "prefix_len, messages, response_json, error) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (time.time(), session, role, model, node_id, task_id, status, attempts, latency_s, prompt_tokens,
+                 completion_tokens, cached_tokens, cost_usd, _blob(c, _digest(params), params),
+                 prev_call if shared else None, shared, json.dumps(ids), response_json, error))
+            call_id = _rowid(cur)
+        with self._lock:
+            self._last_request[session] = (call_id, hashes)
+            self._last_request.move_to_end(session)
+            if len(self._last_request) > _RECENT_SESSIONS:
+                self._last_request.popitem(last=False)
+        return call_id
+
+    def llm_request(self, call_id: int) -> dict[str, Any]:
+        """The request of one LLM call, rebuilt from its blobs: what the gateway sent upstream."""
+        chain: list[tuple[int, list[int]]] = []
+        params: int | None = None
+        link: int | None = call_id
+        while link is not None:
+            rows = self._read("SELECT params, prefix_call, prefix_len, messages FROM llm_calls WHERE id=?", (link,))
+            if not rows:
+                raise KeyError(f"no LLM call {link}")
+            blob, link, prefix_len, ids = rows[0]
+            params = blob if params is None else params
+            chain.append((prefix_len, json.loads(ids)))
+        blob_ids: list[int] = []
+        for prefix_len, ids in reversed(chain):
+            blob_ids = blob_ids[:prefix_len] + ids
+        wanted = [params, *blob_ids]
+        bodies = dict(self._read(f"SELECT id, body FROM llm_blobs WHERE id IN ({','.join('?' * len(wanted))})",
+                                 tuple(wanted)))
+        return {**json.loads(bodies[params]), "messages": [json.loads(bodies[i]) for i in blob_ids]}
 
     def llm_usage(self, *, role: str | None = None, node_id: int | None = None,
                   task_id: str | None = None) -> Usage:
@@ -268,26 +321,46 @@ class RunStore:
                 conds.append(f"{column}=?")
                 args.append(value)
         where = ("WHERE " + " AND ".join(conds)) if conds else ""
-        calls, p, comp, cached, cost, unknown = self._read(
-            "SELECT COUNT(*), COALESCE(SUM(prompt_tokens),0), COALESCE(SUM(completion_tokens),0), "
-            "COALESCE(SUM(cached_tokens),0), COALESCE(SUM(cost_usd),0), "
-            f"COALESCE(SUM(cost_usd IS NULL),0) FROM llm_calls {where}", tuple(args))[0]
-        return Usage(calls, p, comp, cached, None if unknown else float(cost), float(cost))
+        return _usage(*self._read(f"SELECT {_USAGE_SUMS} FROM llm_calls {where}", tuple(args))[0])
 
     def llm_usage_by_role(self) -> dict[str, Usage]:
-        """`llm_usage` of each role that made calls, in one query."""
-        rows = self._read(
-            "SELECT role, COUNT(*), COALESCE(SUM(prompt_tokens),0), COALESCE(SUM(completion_tokens),0), "
-            "COALESCE(SUM(cached_tokens),0), COALESCE(SUM(cost_usd),0), COALESCE(SUM(cost_usd IS NULL),0) "
-            "FROM llm_calls GROUP BY role ORDER BY role")
-        return {role: Usage(calls, p, comp, cached, None if unknown else float(cost), float(cost))
-                for role, calls, p, comp, cached, cost, unknown in rows}
+        """Token and cost sums per role (one pass over the calls)."""
+        rows = self._read(f"SELECT role, {_USAGE_SUMS} FROM llm_calls GROUP BY role ORDER BY role")
+        return {r[0]: _usage(*r[1:]) for r in rows}
+
+    def llm_run_cap_refusal(self) -> str | None:
+        """Why the run's budget refused an LLM call (its caps are spent for good), or None."""
+        rows = self._read("SELECT error FROM llm_calls WHERE status='run_cap' ORDER BY id LIMIT 1")
+        return rows[0][0] if rows else None
 
     def llm_call_usage(self) -> list[LLMCallUsage]:
         """Every LLM call's time, role, node, task, tokens and cost, oldest first (usage over time)."""
         return [LLMCallUsage(*r) for r in self._read(
             "SELECT created_at, role, node_id, task_id, prompt_tokens, completion_tokens, cost_usd "
             "FROM llm_calls ORDER BY created_at, id")]
+
+
+_USAGE_SUMS = ("COUNT(*), COALESCE(SUM(prompt_tokens),0), COALESCE(SUM(completion_tokens),0), "
+               "COALESCE(SUM(cached_tokens),0), COALESCE(SUM(cost_usd),0), COALESCE(SUM(cost_usd IS NULL),0)")
+
+
+def _usage(calls: int, prompt: int, completion: int, cached: int, cost: float, unknown: int) -> Usage:
+    return Usage(calls, prompt, completion, cached, None if unknown else float(cost), float(cost))
+
+
+def _canonical(value: Any) -> str:
+    """One JSON text per value (keys in the order sent), so equal messages share one blob."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _digest(text: str) -> bytes:
+    return hashlib.sha256(text.encode()).digest()[:16]
+
+
+def _blob(c: sqlite3.Connection, digest: bytes, body: str) -> int:
+    """The id of the blob with this content, stored now if new."""
+    c.execute("INSERT OR IGNORE INTO llm_blobs(hash, body) VALUES (?, ?)", (digest, body))
+    return int(c.execute("SELECT id FROM llm_blobs WHERE hash=?", (digest,)).fetchone()[0])
 
 
 def _connect(db: Path, *, readonly: bool) -> sqlite3.Connection:

@@ -30,11 +30,11 @@ def test_missing_fields_get_defaults_but_a_statement_is_required() -> None:
     plan = parse_diagnosis('{"problem_statement": "Add a retry.", "improvement": "retry on errors\\nmore"}')
     assert plan["title"] == "retry on errors" and plan["root_cause"] == "(not given)"
     with pytest.raises(ValueError, match="problem_statement"):
-        parse_diagnosis('{"improvement": "x"}')
+        parse_diagnosis('{"root_cause": "x"}')
     with pytest.raises(ValueError, match="no JSON object"):
         parse_diagnosis("I think the agent should run tests.")
     with pytest.raises(ValueError, match="no JSON object"):
-        parse_diagnosis('```json\n{"problem_statement": "x",}\n```')
+        parse_diagnosis('```json\n{"problem_statement": "x", oops}\n```')
 
 
 def _eval(store: RunStore, node: int, task: str, status: EvalStatus) -> None:

@@ -45,7 +45,7 @@ class Calls(list):
 
     def __call__(self, *, session: str, role: str, model: str, node_id: int | None, task_id: str | None,
                  status: str, attempts: int, latency_s: float, prompt_tokens: int, completion_tokens: int,
-                 cached_tokens: int, cost_usd: float | None, request_json: str, response_json: str | None,
+                 cached_tokens: int, cost_usd: float | None, request: dict, response_json: str | None,
                  error: str | None) -> int:
         self.append(dict(locals()))
         return len(self)
@@ -59,9 +59,9 @@ def agent(gw: Gateway, token: str, retries: int = 0) -> openai.OpenAI:
 
 
 def gateway(d: Path, calls: Calls | None = None, env: dict[str, str] | None = None, providers: ProviderTable | None = None,
-            budget: BudgetConfig | None = None, **llm: Any) -> Gateway:
+            budget: BudgetConfig | None = None, used_before: dict | None = None, **llm: Any) -> Gateway:
     return Gateway(d / "gw.sock", llm=LLMConfig(**{**FAST, **llm}), budget=budget, recorder=calls,
-                   env=env or {}, providers=providers)
+                   env=env or {}, providers=providers, used_before=used_before)
 
 
 def deepseek_at(d: Path, url: str) -> ProviderTable:
@@ -96,7 +96,7 @@ def test_auth_model_override_usage_and_cost(sock_dir: Path) -> None:
     assert (call["role"], call["model"], call["node_id"], call["task_id"], call["status"], call["attempts"]) == (
         "downstream", "deepseek-chat", 3, "python__bob", "ok", 1)
     assert call["cost_usd"] == pytest.approx(expected) and call["cached_tokens"] == 600
-    assert json.loads(call["request_json"])["model"] == "deepseek-chat"
+    assert call["request"]["model"] == "deepseek-chat"
     assert json.loads(call["response_json"])["choices"][0]["message"]["content"] == "hi"
 
 
@@ -153,27 +153,101 @@ def test_budget_cap_refuses_the_session_while_others_go_on(sock_dir: Path) -> No
     assert calls[2]["status"] == "over_budget" and calls[2]["attempts"] == 0
 
 
-def test_run_cost_cap_stops_every_session(sock_dir: Path) -> None:
+def test_session_cost_cap_refuses_the_next_request(sock_dir: Path) -> None:
     script = write_script(sock_dir, {"price": {"input": 1000.0, "output": 1000.0},
                                      "rules": [{"match": ".", "content": "ok", "usage": {"prompt_tokens": 5, "completion_tokens": 5}}]})
-    with gateway(sock_dir, budget=BudgetConfig(max_usd_run=0.015)) as gw:  # each call costs $0.01
-        a = gw.open_session("downstream", f"scripted:{script}")
-        b = gw.open_session("self_improve", f"scripted:{script}")
-        agent(gw, a).chat.completions.create(model="x", messages=USER)
-        agent(gw, b).chat.completions.create(model="x", messages=USER)
-        for token in (a, b):
-            with pytest.raises(openai.APIStatusError, match="run cost budget"):
-                agent(gw, token).chat.completions.create(model="x", messages=USER)
-        assert gw.run_cost_usd == pytest.approx(0.02)
-        assert gw.session_usage(a).cost_usd == pytest.approx(0.01)
-    with gateway(sock_dir, budget=BudgetConfig(max_usd_session=0.015)) as gw:
+    with gateway(sock_dir, budget=BudgetConfig(max_usd_session=0.015)) as gw:  # each call costs $0.01
         token = gw.open_session("downstream", f"scripted:{script}")
         client = agent(gw, token)
         for _ in range(2):
             client.chat.completions.create(model="x", messages=USER)
         with pytest.raises(openai.APIStatusError, match="session cost budget"):
             client.chat.completions.create(model="x", messages=USER)
-        assert gw.session_usage(token).over_budget
+        usage = gw.session_usage(token)
+        assert usage.over_budget and not usage.run_capped and gw.run_cap_reason is None
+
+
+def hammer(gw: Gateway, model: str, sessions: int, calls: int, **kwargs: Any) -> dict[str, list[str]]:
+    """`sessions` agents in parallel, each asking up to `calls` times; what each got ("ok" or the error)."""
+    got: dict[str, list[str]] = {}
+
+    def run(i: int) -> None:
+        client, seen = agent(gw, gw.open_session("downstream", model, task_id=f"t{i}")), []
+        for _ in range(calls):
+            try:
+                client.chat.completions.create(model="x", messages=USER, **kwargs)
+                seen.append("ok")
+            except openai.APIStatusError as e:
+                seen.append(e.message)
+        got[f"t{i}"] = seen
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(sessions)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return got
+
+
+def test_run_cost_cap_holds_with_work_in_flight(sock_dir: Path) -> None:
+    # Each answer takes 0.2 s, so six agents always have requests in flight together; each request
+    # reserves its bound (prompt estimate + max_tokens at the price) before it is forwarded.
+    script = write_script(sock_dir, {"price": {"input": 100.0, "output": 200.0},
+                                     "rules": [{"match": ".", "content": "a fairly short answer", "delay_s": 0.2}]})
+    calls = Calls()
+    cap = 0.25
+    with gateway(sock_dir, calls, budget=BudgetConfig(max_usd_run=cap)) as gw:
+        got = hammer(gw, f"scripted:{script}", sessions=6, calls=40, max_tokens=100)
+        reason = gw.run_cap_reason
+        spent, by_role = gw.run_cost_usd, gw.usage_by_role()
+    answered = [c for c in calls if c["status"] == "ok"]
+    one_request = max(c["cost_usd"] for c in answered)
+    assert len(answered) >= 10, "the cap leaves room for many requests"
+    assert spent == pytest.approx(sum(c["cost_usd"] for c in answered))
+    assert spent <= cap + one_request, (spent, cap, one_request)
+    assert spent <= cap  # the reservations are upper bounds here, so not even one request over
+    assert reason is not None and "cost cap $0.25 reached" in reason
+    for seen in got.values():  # once the budget cannot pay for a request, no session gets another
+        assert seen == sorted(seen, key=lambda m: m != "ok") and seen[-1] != "ok", seen
+    refused = [c for c in calls if c["status"] == "run_cap"]
+    assert refused and all(c["attempts"] == 0 and c["cost_usd"] == 0.0 for c in refused)
+    assert by_role["downstream"].calls == len(calls) and by_role["downstream"].known_cost_usd == pytest.approx(spent)
+
+
+def test_a_request_that_fits_after_others_settle_waits_instead_of_failing(sock_dir: Path) -> None:
+    script = write_script(sock_dir, {"price": {"input": 100.0, "output": 200.0},
+                                     "rules": [{"match": ".", "content": "ok", "delay_s": 0.3}]})
+    with gateway(sock_dir, budget=BudgetConfig(max_usd_run=0.06)) as gw:  # one bound is ~$0.02 (100 tokens out)
+        got = hammer(gw, f"scripted:{script}", sessions=4, calls=1, max_tokens=100)
+        assert gw.run_cap_reason is None
+    assert got == {f"t{i}": ["ok"] for i in range(4)}
+
+
+def test_unknown_price_is_bounded_by_the_run_token_cap(sock_dir: Path) -> None:
+    script = write_script(sock_dir, {"max_output": 50, "rules": [{"match": ".", "content": "no price here",
+                                                                  "delay_s": 0.1}]})
+    calls = Calls()
+    with gateway(sock_dir, calls, budget=BudgetConfig(max_usd_run=0.01, max_tokens_run=2000)) as gw:
+        got = hammer(gw, f"scripted:{script}", sessions=4, calls=60)  # no max_tokens: the script's max_output
+        tokens, reason = gw.run_tokens, gw.run_cap_reason
+        assert gw.run_cost_usd == 0.0
+    used = sum(c["prompt_tokens"] + c["completion_tokens"] for c in calls)
+    assert tokens == used and 1000 < used <= 2000
+    assert reason is not None and "token cap 2000 reached" in reason
+    assert all(c["cost_usd"] is None for c in calls if c["status"] == "ok")
+    assert sum(seen.count("ok") for seen in got.values()) == sum(c["status"] == "ok" for c in calls)
+
+
+def test_resumed_gateway_counts_what_was_spent_before(sock_dir: Path) -> None:
+    from hgm.domain import Usage
+
+    script = write_script(sock_dir, {"price": {"input": 100.0, "output": 200.0}, "rules": [{"match": ".", "content": "ok"}]})
+    before = {"downstream": Usage(3, 100, 50, 0, 0.05, 0.05)}
+    with gateway(sock_dir, budget=BudgetConfig(max_usd_run=0.06), used_before=before) as gw:
+        assert (gw.run_cost_usd, gw.run_tokens) == (0.05, 150)
+        with pytest.raises(openai.APIStatusError, match="cost cap"):  # $0.01 left; one bound is ~$0.02
+            agent(gw, gw.open_session("downstream", f"scripted:{script}")).chat.completions.create(
+                model="x", messages=USER, max_tokens=100)
+        assert gw.usage_by_role()["downstream"].calls == 4
 
 
 def test_cassette_record_then_replay_without_upstream(sock_dir: Path) -> None:
@@ -307,8 +381,11 @@ def test_with_the_real_run_store(sock_dir: Path) -> None:
                                      "responses": [{"fault": 503}, {"content": "a", "usage": {"prompt_tokens": 100, "completion_tokens": 50}}]})
     with gateway(sock_dir, store.add_llm_call) as gw:
         token = gw.open_session("downstream", f"scripted:{script}", node_id=node, task_id="go__x")
-        agent(gw, token).chat.completions.create(model="x", messages=USER)
+        agent(gw, token).chat.completions.create(model="x", messages=USER, temperature=0.5)
         gw.close_session(token)
+        sent = gw.scripted_server(f"scripted:{script}").requests[-1]["body"]
+    [(call_id,)] = store._read("SELECT id FROM llm_calls")
+    assert store.llm_request(call_id) == sent  # what went upstream, rebuilt from the store
     usage = store.llm_usage(node_id=node)
     assert (usage.prompt_tokens, usage.completion_tokens) == (100, 50)
     assert usage.cost_usd == pytest.approx((100 * 2.0 + 50 * 4.0) / 1e6)
@@ -324,6 +401,7 @@ def test_long_socket_path_falls_back_and_harness_client_works(tmp_path: Path) ->
         reply = gw.client(token).chat.completions.create(model="x", messages=[{"role": "user", "content": "diagnose please"}])
     assert reply.choices[0].message.content == "did diagnose"
     assert calls[0]["role"] == "diagnose" and not gw.socket_path.exists()
+    assert not gw.socket_path.parent.exists(), "the fallback directory under /tmp is removed too"
 
 
 def test_shipped_example_script_drives_an_agent_loop(sock_dir: Path) -> None:
@@ -385,3 +463,51 @@ def test_upstream_4xx_is_the_agents_unless_it_is_the_harness_account(sock_dir: P
         usage = gw.session_usage(token)
     assert e.value.status_code == (502 if infra else fault) and f"upstream says {fault}" in e.value.message
     assert usage.upstream_failed is infra
+
+
+def test_context_length_errors_are_the_agents_once_never_retried(sock_dir: Path) -> None:
+    script = write_script(sock_dir, {"context_window": 60, "rules": [{"match": ".", "content": "ok"}]})
+    too_long = [{"role": "user", "content": "x" * 400}]
+    calls = Calls()
+    with gateway(sock_dir, calls) as gw:
+        token = gw.open_session("downstream", f"scripted:{script}")
+        client = agent(gw, token, retries=2)
+        with pytest.raises(openai.BadRequestError) as e:
+            client.chat.completions.create(model="x", messages=too_long)
+        assert e.value.code == "context_length_exceeded" and "maximum context length is 60" in e.value.message
+        assert client.chat.completions.create(model="x", messages=USER).choices[0].message.content == "ok"
+        usage = gw.session_usage(token)
+        received = len(gw.scripted_server(f"scripted:{script}").requests)
+    assert [(c["status"], c["attempts"]) for c in calls] == [("context_length", 1), ("ok", 1)]
+    assert received == 2 and not usage.upstream_failed and not usage.over_budget
+
+
+def test_a_context_length_error_sent_as_a_5xx_is_not_retried_either(sock_dir: Path) -> None:
+    script = write_script(sock_dir, [{"fault": 500, "message": "prompt is too long: 200000 tokens > 131072 maximum"},
+                                     {"content": "never asked"}])
+    calls = Calls()
+    with gateway(sock_dir, calls) as gw:
+        token = gw.open_session("downstream", f"scripted:{script}")
+        with pytest.raises(openai.BadRequestError, match="prompt is too long"):
+            agent(gw, token).chat.completions.create(model="x", messages=USER)
+        assert not gw.session_usage(token).upstream_failed
+    assert [(c["status"], c["attempts"]) for c in calls] == [("context_length", 1)]
+
+
+def test_a_replayed_cassette_needs_no_api_key(sock_dir: Path) -> None:
+    from hgm.errors import UserError
+    from hgm.llm.providers import check_llm
+
+    script = write_script(sock_dir, [{"content": "recorded answer"}])
+    cassette = sock_dir / "tape.jsonl"
+    with ScriptedServer(script) as upstream:
+        table = deepseek_at(sock_dir, upstream.base_url)
+        with gateway(sock_dir, env={"DEEPSEEK_API_KEY": "sk-real"}, providers=table, cassette=cassette) as gw:
+            agent(gw, gw.open_session("downstream", "deepseek-chat")).chat.completions.create(model="x", messages=USER)
+    replay = LLMConfig(cassette=cassette, cassette_mode="replay")
+    assert [r.name for r in check_llm(replay, ["deepseek-chat"], env={})] == ["deepseek-chat"]
+    with pytest.raises(UserError, match="DEEPSEEK_API_KEY"):
+        check_llm(LLMConfig(), ["deepseek-chat"], env={})
+    with gateway(sock_dir, env={}, providers=table, cassette=cassette, cassette_mode="replay") as gw:  # no key
+        reply = agent(gw, gw.open_session("downstream", "deepseek-chat")).chat.completions.create(model="x", messages=USER)
+    assert reply.choices[0].message.content == "recorded answer"

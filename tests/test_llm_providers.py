@@ -236,3 +236,48 @@ def test_scripted_prefix_cache_reports_shared_prefix_as_cached(tmp_path: Path) -
     assert first.cached_tokens == 0
     assert 0 < second.cached_tokens <= second.prompt_tokens and second.cached_tokens % 64 == 0
     assert second.cached_tokens >= 960  # ~4000 shared characters
+
+
+def test_spend_bounds_name_unpriced_models_and_the_cap_that_bounds_them(tmp_path: Path) -> None:
+    from hgm.config import BudgetConfig
+    from hgm.llm.providers import spend_bounds
+
+    table = ProviderTable.load()
+    routes = [table.resolve("deepseek-chat"), table.resolve("ollama/llama3")]
+    notes, warnings = spend_bounds(routes, BudgetConfig(max_usd_run=20))
+    assert notes == ["LLM spend cap: $20.0 (budget.max_usd_run, known prices)"]
+    assert len(warnings) == 1 and "ollama/llama3" in warnings[0] and "deepseek-chat" not in warnings[0]
+    assert "nothing bounds what they spend" in warnings[0] and "-o budget.max_tokens_run=" in warnings[0]
+    notes, warnings = spend_bounds(routes, BudgetConfig(max_usd_run=20, max_tokens_run=3_000_000))
+    assert warnings == [] and notes[0] == ("LLM spend cap: $20.0 (budget.max_usd_run, known prices) and "
+                                           "3,000,000 tokens (budget.max_tokens_run)")
+    assert notes[1] == "models without a known price: ollama/llama3; the run token cap of 3,000,000 tokens bounds them"
+    assert spend_bounds(routes[:1], BudgetConfig()) == (["LLM spend cap: none"], [])
+
+
+def test_context_windows_and_output_caps_come_from_the_table(tmp_path: Path) -> None:
+    table = ProviderTable.load()
+    chat, reasoner = table.resolve("deepseek-chat"), table.resolve("deepseek-reasoner")
+    assert (chat.context_window, chat.max_output) == (128000, 4096)
+    assert (reasoner.context_window, reasoner.max_output) == (128000, 32768)
+    assert all(table.resolve(name).context_window for name in table.models)
+    assert table.resolve("ollama/llama3").context_window is None
+    s = script(tmp_path, {"context_window": 6000, "max_output": 100, "responses": [{"content": "hi"}]})
+    assert (table.resolve(f"scripted:{s}").context_window, table.resolve(f"scripted:{s}").max_output) == (6000, 100)
+    with pytest.raises(UserError, match="context_window must be a positive number"):
+        table.resolve(f"scripted:{script(tmp_path, {'context_window': 'big', 'responses': []}, 'bad.yaml')}")
+
+
+def test_request_bound_covers_the_prompt_and_the_most_output_it_may_get() -> None:
+    from hgm.llm.pricing import DEFAULT_MAX_OUTPUT, Bound, prompt_tokens_bound, request_bound
+
+    request = {"messages": [{"role": "user", "content": "x" * 3000}], "tools": TOOLS}
+    prompt = prompt_tokens_bound(request)
+    assert 1000 < prompt < 1100  # 3 bytes a token: above the ~4 bytes a token of real tokenizers
+    price = Price(input=1.0, output=2.0)
+    assert request_bound({**request, "max_tokens": 100}, price, 4096, 128000).tokens == prompt + 100
+    assert request_bound({**request, "max_completion_tokens": 50, "n": 3}, None, 4096, None).tokens == prompt + 150
+    bound = request_bound(request, price, 4096, 128000)  # no max_tokens: the model's default cap
+    assert bound.tokens == prompt + 4096 and bound.usd == pytest.approx((prompt * 1.0 + 4096 * 2.0) / 1e6)
+    assert request_bound(request, None, None, 8000).tokens == 8000  # what the window leaves
+    assert request_bound(request, None, None, None) == Bound(prompt + DEFAULT_MAX_OUTPUT, None)

@@ -98,12 +98,12 @@ def test_cost_cap_stops_new_work_and_still_names_the_final_agent(tmp_path: Path,
     store = RunStore.open(run, readonly=True)
     assert len([e for e in store.evaluations() if e.status != EvalStatus.INFRA_ERROR]) == 2, "only the initial evals"
     [expansion] = store.expansions()
-    # the diagnosis ($0.0034) went over the cap, so the gateway refused the rewrite's LLM calls:
-    # booked as an infra stop, not as a failure of the parent
-    assert expansion.status == ExpansionStatus.INFRA_ERROR and "cost budget" in expansion.reason, expansion
-    assert store.llm_usage(role="diagnose").cost_usd == pytest.approx(0.0034)
-    chat = (run / expansion.log_dir / "agent" / "chat.md").read_text()
-    assert "budget" in chat.lower()
+    # the diagnosis could cost more than the whole cap (its prompt and the most output it may get, at
+    # the script's price), so the gateway refused it before sending it: nothing was spent on it, and
+    # the rewrite is booked as an infra stop, not as a failure of the parent
+    assert expansion.status == ExpansionStatus.INFRA_ERROR and "cost cap $0.001 reached" in expansion.reason, expansion
+    diagnose = store.llm_usage(role="diagnose")
+    assert (diagnose.calls, diagnose.cost_usd) == (1, 0.0)
     assert store.get_meta("final_agent") == str(store.nodes()[0].id)
     store.close()
     done = hgm("run", "--resume", str(run))

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from hgm.errors import UserError
-from hgm.sandbox import BACKENDS, Limits, Mount, SandboxUnavailable, get_sandbox
+from hgm.sandbox import BACKENDS, Limits, Mount, SandboxClosed, SandboxUnavailable, get_sandbox
 
 BACKENDS_UNDER_TEST = [
     "bwrap",
@@ -395,3 +395,65 @@ def test_bwrap_rlimit_fallback_keeps_runtimes_working(ws):
     for name, argv in present.items():
         r = run(sandbox, ws, argv, limits=Limits(memory_mb=512), timeout=60)
         assert r.ok, (name, r)
+
+
+# --- shutdown (a second Ctrl-C) ---------------------------------------------------------------
+
+
+def _fresh(sandbox):
+    """A new instance of the same backend (shutdown closes a sandbox for good)."""
+    if sandbox.name == "bwrap":
+        from hgm.sandbox.bwrap import BwrapSandbox
+
+        return BwrapSandbox(use_cgroups=sandbox.enforcer.kind != "rlimit")
+    return get_sandbox(sandbox.name)
+
+
+def _processes_with(marker: str, sleeping: bool = False) -> list[int]:
+    """Host pids whose command line holds `marker` (sleeping: `sleep N.marker` processes only)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes().decode(errors="replace").split("\0") if proc.name.isdigit() else []
+        except OSError:
+            continue
+        if any(marker in a for a in argv) and (not sleeping or (argv[0].endswith("sleep") and len(argv) >= 2)):
+            found.append(int(proc.name))
+    return found
+
+
+def test_shutdown_ends_running_commands_leaves_nothing_and_refuses_new_ones(sandbox, ws):
+    closing = _fresh(sandbox)
+    marker = f"{os.getpid()}{time.monotonic_ns() % 10**9}"
+    script = f"sleep 3000.{marker} & sleep 3001.{marker} & touch started; wait"
+    outcome: list[BaseException | object] = []
+
+    def work() -> None:
+        try:
+            outcome.append(run(closing, ws, ["sh", "-c", script], timeout=600))
+        except BaseException as e:  # noqa: BLE001 - what exec raised is the result here
+            outcome.append(e)
+
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 60
+    while len(_processes_with(marker, sleeping=True)) < 4:  # two sleeps in each of the two commands
+        assert time.monotonic() < deadline, "the commands did not start"
+        time.sleep(0.1)
+    t0 = time.monotonic()
+    assert closing.shutdown(timeout=10) == 2
+    for t in threads:
+        t.join(20)
+    assert time.monotonic() - t0 < 20 and not any(t.is_alive() for t in threads)
+    assert [type(o) for o in outcome] == [SandboxClosed, SandboxClosed], outcome
+    time.sleep(0.5)
+    assert _processes_with(marker) == [], "a sandboxed process outlived shutdown"
+    enforcer = getattr(closing, "enforcer", None)
+    if enforcer is not None and enforcer.kind != "rlimit":
+        assert [d for p in enforcer._parents for d in p.glob(f"hgm-{os.getpid()}-*")] == [], "a cgroup was left"
+    if closing.name == "docker":
+        left = closing.client.api.containers(all=True, filters={"label": f"hgm.run={closing.run_id}"})
+        assert left == [], "a container was left"
+    with pytest.raises(SandboxClosed):
+        run(closing, ws, ["true"])

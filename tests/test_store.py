@@ -24,7 +24,7 @@ def store(tmp_path: Path):
 def _llm_call(store: RunStore, **kw) -> int:
     args = {"session": "s1", "role": "downstream", "model": "m", "node_id": 1, "task_id": "t1", "status": "ok",
             "attempts": 1, "latency_s": 0.5, "prompt_tokens": 10, "completion_tokens": 5, "cached_tokens": 2,
-            "cost_usd": 0.01, "request_json": "{}", "response_json": "{}", "error": None}
+            "cost_usd": 0.01, "request": {"messages": []}, "response_json": "{}", "error": None}
     args.update(kw)
     return store.add_llm_call(**args)
 

@@ -1,8 +1,10 @@
 """LLM access for hgm: provider table, the gateway sandboxed agents talk to, the scripted LLM.
 
-- `providers`: model names -> ModelRoute (base URL, key variable, dialect, price); `check_models`.
-- `gateway`: `Gateway` (OpenAI-compatible, Unix socket, per-session tokens, retries, budgets,
-  recording, cassettes) and `SessionUsage`.
+- `providers`: model names -> ModelRoute (base URL, key variable, dialect, price, context window,
+  output cap); `check_models`, `check_llm`, `spend_bounds`.
+- `pricing`: token usage as providers report it, its price, and a request's cost bound.
+- `gateway`: `Gateway` (OpenAI-compatible, Unix socket, per-session tokens, retries, session and
+  run budgets held by reservations, running usage totals, recording, cassettes) and `SessionUsage`.
 - `scripted`: `ScriptedServer`, the script-driven OpenAI-compatible server used by tests.
 """
 

@@ -10,12 +10,24 @@ to the sandbox, and reads `gw.close_session(token)` afterwards. The agent connec
 Endpoints: POST /v1/chat/completions (`stream: true` gets the finished answer as SSE chunks),
 GET /v1/models (the session's model). The requested `model` is replaced by the session's.
 The real key never leaves the harness. Upstream 408/409/429/5xx, timeouts and connection
-errors are retried with exponential backoff; every exchange is recorded through `recorder`
-(keywords of RunStore.add_llm_call). Errors the agent sees (OpenAI-style JSON):
-401 unknown token; 400 bad request; 402 `budget_exceeded` (session marked over_budget, later
-calls refused too); 502 `upstream_failed` (upstream down for good, a cassette miss, or upstream
-401/402/403/404 = the harness's key, balance or model name is wrong; the session is marked
-upstream_failed so the run books an infra error); other upstream 4xx pass through as sent.
+errors are retried with exponential backoff; a prompt longer than the model's context window
+is not (recorded as `context_length`, passed to the agent as the provider sent it). Every
+exchange is recorded through `recorder` (keywords of RunStore.add_llm_call). Errors the agent
+sees (OpenAI-style JSON): 401 unknown token; 400 bad request; 402 `budget_exceeded` (session
+marked over_budget, later calls refused too); 502 `upstream_failed` (upstream down for good, a
+cassette miss, or upstream 401/402/403/404 = the harness's key, balance or model name is wrong;
+the session is marked upstream_failed so the run books an infra error); other upstream 4xx pass
+through as sent.
+
+Budgets. Session caps (budget.max_tokens_session / max_usd_session) are checked before each
+request against what the session used so far: a session may cross its cap by its last request.
+The run caps (budget.max_usd_run, budget.max_tokens_run) hold with any number of sessions in
+flight: before a request is forwarded, the most it can cost (pricing.request_bound) is reserved
+against the run's budget, and settled to the real cost when the answer arrives. A request whose
+bound does not fit waits while other reservations are open; if it cannot fit even when they
+have settled, the run's budget is spent (`run_cap_reason`): that request and every later one
+are refused (recorded as `run_cap`). Dollars count known prices only; a model without a price
+is bounded by the token cap alone.
 """
 
 from __future__ import annotations
@@ -23,6 +35,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import tempfile
 import threading
 import time
@@ -35,9 +48,10 @@ import httpx
 import openai
 
 from hgm.config import BudgetConfig, LLMConfig
+from hgm.domain import Usage
 from hgm.llm.cassette import Cassette
 from hgm.llm.gateway_http import GatewayHandler, UnixHTTPServer
-from hgm.llm.pricing import TokenUsage, cost_usd, usage_from_response
+from hgm.llm.pricing import Bound, TokenUsage, cost_usd, request_bound, usage_from_response
 from hgm.llm.providers import ModelRoute, ProviderTable, adapt_request
 from hgm.llm.scripted import SESSION_HEADER, ScriptedServer, error_body
 from hgm.llm.upstream import ProviderClient, UpstreamReply
@@ -48,8 +62,9 @@ HARNESS_FAULT_STATUS = frozenset({401, 402, 403, 404})
 """Upstream answers that are the harness's fault, not the agent's: bad key, no balance, no access, wrong model/URL."""
 Recorder = Callable[..., Any]
 """Called with the keywords of RunStore.add_llm_call: session, role, model, node_id, task_id, status,
-attempts, latency_s, prompt_tokens, completion_tokens, cached_tokens, cost_usd, request_json,
-response_json, error."""
+attempts, latency_s, prompt_tokens, completion_tokens, cached_tokens, cost_usd, request (the body
+sent upstream, a dict), response_json, error. Status is one of ok, error, context_length,
+upstream_failed, over_budget (a session cap refused it), run_cap (the run's budget refused it)."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +93,8 @@ class SessionUsage:
     upstream_failed: bool
     failure: str | None
     """Why the session was cut off (budget or upstream), None if it was not."""
+    run_capped: bool = False
+    """The cap that cut it off was the run's (its budget is spent), not the session's own."""
 
 
 @dataclass
@@ -94,13 +111,21 @@ class _Session:
     over_budget: bool = False
     upstream_failed: bool = False
     failure: str | None = None
+    run_capped: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def snapshot(self) -> SessionUsage:
         u = self.usage
         return SessionUsage(self.id, self.role, self.route.name, self.node_id, self.task_id, self.calls,
                             u.prompt_tokens, u.completion_tokens, u.cached_tokens, self.cost_usd,
-                            self.over_budget, self.upstream_failed, self.failure)
+                            self.over_budget, self.upstream_failed, self.failure, self.run_capped)
+
+
+def _add(usage: Usage, calls: int, tokens: TokenUsage, cost: float | None) -> Usage:
+    return Usage(usage.calls + calls, usage.prompt_tokens + tokens.prompt_tokens,
+                 usage.completion_tokens + tokens.completion_tokens, usage.cached_tokens + tokens.cached_tokens,
+                 None if usage.cost_usd is None or cost is None else usage.cost_usd + cost,
+                 usage.known_cost_usd + (cost or 0.0))
 
 
 class Gateway:
@@ -108,15 +133,25 @@ class Gateway:
 
     def __init__(self, socket_path: Path, *, llm: LLMConfig | None = None, budget: BudgetConfig | None = None,
                  recorder: Recorder | None = None, providers: ProviderTable | None = None,
-                 env: dict[str, str] | None = None, run_spent_usd: float = 0.0):
+                 env: dict[str, str] | None = None, used_before: dict[str, Usage] | None = None):
+        """`used_before`: the run's LLM usage per role before this process (on resume), which the
+        run caps and `usage_by_role` count too."""
         self.socket_path = Path(socket_path)
         self.llm = llm or LLMConfig()
         self.budget = budget or BudgetConfig()
         self.recorder = recorder
         self.providers = providers or ProviderTable.load(self.llm.providers_file)
         self.env = dict(os.environ if env is None else env)
-        self.run_cost_usd = run_spent_usd
-        """Dollars spent in this run (known prices only), including `run_spent_usd` from before a resume."""
+        self._usage: dict[str, Usage] = dict(used_before or {})
+        before = list(self._usage.values())
+        self.run_cost_usd = sum(u.known_cost_usd for u in before)
+        """Dollars spent in this run (known prices only), from before a resume too."""
+        self.run_tokens = sum(u.prompt_tokens + u.completion_tokens for u in before)
+        """Tokens (prompt + completion, all models) used in this run, from before a resume too."""
+        self.run_cap_reason: str | None = None
+        """Set once the run's budget cannot pay for a request: every later request is refused."""
+        self._reserved = Bound(0, 0.0)
+        self._budget_cond = threading.Condition()
         self.cassette = Cassette(self.llm.cassette, self.llm.cassette_mode) if self.llm.cassette else None
         self._lock = threading.Lock()
         self._sessions: dict[str, _Session] = {}
@@ -126,13 +161,15 @@ class Gateway:
         self._secrets: set[str] = set()
         self._count = 0
         self._server: UnixHTTPServer | None = None
+        self._fallback_dir: Path | None = None
 
     # lifecycle -----------------------------------------------------------------------------
     def start(self) -> "Gateway":
         """Bind and serve. A path too long for AF_UNIX (~107 bytes) is replaced by a short one under
-        /tmp: mount `self.socket_path`, not the path you asked for."""
+        /tmp (removed by stop): mount `self.socket_path`, not the path you asked for."""
         if len(os.fsencode(self.socket_path.absolute())) > MAX_SOCKET_PATH:
-            self.socket_path = Path(tempfile.mkdtemp(prefix="hgm-gw-")) / "gateway.sock"
+            self._fallback_dir = Path(tempfile.mkdtemp(prefix="hgm-gw-"))
+            self.socket_path = self._fallback_dir / "gateway.sock"
         if self.socket_path.exists():
             self.socket_path.unlink()
         self.socket_path.parent.mkdir(parents=True, exist_ok=True)
@@ -149,6 +186,9 @@ class Gateway:
             self._server.server_close()
             self._server = None
             self.socket_path.unlink(missing_ok=True)
+        if self._fallback_dir is not None:
+            shutil.rmtree(self._fallback_dir, ignore_errors=True)
+            self._fallback_dir = None
         for client in self._clients.values():
             client.close()
         for server in self._scripted.values():
@@ -206,6 +246,15 @@ class Gateway:
             raise KeyError("unknown gateway session token")
         return self._closed[token]
 
+    def context_window(self, model: str) -> int | None:
+        """The model's context window in tokens, from the provider table (or its LLM script); None = unknown."""
+        return self.providers.resolve(model, self.llm.base_url).context_window
+
+    def usage_by_role(self) -> dict[str, Usage]:
+        """The run's LLM usage per role (calls, tokens, dollars), kept as running totals: no store scan."""
+        with self._lock:
+            return dict(self._usage)
+
     def scripted_server(self, model: str) -> ScriptedServer | None:
         """The scripted LLM server started for `scripted:PATH` (tests read its received requests)."""
         route = self.providers.resolve(model)
@@ -238,16 +287,50 @@ class Gateway:
             return payload
         return json.loads(self._scrub_text(json.dumps(payload)))
 
-    def _over_budget(self, s: _Session) -> str | None:
-        b, run_cap = s.budget, self.budget.max_usd_run
+    def _over_session_budget(self, s: _Session) -> str | None:
+        b = s.budget
         if b.max_tokens is not None and s.usage.total_tokens >= b.max_tokens:
             return f"session token budget exhausted ({s.usage.total_tokens} >= {b.max_tokens} tokens)"
         # A session whose cost is unknown (no price) is held to its token cap only.
         if b.max_usd is not None and s.cost_usd is not None and s.cost_usd >= b.max_usd:
             return f"session cost budget exhausted (${s.cost_usd:.4f} >= ${b.max_usd})"
-        if run_cap is not None and self.run_cost_usd >= run_cap:
-            return f"run cost budget exhausted (${self.run_cost_usd:.4f} >= ${run_cap})"
         return None
+
+    def _run_cap_refusal(self, bound: Bound, reserved: Bound) -> str | None:
+        """Why the run's caps cannot take `bound` on top of what is spent and `reserved`, or None."""
+        usd_cap, token_cap = self.budget.max_usd_run, self.budget.max_tokens_run
+        if usd_cap is not None and bound.usd is not None and \
+                self.run_cost_usd + (reserved.usd or 0.0) + bound.usd > usd_cap:
+            return (f"cost cap ${usd_cap} reached: ${self.run_cost_usd:.4f} spent and the next request may cost "
+                    f"up to ${bound.usd:.4f} (the run's budget.max_usd_run)")
+        if token_cap is not None and self.run_tokens + reserved.tokens + bound.tokens > token_cap:
+            return (f"token cap {token_cap} reached: {self.run_tokens} tokens used and the next request may use "
+                    f"up to {bound.tokens} (the run's budget.max_tokens_run)")
+        return None
+
+    def _reserve(self, route: ModelRoute, request: dict[str, Any]) -> Bound | str:
+        """Reserve the most `request` can cost against the run's caps (waiting while other
+        reservations are open if it only fits without them); a refusal reason if it never fits."""
+        bound = request_bound(request, route.price, route.max_output, route.context_window)
+        with self._budget_cond:
+            while self.run_cap_reason is None:
+                alone = self._run_cap_refusal(bound, Bound(0, 0.0))
+                if alone is not None:
+                    self.run_cap_reason = alone
+                    self._budget_cond.notify_all()
+                elif self._run_cap_refusal(bound, self._reserved) is None:
+                    self._reserved += bound
+                    return bound
+                else:
+                    self._budget_cond.wait()
+            return self.run_cap_reason
+
+    def _settle(self, bound: Bound, usage: TokenUsage, cost: float | None) -> None:
+        with self._budget_cond:
+            self._reserved -= bound
+            self.run_cost_usd += cost or 0.0
+            self.run_tokens += usage.total_tokens
+            self._budget_cond.notify_all()
 
     def chat(self, session: _Session, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         """Serve one chat-completion request of a session: (HTTP status, JSON body for the agent)."""
@@ -257,28 +340,39 @@ class Gateway:
     def _chat(self, s: _Session, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         request = adapt_request(body, s.route)
         record = dict(session=s.id, role=s.role, model=s.route.name, node_id=s.node_id, task_id=s.task_id,
-                      request_json=json.dumps(request))
+                      request=request)
         if s.upstream_failed or s.over_budget:
-            kind = "upstream_failed" if s.upstream_failed else "over_budget"
+            kind = "upstream_failed" if s.upstream_failed else "run_cap" if s.run_capped else "over_budget"
             return self._refuse(record, kind, s.failure or kind)
-        reason = self._over_budget(s)
+        reason = self._over_session_budget(s)
         if reason:
             s.over_budget, s.failure = True, reason
             return self._refuse(record, "over_budget", reason)
-        start = time.monotonic()
-        attempts, reply = self._forward(s, request)
-        latency = time.monotonic() - start
-        usage = usage_from_response(reply.body) if reply.ok and reply.body else TokenUsage()
-        cost = cost_usd(usage, s.route.price) if reply.ok else 0.0
+        bound = self._reserve(s.route, request)
+        if isinstance(bound, str):
+            s.over_budget, s.run_capped, s.failure = True, True, bound
+            return self._refuse(record, "run_cap", bound)
+        usage, cost = TokenUsage(), 0.0
+        try:
+            start = time.monotonic()
+            attempts, reply = self._forward(s, request)
+            latency = time.monotonic() - start
+            usage = usage_from_response(reply.body) if reply.ok and reply.body else TokenUsage()
+            cost = cost_usd(usage, s.route.price) if reply.ok else 0.0
+        finally:
+            self._settle(bound, usage, cost)
         with self._lock:
             s.calls += 1
             s.usage = TokenUsage(s.usage.prompt_tokens + usage.prompt_tokens,
                                  s.usage.completion_tokens + usage.completion_tokens,
                                  s.usage.cached_tokens + usage.cached_tokens)
             s.cost_usd = None if s.cost_usd is None or cost is None else s.cost_usd + cost
-            self.run_cost_usd += cost or 0.0
-        if reply.ok:  # delivered even if it crossed a cap: the next request is refused
+        if reply.ok:  # delivered even if it crossed a session cap: the next request is refused
             status, payload, state, error = 200, reply.body, "ok", None
+        elif reply.context_length:  # the agent's prompt is too long: its failure, passed on as sent
+            status = reply.status if 400 <= reply.status < 500 else 400
+            payload = reply.body or error_body(str(reply.error), "invalid_request_error", "context_length_exceeded")
+            state, error = "context_length", reply.error
         elif reply.status in HARNESS_FAULT_STATUS or reply.retryable:
             why = self._scrub_text(f"upstream refused the harness's account or model for {s.route.name} ({reply.error})"
                                    if reply.status in HARNESS_FAULT_STATUS else f"upstream failed after {attempts} attempts: {reply.error}")
@@ -299,9 +393,9 @@ class Gateway:
                 return 0, UpstreamReply(0, None, error=f"cassette {self.cassette.path} has no recorded exchange "
                                                        "for this request", retryable=True)
             status, body = hit
-            ok = status == 200
-            return 0, UpstreamReply(status, body, error=None if ok else f"HTTP {status} (replayed)",
-                                    retryable=status >= 500 or status in (408, 409, 429))
+            if status == 200:
+                return 0, UpstreamReply(status, body)
+            return 0, UpstreamReply.error_reply(status, body or {}, f"HTTP {status} (replayed)")
         client = self._clients[s.route.name]
         headers = {SESSION_HEADER: s.id} if s.route.script else None
         attempts, delay = 0, self.llm.backoff_initial_s
@@ -322,9 +416,11 @@ class Gateway:
         status = 502 if kind == "upstream_failed" else 402
         self._record(record, status=kind, attempts=0, latency_s=0.0, usage=TokenUsage(), cost=0.0,
                      response_json=None, error=reason)
-        return status, error_body(reason, "budget_exceeded" if kind == "over_budget" else kind, kind)
+        return status, error_body(reason, kind if kind == "upstream_failed" else "budget_exceeded", kind)
 
     def _record(self, record: dict[str, Any], *, usage: TokenUsage, cost: float | None, **fields: Any) -> None:
+        with self._lock:
+            self._usage[record["role"]] = _add(self._usage.get(record["role"], Usage(0, 0, 0, 0, 0.0)), 1, usage, cost)
         if self.recorder is not None:
             self.recorder(**record, **fields, prompt_tokens=usage.prompt_tokens,
                           completion_tokens=usage.completion_tokens, cached_tokens=usage.cached_tokens, cost_usd=cost)

@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 import yaml
 
-from hgm.config import CONFIG_DIR
+from hgm.config import CONFIG_DIR, BudgetConfig, LLMConfig
 from hgm.errors import UserError
 from hgm.llm.pricing import Price
 from hgm.llm.scripted import load_script
@@ -59,6 +59,10 @@ class ModelRoute:
     provider: str = ""
     script: Path | None = None
     """For scripted:PATH, the script file (the gateway starts a server and fills base_url)."""
+    context_window: int | None = None
+    """Tokens one request can hold (prompt + answer); None = unknown."""
+    max_output: int | None = None
+    """Most tokens one answer can have when the request sets no max_tokens; None = unknown."""
 
     def api_key(self, env: Mapping[str, str] | None = None) -> str | None:
         """The real key from the environment (None when not needed or not set and optional)."""
@@ -128,6 +132,8 @@ class ProviderTable:
             api=entry.get("api", "chat"),
             price=Price(**price) if price else None,
             provider=provider,
+            context_window=_positive(entry.get("context_window")),
+            max_output=_positive(entry.get("max_output")),
         )
 
     def resolve(self, name: str, base_url: str | None = None) -> ModelRoute:
@@ -145,9 +151,11 @@ class ProviderTable:
             script = Path(name[len(SCRIPTED_PREFIX):]).expanduser()
             if not script.is_file():
                 raise UserError(f"scripted model {name!r}: script file {script} not found")
-            price = load_script(script).get("price")
+            data = load_script(script)
+            price = data.get("price")
             return ModelRoute(name=name, upstream_model="scripted", base_url="", key_env=None, key_required=False,
-                              price=Price(**price) if price else None, provider="scripted", script=script.resolve())
+                              price=Price(**price) if price else None, provider="scripted", script=script.resolve(),
+                              context_window=data.get("context_window"), max_output=data.get("max_output"))
         if name in self.models:
             entry = self.models[name]
             return self._route(name, name, entry.get("provider", "openai"), entry)
@@ -172,6 +180,10 @@ class ProviderTable:
         )
 
 
+def _positive(value: Any) -> int | None:
+    return value if isinstance(value, int) and value > 0 else None
+
+
 def check_models(names: Iterable[str], table: ProviderTable | None = None, env: Mapping[str, str] | None = None,
                  base_url: str | None = None, need_keys: bool = True) -> list[ModelRoute]:
     """Resolve every name and check its key is set; one UserError lists all problems.
@@ -189,6 +201,33 @@ def check_models(names: Iterable[str], table: ProviderTable | None = None, env: 
     if problems:
         raise UserError("; ".join(problems))
     return routes
+
+
+def check_llm(llm: LLMConfig, names: Iterable[str], env: Mapping[str, str] | None = None) -> list[ModelRoute]:
+    """check_models for a config's llm section: its provider table and base URL; replaying a
+    cassette calls no provider, so it needs no key."""
+    replay = llm.cassette is not None and llm.cassette_mode == "replay"
+    return check_models(names, ProviderTable.load(llm.providers_file), env=env, base_url=llm.base_url,
+                        need_keys=not replay)
+
+
+def spend_bounds(routes: Iterable[ModelRoute], budget: BudgetConfig) -> tuple[list[str], list[str]]:
+    """What bounds a run's LLM spend, as (notes, warnings) to show before it starts: the caps, and
+    the models whose price is unknown (the dollar cap cannot see them; only the token cap bounds them)."""
+    usd, tokens = budget.max_usd_run, budget.max_tokens_run
+    caps = [f"${usd} (budget.max_usd_run, known prices)" if usd is not None else "",
+            f"{tokens:,} tokens (budget.max_tokens_run)" if tokens is not None else ""]
+    notes = [f"LLM spend cap: {' and '.join(c for c in caps if c) or 'none'}"]
+    warnings = []
+    unpriced = sorted({r.name for r in routes if r.price is None})
+    if unpriced and tokens is not None:
+        notes.append(f"models without a known price: {', '.join(unpriced)}; the run token cap of {tokens:,} "
+                     "tokens bounds them")
+    elif unpriced:
+        warnings.append(f"models without a known price: {', '.join(unpriced)}; nothing bounds what they spend. "
+                        "Set a run token cap (e.g. -o budget.max_tokens_run=5000000) or give them a price in a "
+                        "provider table (llm.providers_file)")
+    return notes, warnings
 
 
 def adapt_request(body: Mapping[str, Any], route: ModelRoute) -> dict[str, Any]:

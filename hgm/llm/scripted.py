@@ -12,6 +12,9 @@ Script format (YAML or JSON). Either a plain list of steps (= `responses`) or a 
                                    # deepseek: usage.prompt_cache_hit_tokens / _miss_tokens
     cache: prefix                  # optional: report the prefix shared with the session's previous
                                    # request as cached (64-token blocks), like provider prompt caches
+    context_window: 8000           # optional: tokens a request may hold; a longer prompt (estimated as
+                                   # below) gets HTTP 400 context_length_exceeded, like OpenAI/DeepSeek
+    max_output: 1000               # optional: the model's default answer cap (the gateway reserves it)
     rules:                         # tried first, in order; a matching rule answers and is NOT consumed
       - match: "Traceback"         # regex searched in the last user/tool message (on: last, default)
         on: last                   # or `any`: searched in every message's content
@@ -116,7 +119,15 @@ def load_script(path: Path) -> dict[str, Any]:
         raise UserError(f"LLM script {path}: cache must be prefix (or absent)")
     if data.get("usage_style", "openai") not in ("openai", "deepseek"):
         raise UserError(f"LLM script {path}: usage_style must be openai or deepseek")
+    for key in ("context_window", "max_output"):
+        if key in data and not (isinstance(data[key], int) and data[key] > 0):
+            raise UserError(f"LLM script {path}: {key} must be a positive number of tokens")
     return data
+
+
+def prompt_tokens_estimate(body: dict[str, Any]) -> int:
+    """The scripted LLM's token count of a request's prompt: about 4 characters per token."""
+    return max(1, len(json.dumps(body.get("messages", [])) + json.dumps(body.get("tools", []))) // 4)
 
 
 def _text(content: Any) -> str:
@@ -220,7 +231,7 @@ class ScriptedLLM:
             c["function"]["arguments"] + c["function"]["name"] for c in calls)
         prompt_text = json.dumps(body.get("messages", [])) + json.dumps(body.get("tools", []))
         given = step.get("usage") or {}
-        prompt = int(given.get("prompt_tokens", max(1, len(prompt_text) // 4)))
+        prompt = int(given.get("prompt_tokens", prompt_tokens_estimate(body)))
         completion = int(given.get("completion_tokens", max(1, len(out_text) // 4)))
         cached = int(given.get("cached_tokens", 0))
         if self.script.get("cache") == "prefix":
@@ -294,6 +305,12 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if body.get("stream"):
             self._send(400, error_body("the scripted LLM does not stream; send stream: false", "invalid_request_error"))
+            return
+        window, used = self.server.llm.script.get("context_window"), prompt_tokens_estimate(body)
+        if window and used > window:  # OpenAI's wording and code; DeepSeek's message is alike
+            self._send(400, error_body(f"This model's maximum context length is {window} tokens. However, your "
+                                       f"messages resulted in {used} tokens. Please reduce the length of the "
+                                       "messages.", "invalid_request_error", "context_length_exceeded"))
             return
         try:
             step, response = self.server.llm.answer(body, self.headers.get(SESSION_HEADER, "default"))

@@ -2,13 +2,17 @@
 
 The SDK's own retries are off (the gateway retries, so every attempt is counted). The reply
 keeps the upstream JSON exactly as sent (malformed tool-call arguments, DeepSeek's
-reasoning_content and cache fields pass through untouched).
+reasoning_content and cache fields pass through untouched). A prompt longer than the model's
+context window is never retried, whatever status carries it (`UpstreamReply.context_length`):
+OpenAI answers 400 with code `context_length_exceeded`, DeepSeek and vLLM 400 with "maximum
+context length" in the message, some servers 413 or a 5xx.
 """
 
 from __future__ import annotations
 
 import inspect
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +21,8 @@ import openai
 from hgm.llm.providers import ModelRoute
 
 RETRYABLE_STATUS = frozenset({408, 409, 429})
+_CONTEXT_LENGTH = re.compile(r"context[ _-]?(length|window)|maximum context|too many tokens|prompt is too long|"
+                             r"input is too long|reduce the length", re.I)
 
 
 @dataclass
@@ -28,10 +34,30 @@ class UpstreamReply:
     error: str | None = None
     retryable: bool = False
     retry_after_s: float | None = None
+    context_length: bool = False
+    """The provider refused the prompt as longer than the model's context window (not retried)."""
 
     @property
     def ok(self) -> bool:
         return self.status == 200 and self.body is not None and self.error is None
+
+    @classmethod
+    def error_reply(cls, status: int, body: dict[str, Any], error: str,
+                    retry_after_s: float | None = None) -> "UpstreamReply":
+        """An HTTP error answer: retryable (408/409/429/5xx) unless it is a context-length refusal."""
+        context = status not in (408, 429) and is_context_length(body)  # a rate limit may speak of tokens too
+        return cls(status, body, error=error, retryable=not context and (status in RETRYABLE_STATUS or status >= 500),
+                   retry_after_s=retry_after_s, context_length=context)
+
+
+def is_context_length(body: Any) -> bool:
+    """Whether an error body says the prompt does not fit the model's context window."""
+    err = body.get("error") if isinstance(body, dict) else None
+    if isinstance(err, dict):
+        text = " ".join(str(err.get(k) or "") for k in ("code", "type", "message"))
+    else:
+        text = str(err if err is not None else body)
+    return bool(_CONTEXT_LENGTH.search(text))
 
 
 def _retry_after(headers: Any) -> float | None:
@@ -66,11 +92,8 @@ class ProviderClient:
                 err_body = e.response.json()
             except ValueError:
                 err_body = {"error": {"message": e.response.text[:2000], "type": "upstream_error"}}
-            status = e.status_code
-            return UpstreamReply(status, err_body if isinstance(err_body, dict) else {"error": err_body},
-                                 error=f"HTTP {status}: {e.message}",
-                                 retryable=status in RETRYABLE_STATUS or status >= 500,
-                                 retry_after_s=_retry_after(e.response.headers))
+            return UpstreamReply.error_reply(e.status_code, err_body if isinstance(err_body, dict) else {"error": err_body},
+                                             f"HTTP {e.status_code}: {e.message}", _retry_after(e.response.headers))
         except openai.APITimeoutError as e:
             return UpstreamReply(0, None, error=f"timeout: {e}", retryable=True)
         except openai.APIConnectionError as e:

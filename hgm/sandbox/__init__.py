@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from hgm.config import SandboxConfig
 from hgm.errors import UserError
-from hgm.sandbox.base import ExecResult, Limits, Mount, Sandbox, SandboxUnavailable
+from hgm.sandbox.base import ExecResult, Limits, Mount, Sandbox, SandboxClosed, SandboxUnavailable
 
 
 def _bwrap(config: SandboxConfig) -> Sandbox:
@@ -49,4 +49,5 @@ def limits_from(config: SandboxConfig) -> Limits:
     )
 
 
-__all__ = ["BACKENDS", "ExecResult", "Limits", "Mount", "Sandbox", "SandboxUnavailable", "get_sandbox", "limits_from"]
+__all__ = ["BACKENDS", "ExecResult", "Limits", "Mount", "Sandbox", "SandboxClosed", "SandboxUnavailable", "get_sandbox",
+           "limits_from"]

@@ -164,6 +164,11 @@ class Job:
         if self.cgroups is not None:
             self.cgroups.kill()
 
+    def remove(self) -> None:
+        """Kill what is left in the cgroup and remove it (idempotent)."""
+        if self.cgroups is not None:
+            self.cgroups.remove()
+
     def annotate(self, result: ExecResult) -> ExecResult:
         """Say in stderr when a limit killed or throttled the command (agents read test output)."""
         if self.cgroups is None:

@@ -86,9 +86,11 @@ def run_capped(
     timeout: float,
     output_bytes: int,
     kill: Callable[[subprocess.Popen[bytes]], None],
+    on_start: Callable[[subprocess.Popen[bytes]], None] = lambda proc: None,
 ) -> ExecResult:
     """Run argv to completion or `timeout`. If argv[0] cannot be executed the result says so
-    (127 not found / 126 not executable), as a shell would."""
+    (127 not found / 126 not executable), as a shell would. `on_start` is called with the process
+    as soon as it exists (if it raises, the process is killed and reaped first)."""
     start = time.monotonic()
     try:
         proc = subprocess.Popen(
@@ -106,6 +108,15 @@ def run_capped(
         code = 127 if isinstance(e, FileNotFoundError) else 126  # as a shell reports it
         return ExecResult(code, "", f"{argv[0]}: {e.strerror}\n", duration_s=time.monotonic() - start)
     assert proc.stdout is not None and proc.stderr is not None
+    try:
+        on_start(proc)
+    except BaseException:
+        kill(proc)
+        proc.wait()
+        for pipe in (proc.stdin, proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
+        raise
     captures = {proc.stdout.fileno(): _Capture(output_bytes), proc.stderr.fileno(): _Capture(output_bytes)}
     pending_input = (stdin or "").encode()
     stdin_fd = proc.stdin.fileno() if proc.stdin is not None else -1

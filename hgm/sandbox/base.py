@@ -2,7 +2,8 @@
 
 A command that fails is a result (`ExecResult`); a sandbox that cannot work at all raises
 `SandboxUnavailable`, whose message says how to fix it. Timeouts kill the whole process tree.
-No network inside, except Unix sockets that are mounted in (the LLM gateway's).
+No network inside, except Unix sockets that are mounted in (the LLM gateway's). `shutdown`
+ends everything a sandbox has running and leaves nothing behind (processes, cgroups, containers).
 """
 
 from __future__ import annotations
@@ -17,6 +18,11 @@ from hgm.errors import UserError
 
 class SandboxUnavailable(UserError):
     """The sandbox cannot start (engine missing, permission, image absent); the message has the fix."""
+
+
+class SandboxClosed(Exception):
+    """The sandbox was shut down (the harness is stopping): the command did not run, or was killed.
+    Not the command's failure: the work it was part of is interrupted and redone on resume."""
 
 
 @dataclass(frozen=True)
@@ -70,4 +76,10 @@ class Sandbox(Protocol):
     ) -> ExecResult:
         """Run argv inside the sandbox. Only `mounts` are visible besides a read-only system;
         the environment is exactly `env` (plus PATH/HOME defaults), never the harness's."""
+        ...
+
+    def shutdown(self, timeout: float = 10.0) -> int:
+        """Refuse new commands (SandboxClosed), kill the running ones and remove what they leave
+        (process trees, cgroups, containers), waiting at most about `timeout` s. Returns how many
+        commands were running."""
         ...

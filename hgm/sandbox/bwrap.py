@@ -43,6 +43,7 @@ from pathlib import Path
 
 from hgm.sandbox._limits import LimitEnforcer
 from hgm.sandbox._proc import run_capped
+from hgm.sandbox._running import Running
 from hgm.sandbox.base import ExecResult, Limits, Mount, SandboxUnavailable
 
 STANDARD_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt", "/sys")
@@ -139,6 +140,7 @@ class BwrapSandbox:
         home = Path.home()
         self.home = str(home) if home != Path("/") and not _under(home.resolve(), _standard()) else None
         self.enforcer = LimitEnforcer.detect(use_cgroups)
+        self._running = Running()
         if self.enforcer.prlimit is None:
             raise SandboxUnavailable("prlimit is missing; install it with `apt-get install util-linux`")
         self.default_path = self._default_path()
@@ -198,7 +200,7 @@ class BwrapSandbox:
     ) -> ExecResult:
         """Run argv in a fresh bwrap sandbox (see module docstring)."""
         full_env = {"PATH": self.default_path, "HOME": self.home or "/tmp", "LANG": "C.UTF-8", **(env or {})}
-        with self.enforcer.job(limits) as job:
+        with self._running.command() as cmd, self.enforcer.job(limits) as job:
             result = run_capped(
                 job.wrap(self._argv(argv, cwd, mounts, limits)),
                 env=full_env,
@@ -207,6 +209,12 @@ class BwrapSandbox:
                 timeout=timeout,
                 output_bytes=limits.output_bytes,
                 kill=lambda proc: job.kill(outer_pid=proc.pid),
+                on_start=lambda proc: cmd.started(lambda: job.kill(outer_pid=proc.pid), job.remove),
             )
+            cmd.check()
             job.check_joined(result)
             return job.annotate(result)
+
+    def shutdown(self, timeout: float = 10.0) -> int:
+        """Kill every running command's process tree and remove its cgroup; refuse new commands."""
+        return self._running.shutdown(timeout)

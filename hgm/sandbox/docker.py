@@ -23,7 +23,11 @@ Decisions (measured against Podman 4.3's Docker-compatible service, see scripts/
 - Output: the multiplexed attach stream is read in one loop; each stream keeps its first
   `output_bytes` bytes and the rest is drained and dropped. The engine's log driver is `none`,
   so a gigabyte of output is not written to disk either.
-- Timeout: the container is SIGKILLed (every process in it dies) and `timed_out` is set.
+- Timeout: the container is SIGKILLed (every process in it dies) and `timed_out` is set. The wait
+  for its final state is bounded too: 10 s after the kill it is given up as killed (exit 137) and
+  removed by force.
+- Shutdown (`shutdown`, a second Ctrl-C): every running container is removed by force (which
+  kills it); the exec calls running them raise SandboxClosed; new ones are refused.
 - User: root inside (files the command creates in a workspace belong to the harness's root);
   a non-root harness on a rootful engine runs commands as its own uid:gid instead, so the
   workspace stays writable for it afterwards.
@@ -45,7 +49,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hgm.sandbox._docker_stream import pump
-from hgm.sandbox.base import ExecResult, Limits, Mount, SandboxUnavailable
+from hgm.sandbox._running import Running
+from hgm.sandbox.base import ExecResult, Limits, Mount, SandboxClosed, SandboxUnavailable
 
 if TYPE_CHECKING:
     import docker
@@ -144,6 +149,7 @@ class DockerSandbox:
         rootless = any("rootless" in str(o) for o in self.client.info().get("SecurityOptions") or [])
         self.user = f"{os.getuid()}:{os.getgid()}" if os.getuid() != 0 and not rootless else None
         self.system_mounts = _host_python_mounts()
+        self._running = Running()
 
     def _host_config(self, mounts: Sequence[Mount], limits: Limits) -> dict[str, Any]:
         from docker.types import LogConfig
@@ -195,41 +201,55 @@ class DockerSandbox:
     ) -> ExecResult:
         """Run argv in a fresh container (see module docstring); always removes the container."""
         import docker
+        import requests
 
         start = time.monotonic()
         name = f"hgm-{self.run_id}-{os.getpid()}-{next(_counter)}"
         cid: str | None = None
-        try:
-            cid = self.api.create_container(
-                self.image, command=self._command(argv, env, limits), name=name, working_dir=cwd,
-                host_config=self._host_config(mounts, limits), labels=self.labels, user=self.user,
-                stdin_open=stdin is not None,
-            )["Id"]  # fmt: skip
-            params = {"stdin": int(stdin is not None), "stdout": 1, "stderr": 1, "stream": 1}
+        with self._running.command() as cmd:
             try:
-                sock = self.api.attach_socket(cid, params=params)._sock
-            except docker.errors.APIError as e:
-                raise SandboxUnavailable(f"container for {argv[0]} could not start: {_short(e)}") from None
-            with contextlib.closing(sock):
-                self.api.start(cid)
-                deadline = start + timeout
-                out = pump(sock, stdin, deadline=deadline, output_bytes=limits.output_bytes,
-                           kill=lambda: self._kill(cid))  # fmt: skip
-            state = self._final_state(cid, deadline=max(deadline, time.monotonic()) + 10)
-            result = ExecResult(
-                returncode=int(state.get("ExitCode", 137)) if not out.timed_out else 137,
-                stdout=out.stdout,
-                stderr=out.stderr,
-                timed_out=out.timed_out,
-                duration_s=time.monotonic() - start,
-                output_truncated=out.truncated,
-            )
-            if state.get("OOMKilled") and not out.timed_out:
-                note = f"[sandbox] killed: memory limit of {limits.memory_mb} MB exceeded\n"
-                result = replace(result, stderr=result.stderr + ("\n" if result.stderr else "") + note)
-            return result
-        finally:
-            self._remove(cid or name)
+                cid = self.api.create_container(
+                    self.image, command=self._command(argv, env, limits), name=name, working_dir=cwd,
+                    host_config=self._host_config(mounts, limits), labels=self.labels, user=self.user,
+                    stdin_open=stdin is not None,
+                )["Id"]  # fmt: skip
+                created = cid
+                cmd.started(lambda: self._remove(created), lambda: self._remove(created))
+                params = {"stdin": int(stdin is not None), "stdout": 1, "stderr": 1, "stream": 1}
+                try:
+                    sock = self.api.attach_socket(cid, params=params)._sock
+                except docker.errors.APIError as e:
+                    cmd.check()
+                    raise SandboxUnavailable(f"container for {argv[0]} could not start: {_short(e)}") from None
+                with contextlib.closing(sock):
+                    self.api.start(cid)
+                    deadline = start + timeout
+                    out = pump(sock, stdin, deadline=deadline, output_bytes=limits.output_bytes,
+                               kill=lambda: self._kill(created))  # fmt: skip
+                cmd.check()
+                state = self._final_state(cid, deadline=max(deadline, time.monotonic()) + 10)
+            except (docker.errors.DockerException, requests.exceptions.RequestException):
+                cmd.check()  # removed by shutdown under our feet: SandboxClosed, not an engine error
+                raise
+            finally:
+                self._remove(cid or name)
+            cmd.check()
+        result = ExecResult(
+            returncode=int(state.get("ExitCode", 137)) if not out.timed_out else 137,
+            stdout=out.stdout,
+            stderr=out.stderr,
+            timed_out=out.timed_out,
+            duration_s=time.monotonic() - start,
+            output_truncated=out.truncated,
+        )
+        if state.get("OOMKilled") and not out.timed_out:
+            note = f"[sandbox] killed: memory limit of {limits.memory_mb} MB exceeded\n"
+            result = replace(result, stderr=result.stderr + ("\n" if result.stderr else "") + note)
+        return result
+
+    def shutdown(self, timeout: float = 10.0) -> int:
+        """Remove every running container by force (killing it); refuse new commands."""
+        return self._running.shutdown(timeout)
 
     def _kill(self, cid: str) -> None:
         import docker
@@ -238,15 +258,25 @@ class DockerSandbox:
             self.api.kill(cid)
 
     def _final_state(self, cid: str, *, deadline: float) -> dict[str, Any]:
-        """The container's State once it has exited (polling inspect: faster than /wait on Podman)."""
-        delay = 0.005
+        """The container's State once it has exited (polling inspect: faster than /wait on Podman).
+        Past `deadline` it is killed; if it still has not exited 10 s later it is given up as killed."""
+        import docker
+
+        delay, killed = 0.005, False
         while True:
-            state = self.api.inspect_container(cid)["State"]
+            try:
+                state = self.api.inspect_container(cid)["State"]
+            except docker.errors.NotFound:  # removed under us (shutdown): it was killed
+                return {"ExitCode": 137}
             if state.get("Status") in ("exited", "stopped", "dead"):
                 return state
             if time.monotonic() > deadline:
+                if killed:
+                    log.warning("container %s did not exit 10 s after a kill (state %s); removing it by force",
+                                cid[:12], state.get("Status"))
+                    return {"ExitCode": 137}
                 self._kill(cid)
-                deadline = time.monotonic() + 10
+                killed, deadline = True, time.monotonic() + 10
             time.sleep(delay)
             delay = min(delay * 2, 0.1)
 

@@ -15,6 +15,7 @@ import os
 from collections.abc import Mapping, Sequence
 
 from hgm.sandbox._proc import kill_group, run_capped
+from hgm.sandbox._running import Running
 from hgm.sandbox.base import ExecResult, Limits, Mount, SandboxUnavailable
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,7 @@ class NoSandbox:
     def __init__(self) -> None:
         self.default_path = os.environ.get("PATH", os.defpath)
         """PATH a command gets unless `env` sets one (the harness's)."""
+        self._running = Running()
         log.warning("sandbox backend 'none': agent and test code run on this host WITHOUT isolation")
 
     def exec(
@@ -49,12 +51,20 @@ class NoSandbox:
                     "so use the host path as the target (or a real sandbox: bwrap, docker)"
                 )
         base = {k: os.environ[k] for k in ("PATH", "HOME") if k in os.environ}
-        return run_capped(
-            argv,
-            env={"LANG": "C.UTF-8", **base, **(env or {})},
-            cwd=cwd,
-            stdin=stdin,
-            timeout=timeout,
-            output_bytes=limits.output_bytes,
-            kill=lambda proc: kill_group(proc.pid),
-        )
+        with self._running.command() as cmd:
+            result = run_capped(
+                argv,
+                env={"LANG": "C.UTF-8", **base, **(env or {})},
+                cwd=cwd,
+                stdin=stdin,
+                timeout=timeout,
+                output_bytes=limits.output_bytes,
+                kill=lambda proc: kill_group(proc.pid),
+                on_start=lambda proc: cmd.started(lambda: kill_group(proc.pid)),
+            )
+            cmd.check()
+            return result
+
+    def shutdown(self, timeout: float = 10.0) -> int:
+        """Kill every running command's process group; refuse new commands."""
+        return self._running.shutdown(timeout)

@@ -6,6 +6,10 @@ python coding_agent.py --problem-statement-file F --git-dir D --base-commit C --
 The LLM is any OpenAI-compatible chat-completions endpoint: OPENAI_BASE_URL (or HGM_LLM_BASE_URL)
 and OPENAI_API_KEY; with HGM_LLM_SOCKET set, requests go over that Unix socket. The agent edits
 files under D and never commits; whoever started it diffs the tree against C.
+
+The conversation is kept under the model's context window (--context-window, default
+AGENT_CONTEXT_WINDOW, 0 = unknown): old tool output is elided first; if that is not enough, or
+the API still says the prompt is too long, the agent stops.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import openai
 import prompts
 
 TOOLS_DIR = Path(__file__).resolve().parent / "tools"
+BYTES_PER_TOKEN = 3  # a safe guess without the model's tokenizer (English and code average about 4)
 
 
 def load_tools() -> dict:
@@ -78,26 +83,56 @@ def run_tool(tools: dict, name: str, raw_args: str) -> str:
         return f"Error: {type(e).__name__}: {e}"
 
 
+def fit_context(messages: list[dict], schemas: list[dict], window: int) -> bool:
+    """Keep the request under 3/4 of the context window (the rest is for the answer) by eliding old
+    tool output, oldest first, down to half the window at once (so the conversation's prefix, which
+    providers cache, stays the same for many steps). False if it cannot fit."""
+    if window <= 0:
+        return True
+    sizes = [len(json.dumps(m)) for m in messages]
+    tokens = lambda: (sum(sizes) + len(json.dumps(schemas))) // BYTES_PER_TOKEN  # noqa: E731
+    if tokens() <= window * 3 // 4:
+        return True
+    for i, m in enumerate(messages[:-1]):  # the newest message is what the model must see now
+        if tokens() <= window // 2:
+            break
+        if m["role"] == "tool" and m["content"] != prompts.ELIDED:
+            m["content"] = prompts.ELIDED
+            sizes[i] = len(json.dumps(m))
+    return tokens() <= window * 3 // 4
+
+
+def is_context_error(e: openai.APIError) -> bool:
+    text = f"{getattr(e, 'code', '')} {e}".lower()
+    return "context_length" in text or "context length" in text or "too long" in text
+
+
 def agent_loop(client: openai.OpenAI, model: str, messages: list[dict], tools: dict, log: ChatLog,
-               max_steps: int, deadline: float) -> str:
+               max_steps: int, deadline: float, context_window: int = 0) -> str:
     """Ask, run the requested tools, repeat; returns why it stopped."""
     schemas = [{"type": "function", "function": m.tool_info()} for m in tools.values()]
     for step in range(1, max_steps + 1):
         if time.monotonic() > deadline:
             return "wall-time limit reached"
+        if not fit_context(messages, schemas, context_window):
+            log.write("Context window full", f"the conversation no longer fits {context_window} tokens")
+            return "context window full"
         try:
             response = client.chat.completions.create(model=model, messages=messages, tools=schemas)
         except openai.APIError as e:
             log.write("LLM error", f"```\n{type(e).__name__}: {e}\n```")
-            return f"LLM error: {type(e).__name__}"
+            return "LLM error: context window exceeded" if is_context_error(e) else f"LLM error: {type(e).__name__}"
         if not response.choices:
             log.write("LLM error", "the response has no choices")
             return "LLM error: empty response"
         message = response.choices[0].message
         calls = message.tool_calls or []
+        # DeepSeek's thinking mode needs the reasoning of tool-call turns sent back in later requests.
+        reasoning = getattr(message, "reasoning_content", None)
         messages.append({
             "role": "assistant", "content": message.content,
             **({"tool_calls": [c.model_dump() for c in calls]} if calls else {}),
+            **({"reasoning_content": reasoning} if calls and reasoning else {}),
         })
         log.write(f"Assistant (step {step})", message.content or "")
         if not calls:
@@ -122,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--test-description", default="")
     ap.add_argument("--max-steps", type=int, default=int(os.environ.get("AGENT_MAX_STEPS", "100")))
     ap.add_argument("--max-wall-s", type=float, default=float(os.environ.get("AGENT_MAX_WALL_S", "1500")))
+    ap.add_argument("--context-window", type=int, default=int(os.environ.get("AGENT_CONTEXT_WINDOW", "0")),
+                    help="the model's context window in tokens (0 = unknown)")
     args = ap.parse_args(argv)
 
     git_dir = args.git_dir.resolve()
@@ -140,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     log.write("System", messages[0]["content"])
     log.write("User", user)
     reason = agent_loop(make_client(), args.model, messages, load_tools(), log, args.max_steps,
-                        time.monotonic() + args.max_wall_s)
+                        time.monotonic() + args.max_wall_s, args.context_window)
     log.write("Stopped", reason)
     print(f"agent stopped: {reason}", file=sys.stderr)
     return 3 if reason.startswith("LLM error") else 0

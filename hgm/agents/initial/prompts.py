@@ -26,3 +26,4 @@ Keep the command-line interface of coding_agent.py working, keep the tools/ cont
 
 BAD_TOOL_ARGS = "Error: the arguments of your {name} call are not valid JSON ({error}). Call it again with a JSON object."
 UNKNOWN_TOOL = "Error: there is no tool named {name!r}. Available tools: {names}."
+ELIDED = "[output elided to keep the conversation within the model's context window; run the command again if you need it]"

@@ -36,6 +36,8 @@ class FakeLLM:
                 fake.requests.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
                 fake.auth = self.headers.get("Authorization")
                 status, body = (200, fake.replies.pop(0)) if fake.replies else (400, {"error": "no more replies"})
+                if isinstance(body, tuple):  # (status, error body)
+                    status, body = body
                 data = json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -131,3 +133,45 @@ def test_wall_time_limit_stops_before_asking(serve, tmp_path, monkeypatch):
     fake = serve([completion("never sent")])
     code, _, chat = run_agent(tmp_path, monkeypatch, "--max-wall-s", "0")
     assert code == 0 and fake.requests == [] and "wall-time limit reached" in chat
+
+
+def test_old_tool_output_is_elided_to_stay_under_the_context_window(serve, tmp_path, monkeypatch):
+    flood = "python3 -c \"print('x' * 3000)\""
+    fake = serve([completion(None, [tool_call("bash", json.dumps({"command": flood}), str(i))]) for i in range(8)]
+                 + [completion("Done.")])
+    monkeypatch.setenv("AGENT_CONTEXT_WINDOW", "4000")  # tokens; 3 bytes each by the agent's estimate
+    code, _, chat = run_agent(tmp_path, monkeypatch)
+    assert code == 0 and len(fake.requests) == 9 and "## Stopped\n\ndone" in chat
+    sizes = [len(json.dumps([r["messages"], r["tools"]])) for r in fake.requests]
+    assert max(sizes) // 3 <= 4000 * 3 // 4, sizes
+    last = fake.requests[-1]["messages"]
+    tool_outputs = [m["content"] for m in last if m["role"] == "tool"]
+    assert "x" * 3000 in tool_outputs[-1], "the newest output is kept"
+    assert tool_outputs[0] == coding_agent.prompts.ELIDED and tool_outputs.count(coding_agent.prompts.ELIDED) < 8
+    assert chat.count("x" * 3000) == 8, "the chat log keeps everything"
+
+
+def test_a_conversation_that_cannot_fit_stops_cleanly(serve, tmp_path, monkeypatch):
+    fake = serve([completion("never sent")])
+    code, _, chat = run_agent(tmp_path, monkeypatch, "--context-window", "10")
+    assert code == 0 and fake.requests == [] and "context window full" in chat
+
+
+def test_a_context_length_error_stops_the_agent_at_once(serve, tmp_path, monkeypatch):
+    error = (400, {"error": {"message": "This model's maximum context length is 8192 tokens.",
+                             "type": "invalid_request_error", "code": "context_length_exceeded"}})
+    fake = serve([error, completion("never asked")])
+    code, _, chat = run_agent(tmp_path, monkeypatch)
+    assert code == 3 and len(fake.requests) == 1  # not retried
+    assert "LLM error: context window exceeded" in chat and "maximum context length" in chat
+
+
+def test_reasoning_content_of_tool_call_turns_is_sent_back(serve, tmp_path, monkeypatch):
+    thinking = completion(None, [tool_call("bash", '{"command": "true"}', "1")])
+    thinking["choices"][0]["message"]["reasoning_content"] = "I should run true first."
+    answer = completion("Done.")
+    answer["choices"][0]["message"]["reasoning_content"] = "All good."
+    fake = serve([thinking, answer])
+    run_agent(tmp_path, monkeypatch)
+    [assistant] = [m for m in fake.requests[1]["messages"] if m["role"] == "assistant"]
+    assert assistant["reasoning_content"] == "I should run true first." and assistant["tool_calls"]
