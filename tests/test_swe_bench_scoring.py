@@ -4,12 +4,14 @@ them), docker running the image, bwrap running its exported root filesystem.
 
 Verdicts: gold patch solved, nothing changed empty_patch, a wrong fix failed, a patch that only
 edits tests empty_patch (test changes are dropped: never solved), a patch that does not apply
-failed, an eval that produces no log infra_error, a missing image infra_error.
+failed, a patch that forges passes failed (flagged), an eval that produces no log infra_error,
+a missing image infra_error.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import subprocess
 from pathlib import Path
@@ -19,6 +21,7 @@ import pytest
 from hgm.benchmarks import TaskStatus
 from hgm.benchmarks.swe_bench import SWEBenchBenchmark
 from hgm.benchmarks.swe_bench.scoring import run_eval
+from hgm.domain import VerdictFlag
 from hgm.sandbox import SandboxUnavailable, get_sandbox
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker]
@@ -100,6 +103,23 @@ def test_a_patch_that_does_not_apply_fails_and_no_log_is_an_infra_error(bench, s
     run = run_eval(silent, task.instance["patch"], sandbox=sandbox, envs=bench.envs, log_dir=tmp_path / "silent",
                    timeout_s=600)
     assert run.status is TaskStatus.INFRA_ERROR and run.error_type == "EvalLogUnparsable", run.detail
+
+
+def test_a_patch_that_forges_passes_fails_flagged(bench, sandbox, tmp_path):
+    """The patched package writes a PASSED line for every graded test to every inherited file
+    descriptor at import, then ends the test process with exit 1: swebench rejects the log (results contradict the exit code); the eval
+    script got through its test command, so that is the patch's doing: failed and flagged."""
+    task = bench.task(TASK)
+    original = (bench.envs.get(task, backend=sandbox.name).testbed / "parse" / "__init__.py").read_text()
+    graded = [*task.instance["FAIL_TO_PASS"], *task.instance["PASS_TO_PASS"]]
+    lines = "".join(f"PASSED {t}\n" for t in graded).encode()
+    forge = (f"import os\nfor fd in range(1, 64):  # pytest captures fds 1 and 2; its saved copies are above\n"
+             f"    try: os.write(fd, {lines!r})\n    except OSError: pass\nos._exit(1)\n")
+    forging = "".join(difflib.unified_diff(original.splitlines(keepends=True), (original + forge).splitlines(keepends=True),
+                                           "a/parse/__init__.py", "b/parse/__init__.py"))
+    run = run_eval(task, forging, sandbox=sandbox, envs=bench.envs, log_dir=tmp_path / "forged", timeout_s=600)
+    assert run.status is TaskStatus.FAILED and run.flag == VerdictFlag.SUSPECTED_TAMPERING, run.detail
+    assert "exit 1" in run.detail
 
 
 def test_an_image_that_cannot_be_had_is_an_infra_error(bench, sandbox, tmp_path):

@@ -9,14 +9,17 @@ instance environment:
 3. grade with `get_eval_report` (its log parser, its exit-code cross-check, its empty-log
    rejection): RESOLVED_FULL is solved, anything else failed.
 
-Booking: a patch that applies with none of the fallbacks is failed (the agent's patch); a
-missing image, a sandbox that cannot start, or an eval whose log the parser cannot read is an
-infra_error, never the agent's failure. Timings of each step go to timings.json.
+Booking: a patch that applies with none of the fallbacks is failed (the agent's patch); so is a
+test command that ran to its end but printed nothing the parser can read (the unpatched base does
+print results; exit 0 there is flagged suspected tampering). A missing image, a sandbox that cannot
+start, or an eval that never got through its test command is an infra_error, never the agent's
+failure. Timings of each step go to timings.json.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import shutil
 import tempfile
@@ -29,6 +32,7 @@ from hgm.benchmarks import TaskScore, TaskStatus, TaskWorkspace
 from hgm.benchmarks.swe_bench.dataset import SWEBenchTask
 from hgm.benchmarks.swe_bench.environment import TESTBED, Environment, Environments, EnvironmentUnavailable
 from hgm.benchmarks.swe_bench.workspace import agent_patch, copy_tree, drop_test_changes
+from hgm.domain import VerdictFlag
 from hgm.sandbox.base import Limits, Mount, Sandbox, SandboxUnavailable
 
 EVAL_DIR = "/hgm-eval"
@@ -49,6 +53,7 @@ class EvalRun:
     report: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     output_path: Path | None = None
+    flag: VerdictFlag | None = None
 
 
 def _apply_script(patch_file: str) -> str:
@@ -145,6 +150,18 @@ def _verdict(task: SWEBenchTask, spec: Any, output: Path, report: dict[str, Any]
 
     status_map, parsed = get_logs_eval(spec, str(output))
     if not report.get("patch_successfully_applied"):  # swebench found no parsable test results
+        exit_code = _finished_test_command(output.read_text(errors="replace"))
+        if exit_code is not None:
+            # The test command ran to its end (the unpatched base prints parsable results there,
+            # validate checks that), yet swebench rejected the log: the patch's doing, never infra.
+            # Results that contradict the exit code, harness markers printed by the test run, or a
+            # silent exit 0 are what forged passes look like.
+            forged = exit_code == 0 or bool(_parse(spec, output))
+            flag = VerdictFlag.SUSPECTED_TAMPERING if forged else None
+            return EvalRun(TaskStatus.FAILED, f"the test command ran (exit {exit_code}) but swebench rejected its log "
+                           "(no results, or results that contradict the exit code)"
+                           + (": suspected tampering" if flag else ""),
+                           timings=timings, output_path=output, report=report, flag=flag)
         why = classify(str(output))
         reason = f" (swebench's classifier: {why[0]}, {why[1]})" if why else ""
         return _infra("EvalLogUnparsable", f"the eval produced no test results the {spec.log_parser} parser could "
@@ -162,6 +179,28 @@ def _verdict(task: SWEBenchTask, spec: Any, output: Path, report: dict[str, Any]
     return EvalRun(status, counts, status_map=status_map, report=report, timings=timings, output_path=output)
 
 
+def _parse(spec: Any, output: Path) -> dict[str, str]:
+    """What the instance's own log parser reads in the test section of the log."""
+    from swebench.harness.constants import END_TEST_OUTPUT, START_TEST_OUTPUT
+    from swebench.harness.log_parsers import PARSER_REGISTRY
+
+    log = output.read_text(errors="replace")
+    section = log.split(START_TEST_OUTPUT, 1)[-1].split(END_TEST_OUTPUT, 1)[0]
+    return PARSER_REGISTRY[spec.log_parser](section, spec)
+
+
+def _finished_test_command(log: str) -> int | None:
+    """The test command's exit code if the eval script got past it (both output markers and the
+    exit-code line make_test_spec inserts are in the log), else None."""
+    from swebench.harness.constants import END_TEST_OUTPUT, START_TEST_OUTPUT, TEST_EXIT_CODE
+
+    start, end = log.find(START_TEST_OUTPUT), log.rfind(END_TEST_OUTPUT)
+    if start < 0 or end < start:
+        return None
+    m = re.search(re.escape(TEST_EXIT_CODE) + r":\s*(\d+)", log[end:])
+    return int(m.group(1)) if m else None
+
+
 def score(task: SWEBenchTask, agent_workspace: Path | TaskWorkspace, *, sandbox: Sandbox, envs: Environments,
           log_dir: Path, timeout_s: float, limits: Limits | None = None) -> TaskScore:
     """The agent's patch (test files dropped), graded in a fresh copy of the instance environment."""
@@ -177,4 +216,5 @@ def score(task: SWEBenchTask, agent_workspace: Path | TaskWorkspace, *, sandbox:
             "the repository is unchanged"
         return TaskScore(TaskStatus.EMPTY_PATCH, 0.0, None, "", why)
     run = run_eval(task, patch, sandbox=sandbox, envs=envs, log_dir=log_dir, timeout_s=timeout_s, limits=limits)
-    return TaskScore(run.status, run.timings.get("eval_s", 0.0), run.output_path, patch, run.detail, run.error_type)
+    return TaskScore(run.status, run.timings.get("eval_s", 0.0), run.output_path, patch, run.detail, run.error_type,
+                     run.flag)
