@@ -6,12 +6,14 @@ test sandbox, so agent code can use but never change (poison) what later evaluat
 - javascript: one `npm install` of the devDependencies all 49 exercises share -> node_modules,
   symlinked into each scoring copy.
 - rust: `cargo fetch` of every exercise's crates (stub and .meta/Cargo-example.toml) into a
-  CARGO_HOME; tests run `cargo test --offline` against it.
-- java: JUnit console launcher, AssertJ, rxjava, org.json from Maven Central (`mvn`), see pom.xml.
-- go: the standard library compiled for the tests, in a build-cache layer served by our
-  GOCACHEPROG (gocacheprog/main.go): reads from the shared layer, writes to a per-evaluation one.
-- cpp: a ccache of Catch's test main (the slow part of every build), used as ccache's read-only
-  remote storage; each evaluation has its own empty primary ccache.
+  CARGO_HOME; tests build with `cargo test --offline` against it.
+- java: JUnit console launcher, AssertJ, rxjava, org.json from Maven Central (`mvn`), see pom.xml;
+  hgm-runner.jar: javarunner/ (the runner and hgm's JUnit listener) and a class-data archive.
+- go: the standard library compiled for the tests (and for hgm's reporter), in a build-cache layer
+  served by our GOCACHEPROG (gocacheprog/main.go): reads from the shared layer, writes to a
+  per-evaluation one.
+- cpp: a ccache of Catch's test main with hgm's listener (the slow part of every build), used as
+  ccache's read-only remote storage; each evaluation has its own empty primary ccache.
 - python: nothing (Debian's python3-pytest).
 
 Readiness is a stamp file `READY` holding a fingerprint of the inputs.
@@ -28,8 +30,10 @@ import tempfile
 from importlib import resources
 from pathlib import Path
 
+from hgm.benchmarks.polyglot.instrument import instrument, instrument_catch_main
 from hgm.benchmarks.polyglot.languages import JAVA_OPTS, JUNIT_ARGS
 from hgm.benchmarks.polyglot.loader import PolyglotTask, load_tasks
+from hgm.benchmarks.polyglot.report import new_key
 from hgm.benchmarks.polyglot.workspace import copy_exercise
 from hgm.errors import UserError
 from hgm.paths import cache_dir
@@ -46,7 +50,11 @@ def deps_dir(language: str) -> Path:
     return deps_root() / language
 
 
-_INPUTS = {"java": ("pom.xml", "javarunner/HgmJavaTest.java"), "go": ("gocacheprog/main.go",)}
+_INPUTS = {
+    "java": ("pom.xml", "javarunner/HgmJavaTest.java", "javarunner/HgmListener.java"),
+    "go": ("gocacheprog/main.go", "reporters/hgmverdict.go"),
+    "cpp": ("reporters/hgm_catch_listener.hpp",),
+}
 _TOOL_VERSION = {"go": ["go", "env", "GOVERSION"], "cpp": ["g++", "--version"], "java": ["javac", "-version"]}
 
 
@@ -68,8 +76,9 @@ def is_ready(language: str) -> bool:
     return language not in NEEDS_DEPS or (deps_dir(language) / "READY").is_file()
 
 
-def _sh(argv: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None) -> None:
-    done = subprocess.run(argv, cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True)
+def _sh(argv: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None, stdin: str = "") -> None:
+    done = subprocess.run(argv, cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True,
+                          input=stdin)
     if done.returncode != 0:
         tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
         raise UserError(f"preparing Polyglot dependencies: `{' '.join(argv)}` failed:\n{tail}")
@@ -110,14 +119,18 @@ def _prepare_java(tasks: list[PolyglotTask], out: Path) -> None:
          "-Dmdep.stripVersion=true"], cwd=out)
     libs = ":".join(str(p) for p in sorted((out / "lib").glob("*.jar")))
     runner = out / "runner"
-    runner.mkdir()
-    (runner / "HgmJavaTest.java").write_bytes(_PKG.joinpath("javarunner/HgmJavaTest.java").read_bytes())
-    _sh(["javac", "-d", str(runner), "-cp", libs, str(runner / "HgmJavaTest.java")])
-    _sh(["jar", "cf", str(out / "hgm-runner.jar"), "-C", str(runner), "HgmJavaTest.class"])
+    (runner / "META-INF" / "services").mkdir(parents=True)
+    sources = ("HgmJavaTest.java", "HgmListener.java")
+    for name in sources:
+        (runner / name).write_bytes(_PKG.joinpath(f"javarunner/{name}").read_bytes())
+    (runner / "META-INF/services/org.junit.platform.launcher.TestExecutionListener").write_text("HgmListener\n")
+    _sh(["javac", "-d", str(runner), "-cp", libs, *(str(runner / n) for n in sources)])
+    _sh(["jar", "cf", str(out / "hgm-runner.jar"), "-C", str(runner), "."])
     with tempfile.TemporaryDirectory() as tmp:  # class-data sharing archive: faster JVM starts
         copy = _scratch_with_reference(next(t for t in tasks if t.name == "sgf-parsing"), Path(tmp))
         _sh(["java", *JAVA_OPTS.split(), f"-XX:ArchiveClassesAtExit={out / 'hgm.jsa'}", "-cp",
-             f"{out / 'hgm-runner.jar'}:{libs}", "HgmJavaTest", libs, *JUNIT_ARGS], cwd=copy)
+             f"{out / 'hgm-runner.jar'}:{libs}", "HgmJavaTest", libs, *JUNIT_ARGS], cwd=copy,
+            env={"HGM_REPORT": f"{tmp}/report"}, stdin=new_key() + "\n")
 
 
 def _prepare_go(tasks: list[PolyglotTask], out: Path) -> None:
@@ -134,6 +147,7 @@ def _prepare_go(tasks: list[PolyglotTask], out: Path) -> None:
         }
         for task in tasks:  # compile each reference's test binary: warms every std package used
             copy = _scratch_with_reference(task, Path(tmp))
+            instrument(task, copy)  # hgm's reporter too (crypto/hmac, ...)
             _sh(["go", "test", "-c", "-o", os.devnull, "."], cwd=copy, env=env)
 
 
@@ -141,6 +155,7 @@ def _prepare_cpp(tasks: list[PolyglotTask], out: Path) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for task in tasks:  # compile only Catch's main (trusted), through ccache into the shared store
             copy = copy_exercise(task, Path(tmp))
+            instrument_catch_main(copy)  # Catch's main as scoring compiles it: with hgm's listener
             env = {
                 "CCACHE_DIR": f"{tmp}/ccache", "CCACHE_REMOTE_STORAGE": f"file://{out / 'ccache'}",
                 "CCACHE_BASEDIR": str(copy), "CCACHE_NOHASHDIR": "1",
