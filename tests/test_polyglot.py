@@ -216,6 +216,18 @@ def test_unprepared_deps_is_infra_error_naming_the_fix(bench: PolyglotBenchmark,
     assert not deps.is_ready("javascript") and deps.is_ready("python")
 
 
+def test_deps_an_older_hgm_prepared_are_not_ready(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Java's runner jar, Go's and C++'s caches hold hgm's reporter: prepared by an older hgm (a
+    one-line stamp, or other reporter files) they would leave every test unreported."""
+    monkeypatch.setenv("HGM_CACHE_DIR", str(tmp_path))
+    for language in ("java", "javascript"):
+        (tmp_path / "polyglot-deps" / language).mkdir(parents=True)
+        (tmp_path / "polyglot-deps" / language / "READY").write_text("0123456789abcdef\n")
+    assert not deps.is_ready("java") and deps.is_ready("javascript")  # javascript's deps hold no hgm file
+    (tmp_path / "polyglot-deps/java/READY").write_text(f"0123456789abcdef\n{deps._inputs_key('java')}\n")
+    assert deps.is_ready("java")
+
+
 def test_free_passes_are_the_known_refactorings() -> None:
     assert FREE_PASSES == {"go__ledger", "go__markdown", "java__ledger", "java__tree-building", "javascript__ledger"}
     assert "go__counter" not in FREE_PASSES

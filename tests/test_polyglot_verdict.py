@@ -63,6 +63,16 @@ def test_a_missing_report_is_named(tmp_path: Path) -> None:
     assert "no report file report" in (read_report(tmp_path / "report", KEY).problem or "")
 
 
+def test_a_report_replaced_by_a_fifo_or_a_symlink_is_not_read(tmp_path: Path) -> None:
+    import os
+
+    os.mkfifo(tmp_path / "report")  # opening it for reading would block the harness
+    assert "not a regular file" in (read_report(tmp_path / "report", KEY).problem or "")
+    (tmp_path / "report").unlink()
+    (tmp_path / "report").symlink_to("/etc/hostname")
+    assert "cannot be read" in (read_report(tmp_path / "report", KEY).problem or "")
+
+
 def test_several_report_files_add_up(tmp_path: Path) -> None:
     (tmp_path / "a").write_text(signed("start libtest", "test 61 returned"))
     (tmp_path / "b").write_text(signed("start libtest", "test 62 panicked"))

@@ -16,11 +16,13 @@ test sandbox, so agent code can use but never change (poison) what later evaluat
   ccache's read-only remote storage; each evaluation has its own empty primary ccache.
 - python: nothing (Debian's python3-pytest).
 
-Readiness is a stamp file `READY` holding a fingerprint of the inputs.
+Readiness is a stamp file `READY` holding a fingerprint of the inputs (and, checked before every
+test run, a hash of hgm's own runner and reporter files among them).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -58,6 +60,15 @@ _INPUTS = {
 _TOOL_VERSION = {"go": ["go", "env", "GOVERSION"], "cpp": ["g++", "--version"], "java": ["javac", "-version"]}
 
 
+@functools.cache
+def _inputs_key(language: str) -> str:
+    """A hash of the hgm files a language's prepared deps are built from (the runner, reporters)."""
+    h = hashlib.sha256(language.encode())
+    for name in _INPUTS.get(language, ()):
+        h.update(_PKG.joinpath(name).read_bytes())
+    return h.hexdigest()[:16]
+
+
 def _fingerprint(language: str, tasks: list[PolyglotTask]) -> str:
     """What the prepared files depend on: our inputs, the task list, the tool version."""
     h = hashlib.sha256(language.encode())
@@ -72,8 +83,17 @@ def _fingerprint(language: str, tasks: list[PolyglotTask]) -> str:
 
 
 def is_ready(language: str) -> bool:
-    """True when this language's shared dependencies were prepared (or it needs none)."""
-    return language not in NEEDS_DEPS or (deps_dir(language) / "READY").is_file()
+    """True when this language's shared dependencies were prepared (or it needs none) from this
+    hgm's runner and reporter files: deps an older hgm prepared would leave tests unreported."""
+    if language not in NEEDS_DEPS:
+        return True
+    if language not in _INPUTS:
+        return (deps_dir(language) / "READY").is_file()
+    try:
+        stamp = (deps_dir(language) / "READY").read_text().split()
+    except OSError:
+        return False
+    return stamp[1:2] == [_inputs_key(language)]
 
 
 def _sh(argv: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None, stdin: str = "") -> None:
@@ -118,14 +138,15 @@ def _prepare_java(tasks: list[PolyglotTask], out: Path) -> None:
     _sh(["mvn", "-q", "-B", "dependency:copy-dependencies", f"-DoutputDirectory={out / 'lib'}",
          "-Dmdep.stripVersion=true"], cwd=out)
     libs = ":".join(str(p) for p in sorted((out / "lib").glob("*.jar")))
-    runner = out / "runner"
+    src, runner = out / "runner-src", out / "runner"
     (runner / "META-INF" / "services").mkdir(parents=True)
-    sources = ("HgmJavaTest.java", "HgmListener.java")
-    for name in sources:
-        (runner / name).write_bytes(_PKG.joinpath(f"javarunner/{name}").read_bytes())
+    src.mkdir()
+    sources = [src / name for name in ("HgmJavaTest.java", "HgmListener.java")]
+    for path in sources:
+        path.write_bytes(_PKG.joinpath(f"javarunner/{path.name}").read_bytes())
     (runner / "META-INF/services/org.junit.platform.launcher.TestExecutionListener").write_text("HgmListener\n")
-    _sh(["javac", "-d", str(runner), "-cp", libs, *(str(runner / n) for n in sources)])
-    _sh(["jar", "cf", str(out / "hgm-runner.jar"), "-C", str(runner), "."])
+    _sh(["javac", "-d", str(runner), "-cp", libs, *map(str, sources)])
+    _sh(["jar", "cf", str(out / "hgm-runner.jar"), "-C", str(runner), "."])  # with the listener's service file
     with tempfile.TemporaryDirectory() as tmp:  # class-data sharing archive: faster JVM starts
         copy = _scratch_with_reference(next(t for t in tasks if t.name == "sgf-parsing"), Path(tmp))
         _sh(["java", *JAVA_OPTS.split(), f"-XX:ArchiveClassesAtExit={out / 'hgm.jsa'}", "-cp",
@@ -184,14 +205,14 @@ def prepare(root: Path, language: str, *, force: bool = False) -> bool:
     tasks = [t for t in load_tasks(root).values() if t.language == language]
     stamp = deps_dir(language) / "READY"
     key = _fingerprint(language, tasks)
-    if not force and stamp.is_file() and stamp.read_text().strip() == key:
+    if not force and stamp.is_file() and stamp.read_text().split()[:1] == [key] and is_ready(language):
         return False
     final = deps_dir(language)
     work = final.with_name(final.name + ".partial")
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     _PREPARE[language](tasks, work)
-    (work / "READY").write_text(key + "\n")
+    (work / "READY").write_text(f"{key}\n{_inputs_key(language)}\n")
     shutil.rmtree(final, ignore_errors=True)
     work.rename(final)
     return True

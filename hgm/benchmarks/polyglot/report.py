@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import secrets
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,10 +53,21 @@ def read_report(path: Path, key: str, into: Report | None = None) -> Report:
     report = into or Report()
     if report.problem:
         return report
-    try:
-        raw = path.read_bytes()[:MAX_REPORT_BYTES]
+    try:  # the sandbox could have put a FIFO or a symlink (to anything on the host) there
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
     except FileNotFoundError:
         report.problem = f"no report file {path.name} (the runner never reported, or the report was deleted)"
+        return report
+    except OSError as e:
+        report.problem = f"report file {path.name} cannot be read ({e.strerror})"
+        return report
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            report.problem = f"report file {path.name} is not a regular file"
+            return report
+        raw = f.read(MAX_REPORT_BYTES + 1)
+    if len(raw) > MAX_REPORT_BYTES:
+        report.problem = f"{path.name} is larger than {MAX_REPORT_BYTES} bytes"
         return report
     lines = raw.split(b"\n")
     if lines[-1]:

@@ -98,9 +98,9 @@ def run_tests(
     if not toolchain.ok:
         return _infra("ToolchainMissing", f"{task.language} toolchain unusable: {toolchain.fix}", patch)
     if not deps.is_ready(task.language):
-        return _infra("DepsMissing", f"{task.language} test dependencies are not prepared: run "
-                      f"`hgm benchmark prepare polyglot --lang {task.language}` (needs the package registries once)",
-                      patch)
+        return _infra("DepsMissing", f"{task.language} test dependencies are not prepared (or an older hgm "
+                      f"prepared them): run `hgm benchmark prepare polyglot --lang {task.language}` (needs the "
+                      "package registries once)", patch)
     scratch = Path(tempfile.mkdtemp(prefix=f"hgm-score-{task.id}-"))
     try:
         copy = copy_exercise(task, scratch)

@@ -8,7 +8,7 @@
 #![allow(dead_code)]
 
 use ::std::io::{BufRead, Write};
-use ::std::sync::{Mutex, OnceLock};
+use ::std::sync::{Mutex, MutexGuard, Once};
 
 struct Channel {
     key: Vec<u8>,
@@ -16,10 +16,18 @@ struct Channel {
     seq: u64,
 }
 
-static CHANNEL: OnceLock<Mutex<Option<Channel>>> = OnceLock::new();
+// Once + const Mutex rather than OnceLock: builds with Rust >= 1.63 (Debian's cargo too).
+static CHANNEL: Mutex<Option<Channel>> = Mutex::new(None);
+static OPEN: Once = Once::new();
 
-fn channel() -> &'static Mutex<Option<Channel>> {
-    CHANNEL.get_or_init(|| {
+fn lock() -> MutexGuard<'static, Option<Channel>> {
+    CHANNEL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn channel() -> MutexGuard<'static, Option<Channel>> {
+    OPEN.call_once(|| {
         let mut line = String::new();
         let _ = ::std::io::stdin().lock().read_line(&mut line);
         let key = line.trim().as_bytes().to_vec();
@@ -37,8 +45,9 @@ fn channel() -> &'static Mutex<Option<Channel>> {
         if let Some(c) = channel.as_mut() {
             emit(c, &["start", "libtest"]);
         }
-        Mutex::new(channel)
-    })
+        *lock() = channel;
+    });
+    lock()
 }
 
 fn emit(c: &mut Channel, fields: &[&str]) {
@@ -58,7 +67,7 @@ pub struct Guard {
 
 impl Guard {
     pub fn new(module: &str, name: &str) -> Guard {
-        let _ = channel();
+        drop(channel());
         let path: Vec<&str> = module
             .split("::")
             .skip(1)
@@ -77,11 +86,7 @@ impl Drop for Guard {
         } else {
             "returned"
         };
-        let mut lock = match channel().lock() {
-            Ok(lock) => lock,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        if let Some(c) = lock.as_mut() {
+        if let Some(c) = channel().as_mut() {
             let name = hex(self.name.as_bytes());
             emit(c, &["test", &name, outcome]);
         }
