@@ -26,12 +26,13 @@ level, Go init(), Java static initialisers, C++ global constructors, ELF init ar
 exits early with 0, writes forged lines to every file descriptor it inherited, writes, truncates
 or deletes the report file, skips or deselects tests, kills the runner's parent, or sleeps past
 the timeout; a Rust solution's build script or proc-macro (refused: it would run at build time).
-What it cannot defend against: a solution that deliberately reverse-engineers the channel from
-inside the runner's process — steals the key from stdin before the reporter reads it and hands
-it back, reads it from the reporter's memory, calls the reporter's own functions with made-up
-results, or patches the test framework's assertions. Those need a solution written against
-hgm's reporter specifically; the flag and the logs (test_output.txt) are there for a person to
-look. Missing toolchains, unprepared dependencies and an unavailable sandbox are infra errors.
+What it cannot defend against: a solution that attacks the runner from inside its process on
+purpose — steals the key from stdin before the reporter reads it and hands it back, reads it from
+the reporter's memory, calls the reporter's own functions with made-up results (all written
+against hgm's reporter), or replaces the test framework's assertions (Python and JavaScript let
+code in the same interpreter do that). The flag and the logs (test_output.txt) are there for a
+person to look. Missing toolchains, unprepared dependencies and an unavailable sandbox are infra
+errors.
 """
 
 from __future__ import annotations
