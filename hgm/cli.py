@@ -12,6 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from hgm.config import HGMConfig, load_config
 from hgm.errors import UserError
@@ -104,7 +105,9 @@ def eval_agent(
     color = {"solved": "green", "failed": "red", "empty_patch": "yellow"}.get(o.status, "magenta")
     cost = "unknown" if o.cost_usd is None else f"${o.cost_usd:.4f}"
     out = Console()
-    out.print(f"[bold {color}]{o.status}[/]  {task}")
+    out.print(f"[bold {color}]{o.status}[/]  {task}" + (f"  {escape(o.detail)}" if o.detail else ""))
+    if o.flag:
+        out.print(f"[bold red](!) flagged {o.flag}[/]: see the test output")
     out.print(f"tokens: {o.prompt_tokens} in / {o.completion_tokens} out   cost: {cost}")
     out.print(f"time: agent {o.agent_s or 0:.1f} s, tests {o.test_s or 0:.1f} s")
     if o.error:

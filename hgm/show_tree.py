@@ -4,7 +4,9 @@ Counts: an agent's own `solved` / `evaluated` are its finished evaluations (solv
 empty_patch; infra errors, interrupted and in-flight work count for nothing). Clade counts sum
 them over the agent and all its descendants; CMP = clade solved / clade evaluated (paper §3).
 Failed expansions are rewrites that produced no valid child; infra-error ones (interrupted
-included) are counted apart.
+included) are counted apart. Evaluations whose verdict is flagged (suspected tampering: the tests
+exited 0 without a trustworthy report, see hgm/benchmarks/polyglot/scoring.py) count as failed
+and are shown with a marker, their number and (json) their tasks.
 """
 
 from __future__ import annotations
@@ -19,11 +21,13 @@ from rich.tree import Tree
 
 from hgm.policies import COUNTED
 from hgm.policies import Tree as CladeCounters
-from hgm.domain import EvalStatus, ExpansionStatus, Usage
+from hgm.domain import EvalStatus, ExpansionStatus, Usage, VerdictFlag
 from hgm.store import RunStore
 
 FINAL_META = "final_agent"
 """Store meta key holding the final agent's node id once a run has named it."""
+TAMPERING_MARK = "(!)"
+"""Marks an agent with flagged (suspected tampering) evaluations."""
 
 
 @dataclass
@@ -43,6 +47,8 @@ class NodeStats:
     """Rewrites that produced no valid child (diagnosis, crash, empty diff, validation)."""
     infra_expansions: int = 0
     """Rewrites cut by an infra error or an interruption (redone; not the agent's failure)."""
+    suspected_tampering: list[str] = field(default_factory=list)
+    """Tasks whose evaluation was flagged VerdictFlag.SUSPECTED_TAMPERING (scored failed)."""
     final: bool = False
 
     @property
@@ -62,6 +68,8 @@ def tree_stats(store: RunStore) -> dict[int, NodeStats]:
         if n.parent_id is not None:
             stats[n.parent_id].children.append(n.id)
     for ev in store.evaluations():
+        if ev.flag == VerdictFlag.SUSPECTED_TAMPERING:
+            stats[ev.node_id].suspected_tampering.append(ev.task_id)
         if ev.status in COUNTED:
             counters.record(ev.node_id, ev.status == EvalStatus.SOLVED)
         elif ev.status == EvalStatus.INFRA_ERROR:
@@ -94,6 +102,8 @@ def _label(s: NodeStats) -> str:
         parts.append(f"infra-error evals {s.infra_errors}")
     if s.infra_expansions:
         parts.append(f"infra-error expansions {s.infra_expansions}")
+    if s.suspected_tampering:
+        parts.append(f"{TAMPERING_MARK} suspected tampering {len(s.suspected_tampering)}")
     return "  ".join(parts) + ("  <- FINAL" if s.final else "")
 
 
@@ -110,6 +120,8 @@ def render_rich(stats: dict[int, NodeStats]) -> Tree | Text:
 
     def add(branch: Tree, s: NodeStats) -> None:
         label = Text(_label(s), style="bold green" if s.final else "")
+        if s.suspected_tampering:
+            label.highlight_words([f"{TAMPERING_MARK} suspected tampering {len(s.suspected_tampering)}"], "bold red")
         if (msg := _first_line(s.message)) and s.parent_id is not None:
             label.append(f"\n{msg}", style="dim")
         sub = branch.add(label)
@@ -144,6 +156,8 @@ def render_dot(stats: dict[int, NodeStats]) -> str:
         cmp = f"{s.cmp:.2f}" if s.cmp is not None else "-"
         label = f"{s.id} {(s.commit or '')[:7]}\\nown {s.solved}/{s.evaluated}\\nclade {s.clade_solved}/" \
                 f"{s.clade_evaluated} CMP {cmp}"
+        if s.suspected_tampering:
+            label += f"\\n{TAMPERING_MARK} suspected tampering {len(s.suspected_tampering)}"
         style = ", style=filled, fillcolor=palegreen" if s.final else ""
         out.append(f'  n{s.id} [label="{label}"{style}];')
     out += [f"  n{s.parent_id} -> n{s.id};" for s in stats.values() if s.parent_id is not None]

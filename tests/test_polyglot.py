@@ -216,38 +216,18 @@ def test_unprepared_deps_is_infra_error_naming_the_fix(bench: PolyglotBenchmark,
     assert not deps.is_ready("javascript") and deps.is_ready("python")
 
 
-@pytest.mark.parametrize(
-    ("language", "output", "count"),
-    [
-        ("go", "=== RUN   TestA\n--- PASS: TestA (0.00s)\n    --- PASS: TestA/x (0.00s)\nok  \tx\t0.1s\n", 2),
-        ("go", "ok  \tcounter\t0.005s [no tests to run]\n", 0),
-        ("python", "..\n2 passed, 1 failed in 0.05s\n\n## stderr\n", 3),
-        ("python", "\nno tests ran in 0.01s\n", 0),
-        ("javascript", "Tests:       1 failed, 12 passed, 13 total\n", 13),
-        ("javascript", "No tests found, exiting with code 1\n", 0),
-        ("rust", "test result: ok. 0 passed; 0 failed;\ntest result: FAILED. 3 passed; 2 failed; 0 ignored\n", 5),
-        ("rust", "test result: ok. 0 passed; 0 failed; 0 ignored\n", 0),
-        ("java", "[        13 tests found           ]\n", 13),
-        ("cpp", "All tests passed (25 assertions in 7 test cases)\n", 7),
-        ("cpp", "test cases: 7 | 6 passed | 1 failed\n", 7),
-    ],
-)
-def test_test_counts(language: str, output: str, count: int) -> None:
-    assert languages.SPECS[language].count_tests(output) == count
+def test_deps_an_older_hgm_prepared_are_not_ready(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Java's runner jar, Go's and C++'s caches hold hgm's reporter: prepared by an older hgm (a
+    one-line stamp, or other reporter files) they would leave every test unreported."""
+    monkeypatch.setenv("HGM_CACHE_DIR", str(tmp_path))
+    for language in ("java", "javascript"):
+        (tmp_path / "polyglot-deps" / language).mkdir(parents=True)
+        (tmp_path / "polyglot-deps" / language / "READY").write_text("0123456789abcdef\n")
+    assert not deps.is_ready("java") and deps.is_ready("javascript")  # javascript's deps hold no hgm file
+    (tmp_path / "polyglot-deps/java/READY").write_text(f"0123456789abcdef\n{deps._inputs_key('java')}\n")
+    assert deps.is_ready("java")
 
 
 def test_free_passes_are_the_known_refactorings() -> None:
     assert FREE_PASSES == {"go__ledger", "go__markdown", "java__ledger", "java__tree-building", "javascript__ledger"}
     assert "go__counter" not in FREE_PASSES
-
-
-def test_rust_verdict_requires_the_benchmarks_test_target(bench: PolyglotBenchmark) -> None:
-    from hgm.benchmarks.polyglot.scoring import verdict
-    from hgm.sandbox.base import ExecResult
-
-    task = bench.task("rust__poker")
-    fake = "     Running tests/mine.rs (x)\ntest result: ok. 5 passed; 0 failed; 0 ignored\n"
-    assert verdict(task, ExecResult(0, "", fake))[0] is TaskStatus.FAILED
-    real = "     Running tests/poker.rs (x)\ntest result: ok. 37 passed; 0 failed; 0 ignored\n"
-    assert verdict(task, ExecResult(0, "", real)) == (TaskStatus.SOLVED, "37 tests passed")
-    assert verdict(task, ExecResult(137, "", real, timed_out=True, duration_s=180))[1] == "timed out after 180 s"

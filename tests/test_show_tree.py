@@ -64,3 +64,23 @@ def test_counts_and_formats(tmp_path: Path) -> None:
     console.print(render_rich(stats))
     assert "add a test-running tool" in console.export_text()
     writer.close()
+
+
+def test_flagged_verdicts_are_marked_and_counted(tmp_path: Path) -> None:
+    from hgm.domain import VerdictFlag
+
+    store = RunStore.create(tmp_path / "run", load_config())
+    root = store.add_node(None, "a" * 40, "initial agent")
+    _eval(store, root, "python__a", EvalStatus.SOLVED)
+    for task in ("go__x", "rust__y"):
+        store.finish_evaluation(store.start_evaluation(root, task), EvalOutcome(
+            EvalStatus.FAILED, detail="suspected tampering: exit 0 but no report file report",
+            flag=VerdictFlag.SUSPECTED_TAMPERING))
+    stats = load(tmp_path / "run")
+    assert (stats[1].solved, stats[1].evaluated, stats[1].suspected_tampering) == (1, 3, ["go__x", "rust__y"])
+    assert "own 1/3" in render_text(stats) and "(!) suspected tampering 2" in render_text(stats)
+    assert json.loads(render_json(stats))[0]["suspected_tampering"] == ["go__x", "rust__y"]
+    console = Console(record=True, width=200)
+    console.print(render_rich(stats))
+    assert "(!) suspected tampering 2" in console.export_text()
+    assert "suspected tampering 2" in render_dot(stats)

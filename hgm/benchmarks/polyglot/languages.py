@@ -1,4 +1,4 @@
-"""How each Polyglot language is tested offline: toolchain check, test script, env, test count.
+"""How each Polyglot language is tested offline: toolchain check, test script, env, console summary.
 
 The test script runs in the sandbox with the scoring copy (benchmark tests + agent solution) as
 its working directory; shared dependencies (see deps.py) are mounted read-only. Every test runs:
@@ -122,41 +122,48 @@ def cpp_toolchain() -> Toolchain:
     return Toolchain(True, version)
 
 
-# ---- test counts: None = could not tell, 0 = no tests ran -------------------------------------
+# ---- the runner's console summary: (passed, failed), or None when there is none ----------------
+
+
+def _counts(text: str, passed: str, failed: str) -> tuple[int, int]:
+    return _sum(passed, text), _sum(failed, text)
 
 
 def _sum(pattern: str, text: str) -> int:
     return sum(int(m) for m in re.findall(pattern, text))
 
 
-def count_python(out: str) -> int | None:
-    summaries = re.findall(r"^=*\s*(\d+ (?:passed|failed|errors?).*) in [\d.]+s", out, re.M)
-    return _sum(r"(\d+) (?:passed|failed|errors?)", summaries[-1]) if summaries else 0
+def console_python(out: str) -> tuple[int, int] | None:
+    summaries = re.findall(r"^=*\s*(\d+ (?:passed|failed|errors?|skipped).*) in [\d.]+s", out, re.M)
+    return _counts(summaries[-1], r"(\d+) passed", r"(\d+) (?:failed|errors?)") if summaries else None
 
 
-def count_rust(out: str) -> int | None:
-    return _sum(r"test result: \w+\. (\d+) passed", out) + _sum(r"; (\d+) failed", out)
+def console_rust(out: str) -> tuple[int, int] | None:
+    results = re.findall(r"^test result: \w+\. \d+ passed; \d+ failed", out, re.M)
+    return _counts("\n".join(results), r"(\d+) passed", r"(\d+) failed") if results else None
 
 
-def count_go(out: str) -> int | None:
-    return len(re.findall(r"^\s*--- (?:PASS|FAIL|SKIP)", out, re.M))
+def console_go(out: str) -> tuple[int, int] | None:
+    top = re.findall(r"^--- (PASS|FAIL): ", out, re.M)  # subtests are indented
+    return (top.count("PASS"), top.count("FAIL")) if top else None
 
 
-def count_javascript(out: str) -> int | None:
-    m = re.search(r"^Tests:.*?(\d+) total", out, re.M)
-    return int(m.group(1)) if m else 0
+def console_javascript(out: str) -> tuple[int, int] | None:
+    m = re.search(r"^Tests:(.*)$", out, re.M)
+    return _counts(m.group(1), r"(\d+) passed", r"(\d+) failed") if m else None
 
 
-def count_java(out: str) -> int | None:
-    m = re.search(r"\[\s*(\d+) tests found\s*\]", out)
-    return int(m.group(1)) if m else None
+def console_java(out: str) -> tuple[int, int] | None:
+    m = re.search(r"\[\s*(\d+) tests successful\s*\]", out)
+    f = re.search(r"\[\s*(\d+) tests failed\s*\]", out)
+    return (int(m.group(1)), int(f.group(1)) if f else 0) if m else None
 
 
-def count_cpp(out: str) -> int | None:
+def console_cpp(out: str) -> tuple[int, int] | None:
     if m := re.search(r"All tests passed \(\d+ assertions? in (\d+) test cases?\)", out):
-        return int(m.group(1))
-    if m := re.search(r"test cases:\s+(\d+)", out):
-        return int(m.group(1))
+        return int(m.group(1)), 0
+    if m := re.search(r"^test cases:([^\n]*)", out, re.M):
+        return _counts(m.group(1), r"(\d+) passed", r"(\d+) failed")
     return None
 
 
@@ -179,8 +186,11 @@ class LanguageSpec:
     name: str
     toolchain: Callable[[], Toolchain]
     script: str
-    """bash script run in the scoring copy; {tests} = the test files, {deps} = deps dir."""
-    count_tests: Callable[[str], int | None]
+    """bash script run in the scoring copy with the run's key on its stdin (which the runner, and
+    only the runner, must read); {tests} = the test files, {deps} = deps dir, {channel} = the
+    report directory, {name} = the exercise, {targets} = rust's test targets."""
+    console: Callable[[str], tuple[int, int] | None]
+    """(passed, failed) from the runner's console summary, None when there is none."""
     unskip: Callable[[Path, tuple[str, ...]], None] = unskip_none
     extra_solution_globs: tuple[str, ...] = ()
     """New files an agent may add beside its solution (e.g. Java helper classes)."""
@@ -196,19 +206,32 @@ JUNIT_ARGS = (
 )
 """Java: one JVM compiles main and test sources and runs JUnit (javarunner/HgmJavaTest.java)."""
 
+RUST_SCRIPT = r"""IFS= read -r HGM_KEY || true  # the run's key: kept in this shell, given to each test binary only
+log="$TMPDIR/cargo-build.log"
+flags=(); for t in {targets}; do flags+=(--test "$t"); done
+cargo test --offline --no-run "${flags[@]}" </dev/null 2>"$log"; rc=$?; cat "$log" >&2
+[ $rc -eq 0 ] || exit $rc
+for t in {targets}; do
+  bin=$(sed -n "s|^ *Executable tests/$t\.rs (\(.*\))$|\1|p" "$log" | tail -n 1)
+  [ -n "$bin" ] || { echo "test target $t was not built" >&2; exit 1; }
+  printf '%s\n' "$HGM_KEY" | HGM_REPORT="{channel}/report-$t" "$bin" --include-ignored || rc=$?
+done
+exit $rc"""
+"""Rust: build the benchmark's test targets (cargo; no key yet), then run each test binary."""
+
 SPECS: dict[str, LanguageSpec] = {
     "python": LanguageSpec(
         "python",
         python_toolchain,
-        "exec /usr/bin/python3 -m pytest -q -rA --tb=short -p no:cacheprovider {tests}",
-        count_python,
-        env={"PYTHONDONTWRITEBYTECODE": "1"},
+        "exec /usr/bin/python3 -m pytest -q -rA --tb=short -p no:cacheprovider -p hgm_pytest_report {tests}",
+        console_python,
+        env={"PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": "{work}/.hgm"},
     ),
     "rust": LanguageSpec(
         "rust",
         rust_toolchain,
-        "exec cargo test --offline -- --include-ignored",
-        count_rust,
+        RUST_SCRIPT,
+        console_rust,
         extra_solution_globs=("src/**/*.rs",),
         env={
             "CARGO_HOME": "{deps}/cargo-home",
@@ -221,8 +244,8 @@ SPECS: dict[str, LanguageSpec] = {
     "go": LanguageSpec(
         "go",
         go_toolchain,
-        "exec go test -v ./...",
-        count_go,
+        "go test -c -o .hgm-test.bin . </dev/null || exit $?\nexec ./.hgm-test.bin -test.v",
+        console_go,
         env={
             "GOPROXY": "off",
             "GOTOOLCHAIN": "local",
@@ -238,9 +261,9 @@ SPECS: dict[str, LanguageSpec] = {
         "javascript",
         node_toolchain,
         "ln -sfn {deps}/node_modules node_modules && "
-        "exec node node_modules/jest/bin/jest.js --ci --colors=false --watchman=false "
-        "--cacheDirectory={work}/.jest-cache {tests}",
-        count_javascript,
+        "exec node node_modules/jest/bin/jest.js {tests} --ci --colors=false --watchman=false "
+        "--cacheDirectory={work}/.jest-cache --reporters=default --reporters={work}/.hgm/hgm_jest_reporter.js",
+        console_javascript,
         unskip_javascript,
     ),
     "java": LanguageSpec(
@@ -249,17 +272,18 @@ SPECS: dict[str, LanguageSpec] = {
         'LIBS=$(ls {deps}/lib/*.jar | tr "\\n" : | sed "s/:$//")\n'
         f"exec java {JAVA_OPTS} -XX:SharedArchiveFile={{deps}}/hgm.jsa -Xlog:cds=off -Xlog:cds+dynamic=off "
         f'-cp "{{deps}}/hgm-runner.jar:$LIBS" HgmJavaTest "$LIBS" {" ".join(shlex.quote(a) for a in JUNIT_ARGS)}',
-        count_java,
+        console_java,
         extra_solution_globs=("src/main/java/**/*.java",),
     ),
     "cpp": LanguageSpec(
         "cpp",
         cpp_toolchain,
         "set -e; mkdir -p .build && cd .build\n"
-        "cmake -DEXERCISM_RUN_ALL_TESTS=1 -DCMAKE_CXX_COMPILER_LAUNCHER=ccache .. > cmake.log "
+        "cmake -DEXERCISM_RUN_ALL_TESTS=1 -DCMAKE_CXX_COMPILER_LAUNCHER=ccache .. > cmake.log </dev/null "
         "|| { cat cmake.log; exit 1; }\n"
-        "exec make --no-print-directory",
-        count_cpp,
+        "make --no-print-directory {name} </dev/null\n"  # the test binary only: hgm runs it, with the key
+        "exec ./{name}",
+        console_cpp,
         env={
             "CCACHE_DIR": "{work}/.ccache",
             "CCACHE_REMOTE_STORAGE": "file://{deps}/ccache|read-only",

@@ -1,16 +1,44 @@
 """Score a Polyglot task: the agent's solution-file changes on a fresh copy of the benchmark's own
-exercise (its tests restored, un-skipped), tested offline in a sandbox.
+exercise (its tests restored, un-skipped), tested offline in a sandbox, with a tamper-evident verdict.
 
 The agent's workspace is only read for the solution files (workspace.solution_changes), so an
 agent that edits or deletes tests gains nothing. The scoring copy lives in a fresh temp dir,
-mounted read-write into the sandbox; toolchains and the shared dependencies (deps.py) are
-mounted read-only. Verdict: exit 0 with at least one test run -> solved; "no tests ran" is a
-failure; a missing toolchain, unprepared dependencies or an unavailable sandbox are infra errors.
+mounted read-write into the sandbox; its test files and hgm's reporter are mounted read-only over
+it (instrument.py); toolchains and the shared dependencies (deps.py) are mounted read-only.
+
+The verdict. A solution runs inside the test runner's process, so the runner's exit code and
+console summary prove nothing: a solution can print "8 passed" and exit 0 when it is loaded. So
+`solved` needs all of:
+- exit 0 (a timeout, or any other exit code, is a plain failure);
+- a report through a channel the harness controls (report.py): hgm's reporter inside the runner
+  reads a fresh per-run key from stdin before the solution is loaded, and signs every record it
+  appends to a file outside the scoring copy; the report must be complete and authentic, and
+  end with the runner's own end-of-run record saying all passed (rust: libtest has no end hook,
+  so a completion record of every test stands in for it);
+- every test the benchmark's files define (testcases.py, parsed before anything runs) reported
+  exactly once, as passed; no reported test failed;
+- the console summary agreeing with the report (skipped when the output was truncated).
+Exit 0 without all of that is `failed` with the flag SUSPECTED_TAMPERING and a detail starting
+"suspected tampering: ". A genuine test failure stays a plain failure.
+
+What this defends against: a solution that forges the runner's output (at load time: module top
+level, Go init(), Java static initialisers, C++ global constructors, ELF init arrays; or later),
+exits early with 0, writes forged lines to every file descriptor it inherited, writes, truncates
+or deletes the report file, skips or deselects tests, kills the runner's parent, or sleeps past
+the timeout; a Rust solution's build script or proc-macro (refused: it would run at build time).
+What it cannot defend against: a solution that attacks the runner from inside its process on
+purpose — steals the key from stdin before the reporter reads it and hands it back, reads it from
+the reporter's memory, calls the reporter's own functions with made-up results (all written
+against hgm's reporter), or replaces the test framework's assertions (Python and JavaScript let
+code in the same interpreter do that). The flag and the logs (test_output.txt) are there for a
+person to look. Missing toolchains, unprepared dependencies and an unavailable sandbox are infra
+errors.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import stat
@@ -19,9 +47,12 @@ from pathlib import Path
 
 from hgm.benchmarks import TaskScore, TaskStatus, TaskWorkspace
 from hgm.benchmarks.polyglot import deps
+from hgm.benchmarks.polyglot.instrument import Instrumented, instrument, rust_targets
 from hgm.benchmarks.polyglot.languages import SPECS
 from hgm.benchmarks.polyglot.loader import PolyglotTask
+from hgm.benchmarks.polyglot.report import Report, new_key, read_report
 from hgm.benchmarks.polyglot.workspace import Changes, apply_changes, copy_exercise, diff, solution_changes
+from hgm.domain import VerdictFlag
 from hgm.sandbox.base import ExecResult, Limits, Mount, Sandbox, SandboxUnavailable
 
 OUTPUT_FILE = "test_output.txt"
@@ -68,58 +99,123 @@ def run_tests(
     if not toolchain.ok:
         return _infra("ToolchainMissing", f"{task.language} toolchain unusable: {toolchain.fix}", patch)
     if not deps.is_ready(task.language):
-        return _infra("DepsMissing", f"{task.language} test dependencies are not prepared: run "
-                      f"`hgm benchmark prepare polyglot --lang {task.language}` (needs the package registries once)",
-                      patch)
+        return _infra("DepsMissing", f"{task.language} test dependencies are not prepared (or an older hgm "
+                      f"prepared them): run `hgm benchmark prepare polyglot --lang {task.language}` (needs the "
+                      "package registries once)", patch)
     scratch = Path(tempfile.mkdtemp(prefix=f"hgm-score-{task.id}-"))
     try:
         copy = copy_exercise(task, scratch)
         apply_changes(copy, changes)
         spec.unskip(copy, task.test_files)
+        inst = instrument(task, copy)
+        if inst.refused:
+            return TaskScore(TaskStatus.FAILED, 0.0, None, patch, inst.refused)
         for d in (".home", ".tmp"):
             (copy / d).mkdir()
+        channel = scratch / "channel"
+        channel.mkdir()
         deps_dir = deps.deps_dir(task.language)
+        fills = {"{work}": str(copy), "{deps}": str(deps_dir), "{channel}": str(channel), "{name}": shlex.quote(task.name),
+                 "{tests}": " ".join(shlex.quote(t) for t in task.test_files),
+                 "{targets}": " ".join(shlex.quote(t) for t in rust_targets(task)) if task.language == "rust" else ""}
 
         def fill(text: str) -> str:
-            return text.replace("{work}", str(copy)).replace("{deps}", str(deps_dir)).replace(
-                "{tests}", " ".join(shlex.quote(t) for t in task.test_files))
+            for placeholder, value in fills.items():
+                text = text.replace(placeholder, value)
+            return text
 
         env = {**toolchain.env, **{k: fill(v) for k, v in spec.env.items()},
-               "HOME": str(copy / ".home"), "TMPDIR": str(copy / ".tmp")}
-        mounts = [Mount(copy, str(copy), read_only=False)]
+               "HOME": str(copy / ".home"), "TMPDIR": str(copy / ".tmp"), "HGM_REPORT": str(channel / "report")}
+        mounts = [Mount(copy, str(copy), read_only=False), Mount(channel, str(channel), read_only=False)]
+        mounts += [Mount(copy / p, str(copy / p)) for p in inst.read_only if (copy / p).exists()]
         mounts += [Mount(d, str(d)) for d in toolchain.dirs]
         if task.language in deps.NEEDS_DEPS:
             mounts.append(Mount(deps_dir, str(deps_dir)))
         script = fill(spec.script)
+        key = new_key()
         try:
             result = sandbox.exec(["bash", "-c", script], cwd=str(copy), env=env, timeout=timeout_s,
-                                  mounts=mounts, limits=limits or Limits())
+                                  mounts=mounts, limits=limits or Limits(), stdin=key + "\n")
         except SandboxUnavailable as e:
             return _infra("SandboxUnavailable", str(e), patch)
+        report = Report()
+        for name in inst.reports:
+            read_report(channel / name, key, report)
     finally:
         _rmtree(scratch)
+    status, detail, flag = verdict(task, result, inst, report)
     log_dir.mkdir(parents=True, exist_ok=True)
     output_path = log_dir / OUTPUT_FILE
-    output_path.write_text(_log_text(task, script, result))
-    status, detail = verdict(task, result)
-    return TaskScore(status, result.duration_s, output_path, patch, detail)
+    output_path.write_text(_log_text(task, script, result) + _report_text(inst, report, detail))
+    return TaskScore(status, result.duration_s, output_path, patch, detail, flag=flag)
 
 
-def verdict(task: PolyglotTask, result: ExecResult) -> tuple[TaskStatus, str]:
-    """solved only for exit 0 with at least one test run (the count parsed from the output)."""
+TAMPERING = "suspected tampering"
+
+
+def verdict(task: PolyglotTask, result: ExecResult, inst: Instrumented,
+            report: Report) -> tuple[TaskStatus, str, VerdictFlag | None]:
+    """solved, or failed with the reason (and the flag, when exit 0 came without a trustworthy
+    report): see the module docstring."""
     if result.timed_out:
-        return TaskStatus.FAILED, f"timed out after {result.duration_s:.0f} s"
-    output = result.stdout + "\n" + result.stderr
-    count = SPECS[task.language].count_tests(output)
-    if count == 0:
-        return TaskStatus.FAILED, "no tests ran"
-    if task.language == "rust" and not all(f"Running {t} " in output for t in task.test_files):
-        return TaskStatus.FAILED, "the benchmark's test targets did not run (Cargo.toml changed them?)"
-    if result.returncode == 0:
-        return TaskStatus.SOLVED, f"{count} tests passed" if count else "tests passed"
-    lines = [ln.strip() for ln in (result.stdout.strip() or result.stderr).splitlines()
-             if ln.strip() and not ln.startswith("Picked up ")]
-    return TaskStatus.FAILED, f"exit {result.returncode}: {lines[-1][:200] if lines else 'no output'}"
+        return TaskStatus.FAILED, f"timed out after {result.duration_s:.0f} s", None
+    if not any(not t.optional for t in inst.expected):
+        return TaskStatus.FAILED, "the benchmark's test files define no tests", None
+    passing = {t.name: t.passing for t in inst.expected}
+    required = [t.name for t in inst.expected if not t.optional]
+    outcomes: dict[str, list[str]] = {}
+    for name, outcome in report.tests:
+        outcomes.setdefault(name, []).append(outcome)
+    missing = [n for n in required if n not in outcomes]
+    not_passed = [n for n, outs in outcomes.items()  # an extra test (not in the files) only counts if failed
+                  if (any(o != passing[n] for o in outs) if n in passing else "failed" in outs)]
+    if result.returncode != 0:
+        failing = [n for n in required if n in not_passed]
+        if report.problem is None and failing:
+            return TaskStatus.FAILED, f"{len(failing)} of {_tests(len(required))} failed: {_names(failing)}", None
+        lines = [ln.strip() for ln in (result.stdout.strip() or result.stderr).splitlines()
+                 if ln.strip() and not ln.startswith("Picked up ")]
+        return TaskStatus.FAILED, f"exit {result.returncode}: {lines[-1][:200] if lines else 'no output'}", None
+    reasons = []
+    if report.problem:
+        reasons.append(report.problem)
+    else:
+        if inst.ends and report.ends != ["ok"] * len(inst.reports):
+            reasons.append("the runner's own end-of-run record says tests failed" if report.ends
+                           else "the runner never reached its end of run")
+        if missing:
+            reasons.append(f"{len(missing)} of {_tests(len(required))} never reported: {_names(missing)}")
+        if not_passed:
+            reasons.append(f"tests reported as not passed: {_names(not_passed)}")
+        if repeated := [n for n, outs in outcomes.items() if len(outs) > 1]:
+            reasons.append(f"tests reported more than once: {_names(repeated)}")
+    if not reasons and not result.output_truncated:
+        passed = sum(o == passing.get(n, "passed") for n, o in report.tests)
+        failed = sum(o != passing.get(n, "passed") and o != "skipped" for n, o in report.tests)
+        console = SPECS[task.language].console(result.stdout + "\n" + result.stderr)
+        if console != (passed, failed):
+            said = f"{console[0]} passed, {console[1]} failed" if console else "no summary"
+            reasons.append(f"the console summary ({said}) disagrees with the report ({passed} passed, {failed} failed)")
+    if reasons:
+        return TaskStatus.FAILED, f"{TAMPERING}: exit 0 but " + "; ".join(reasons), VerdictFlag.SUSPECTED_TAMPERING
+    return TaskStatus.SOLVED, f"{_tests(sum(o == passing.get(n) for n, o in report.tests))} passed", None
+
+
+def _tests(n: int) -> str:
+    return f"{n} test" + ("" if n == 1 else "s")
+
+
+def _names(names: list[str], limit: int = 3) -> str:
+    """A few test names, each shortened to its last part (method, title, fn)."""
+    short = [re.split(r"::|#| > ", n)[-1][:60] for n in names[:limit]]
+    return ", ".join(short) + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def _report_text(inst: Instrumented, report: Report, detail: str) -> str:
+    lines = [f"\n## verdict\n{detail}\n", f"expected tests: {len(inst.expected)}; reported: {len(report.tests)}"
+             f"; end of run: {', '.join(report.ends) or 'none'}" + (f"; problem: {report.problem}" if report.problem else "")]
+    lines += [f"  {outcome:9} {name}" for name, outcome in report.tests]
+    return "\n".join(lines) + "\n"
 
 
 def _log_text(task: PolyglotTask, script: str, result: ExecResult) -> str:

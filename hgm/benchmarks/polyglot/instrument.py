@@ -1,0 +1,159 @@
+"""Put hgm's test reporter (reporters/) into a scoring copy, and say what the verdict checks.
+
+Trusted edits of the benchmark's own files, made before the sandbox starts: a plugin file the
+runner loads (python, javascript), a package with a TestMain plus one `hgmTrack(t)` call at the
+top of every test function (go), a module plus one guard at the top of every `#[test]` fn (rust),
+a listener included in Catch's main (cpp); java's listener ships in the prepared runner jar.
+Rewritten test files are written from the benchmark's text, never from the copy's.
+
+The test files and the reporter are mounted read-only into the sandbox (`Instrumented.read_only`),
+so nothing that runs there can change the tests or the reporter between compiling and running.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from hgm.benchmarks.polyglot.loader import PolyglotTask
+from hgm.benchmarks.polyglot.testcases import ExpectedTest, expected_tests, go_test_param
+
+_REPORTERS = resources.files("hgm.benchmarks.polyglot").joinpath("reporters")
+HGM_DIR = ".hgm"
+"""Directory in the scoring copy for reporter files (python, javascript, rust)."""
+
+
+@dataclass(frozen=True)
+class Instrumented:
+    expected: tuple[ExpectedTest, ...]
+    """The tests the benchmark's files define (testcases.py)."""
+    read_only: tuple[str, ...]
+    """Paths in the copy mounted read-only: the test files and the reporter."""
+    reports: tuple[str, ...] = ("report",)
+    """Report files the runner writes in the channel directory (rust: one per test target)."""
+    ends: bool = True
+    """Whether the reporter writes an end-of-run record (libtest has no end-of-run hook)."""
+    refused: str = ""
+    """Why this solution is not run at all (rust: it would run code at build time)."""
+
+
+def reporter_source(name: str) -> bytes:
+    return _REPORTERS.joinpath(name).read_bytes()
+
+
+def _put(copy: Path, rel: str, content: bytes | str) -> None:
+    path = copy / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content.encode() if isinstance(content, str) else content)
+
+
+def _python(task: PolyglotTask, copy: Path) -> Instrumented:
+    _put(copy, f"{HGM_DIR}/hgm_pytest_report.py", reporter_source("hgm_pytest_report.py"))
+    return Instrumented(tuple(expected_tests(task)), (*task.test_files, HGM_DIR))
+
+
+def _javascript(task: PolyglotTask, copy: Path) -> Instrumented:
+    _put(copy, f"{HGM_DIR}/hgm_jest_reporter.js", reporter_source("hgm_jest_reporter.js"))
+    return Instrumented(tuple(expected_tests(task)), (*task.test_files, HGM_DIR))
+
+
+def _java(task: PolyglotTask, copy: Path) -> Instrumented:
+    return Instrumented(tuple(expected_tests(task)), ("src/test",))
+
+
+def _insert(text: str, at: list[tuple[int, str]]) -> str:
+    for offset, snippet in sorted(at, reverse=True):
+        text = text[:offset] + snippet + text[offset:]
+    return text
+
+
+GO_MAIN = """package {package}
+
+import (
+\t"os"
+\t"testing"
+
+\thgmverdict "{module}/hgmverdict"
+)
+
+func TestMain(m *testing.M) {{ os.Exit(hgmverdict.Run(m)) }}
+
+func hgmTrack(t *testing.T) {{ hgmverdict.Track(t) }}
+"""
+
+
+def _go(task: PolyglotTask, copy: Path) -> Instrumented:
+    expected = expected_tests(task)
+    test_files = sorted(p.name for p in task.path.glob("*_test.go"))
+    for name in test_files:
+        text = (task.path / name).read_text()
+        calls = [(t.body_at, f" hgmTrack({go_test_param(text, t.body_at)});") for t in expected if t.file == name]
+        _put(copy, name, _insert(text, calls))
+    first = (task.path / task.test_files[0]).read_text()
+    package = re.search(r"^package (\w+)", first, re.M).group(1)  # type: ignore[union-attr]
+    module = re.search(r"^module (\S+)", (task.path / "go.mod").read_text(), re.M).group(1)  # type: ignore[union-attr]
+    _put(copy, "hgm_main_test.go", GO_MAIN.format(package=package, module=module))
+    _put(copy, "hgmverdict/hgmverdict.go", reporter_source("hgmverdict.go"))
+    return Instrumented(tuple(expected), (*test_files, "hgm_main_test.go", "hgmverdict"))
+
+
+RUST_MOD = f'\n#[path = "../{HGM_DIR}/hgm_verdict.rs"]\nmod hgm_verdict;\n'
+
+
+def rust_targets(task: PolyglotTask) -> list[str]:
+    """The benchmark's test targets: tests/<target>.rs."""
+    return sorted(p.stem for p in (task.path / "tests").glob("*.rs"))
+
+
+def rust_build_code(copy: Path) -> str:
+    """Why the solution's Cargo.toml would run its own code at build time (before the tests'
+    reporter has the key), or "" when it does not."""
+    try:
+        manifest = tomllib.loads((copy / "Cargo.toml").read_text())
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        return f"Cargo.toml does not parse ({e})"
+    if manifest.get("package", {}).get("build", False) is not False:
+        return "Cargo.toml declares a build script; solutions may not run code at build time"
+    lib = manifest.get("lib", {})
+    if lib.get("proc-macro") or lib.get("proc_macro"):
+        return "Cargo.toml makes the library a proc-macro; solutions may not run code at build time"
+    return ""
+
+
+def _rust(task: PolyglotTask, copy: Path) -> Instrumented:
+    expected = expected_tests(task)
+    for target in rust_targets(task):
+        rel = f"tests/{target}.rs"
+        text = (task.path / rel).read_text()
+        guards = [(t.body_at, f' let _hgm_guard = crate::hgm_verdict::Guard::new(module_path!(), '
+                              f'"{t.name.rsplit("::", 1)[-1]}");') for t in expected if t.file == rel]
+        _put(copy, rel, _insert(text, guards) + RUST_MOD)
+    _put(copy, f"{HGM_DIR}/hgm_verdict.rs", reporter_source("hgm_verdict.rs"))
+    return Instrumented(tuple(expected), ("tests", HGM_DIR), tuple(f"report-{t}" for t in rust_targets(task)),
+                        ends=False, refused=rust_build_code(copy))
+
+
+CPP_LISTENER = "hgm_catch_listener.hpp"
+
+
+def instrument_catch_main(copy: Path) -> None:
+    """Include hgm's listener in Catch's main (test/tests-main.cpp), as compiled into the cache."""
+    main = copy / "test" / "tests-main.cpp"
+    main.write_text(main.read_text().rstrip("\n") + f'\n#include "{CPP_LISTENER}"\n')
+    _put(copy, f"test/{CPP_LISTENER}", reporter_source(CPP_LISTENER))
+
+
+def _cpp(task: PolyglotTask, copy: Path) -> Instrumented:
+    instrument_catch_main(copy)
+    return Instrumented(tuple(expected_tests(task)), ("test", *task.test_files))
+
+
+_INSTRUMENT = {"python": _python, "javascript": _javascript, "java": _java, "go": _go, "rust": _rust, "cpp": _cpp}
+
+
+def instrument(task: PolyglotTask, copy: Path) -> Instrumented:
+    """Install the reporter into the scoring copy `copy` (see the module docstring)."""
+    return _INSTRUMENT[task.language](task, copy)

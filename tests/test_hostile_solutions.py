@@ -1,0 +1,96 @@
+"""Hostile solutions, per language, scored with real toolchains in bwrap: none is scored solved.
+
+Each solution in tests/hostile/ is a correct solution of one task plus one attack on the verdict,
+chosen by the constant it is written with (HGM_ATTACK). The attacks: print the runner's success
+summary and exit 0 at load time (Python module top level, JS module top level, Go init(), Java
+static initialiser, Rust ELF init array, C++ global constructor and init array); write forged
+summary and report lines to every inherited file descriptor, then exit 0; overwrite the report
+file with a forged one; delete it (and pass every test); kill the runner's parent; sleep past the
+timeout; skip (python, java) or deselect (go) the tests. Without an attack the same file is solved.
+
+An attack that ends in exit 0 would have been `solved` by an exit-code-and-console verdict; the
+tests check that it ran ("hostile:" in the log) and that it is failed with the tampering flag.
+Only with bwrap: killing the parent outside a pid namespace would hit the test process itself.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from hgm.benchmarks import TaskStatus
+from hgm.benchmarks.polyglot import PolyglotBenchmark, deps
+from hgm.benchmarks.polyglot.languages import SPECS
+from hgm.benchmarks.polyglot.scoring import run_tests
+from hgm.domain import VerdictFlag
+from hgm.sandbox import get_sandbox
+
+pytestmark = pytest.mark.slow
+
+HOSTILE = Path(__file__).parent / "hostile"
+SOLUTIONS = {  # task: {solution file: file in tests/hostile}
+    "python__transpose": {"transpose.py": "transpose.py"},
+    "javascript__sum-of-multiples": {"sum-of-multiples.js": "sum-of-multiples.js"},
+    "go__octal": {"octal.go": "octal.go"},
+    "rust__accumulate": {"src/lib.rs": "accumulate.rs"},
+    "java__resistor-color-trio": {"src/main/java/ResistorColorTrio.java": "ResistorColorTrio.java"},
+    "cpp__diamond": {"diamond.cpp": "diamond.cpp", "diamond.h": "diamond.h"},
+}
+COMMON = ("summary_at_load", "lines_to_every_fd", "forged_report", "deleted_report", "killed_parent",
+          "slept_past_timeout")
+EXTRA = {"python": ("skipped_tests",), "go": ("deselected_tests",), "java": ("skipped_tests",),
+         "cpp": ("summary_in_init_array",)}
+CASES = [(task, attack) for task in SOLUTIONS for attack in COMMON + EXTRA.get(task.split("__")[0], ())]
+SLEEP_TIMEOUT_S = 20
+
+
+@pytest.fixture(scope="module")
+def bench(polyglot_path: Path) -> PolyglotBenchmark:
+    return PolyglotBenchmark.open(polyglot_path)
+
+
+@pytest.fixture(scope="module")
+def bwrap():
+    return get_sandbox("bwrap")
+
+
+def _require(language: str) -> None:
+    tc = SPECS[language].toolchain()
+    problem = tc.fix if not tc.ok else None
+    if problem is None and not deps.is_ready(language):
+        problem = f"hgm benchmark prepare polyglot --lang {language}"
+    if problem:
+        if os.environ.get("CI"):
+            pytest.fail(f"{language} not set up on CI: {problem}")
+        pytest.skip(f"{language} not set up: {problem}")
+
+
+def _score(bench, bwrap, tmp_path: Path, task_id: str, attack: str):
+    task = bench.task(task_id)
+    _require(task.language)
+    changes = {target: (HOSTILE / name).read_text().replace("HGM_ATTACK", attack).encode()
+               for target, name in SOLUTIONS[task_id].items()}
+    timeout = SLEEP_TIMEOUT_S if attack == "slept_past_timeout" else 300
+    return run_tests(task, changes, sandbox=bwrap, log_dir=tmp_path, timeout_s=timeout)
+
+
+@pytest.mark.parametrize("task_id", list(SOLUTIONS))
+def test_without_an_attack_the_hostile_file_is_a_correct_solution(bench, bwrap, tmp_path: Path, task_id: str) -> None:
+    score = _score(bench, bwrap, tmp_path, task_id, "none")
+    assert score.status is TaskStatus.SOLVED and score.flag is None, score.output_path.read_text()[-3000:]
+
+
+@pytest.mark.parametrize(("task_id", "attack"), CASES)
+def test_hostile_solution_is_not_solved(bench, bwrap, tmp_path: Path, task_id: str, attack: str) -> None:
+    score = _score(bench, bwrap, tmp_path, task_id, attack)
+    log = score.output_path.read_text()
+    assert "hostile:" in log, f"the attack did not run:\n{log[-3000:]}"
+    assert score.status is TaskStatus.FAILED, f"{attack} was scored {score.status}: {score.detail}"
+    if attack == "slept_past_timeout":
+        assert score.flag is None and score.detail.startswith("timed out"), score.detail
+    elif attack != "killed_parent":  # a killed parent may end the sandbox (non-zero exit, plain failure)
+        assert log.startswith(f"# {task_id}: exit 0,"), log[:300]  # exit 0: the attack looked like a pass
+        assert score.flag is VerdictFlag.SUSPECTED_TAMPERING, score.detail
+        assert score.detail.startswith("suspected tampering: exit 0 but "), score.detail
