@@ -2,9 +2,12 @@
 
 Everything a run needs is checked before its directory is touched: model keys, the benchmark
 tree, the task list, the sandbox. The store is the truth (resume = reopen); the archive holds
-the code. The search runs in a background thread; the main thread draws the live view and owns
-Ctrl-C: the first stops new work and lets work in flight finish, the second abandons it (it is
-redone on resume). A SIGKILL loses nothing that had finished (every result is its own
+the code. The scheduler (hgm/search.py) runs in a background thread and hands jobs (hgm/jobs.py)
+to an executor: `local` threads by default, or `ray`. Here a decision becomes a job (`_Jobs.prepare`)
+and a job's result becomes an outcome the scheduler commits (`_Jobs.unpack`: logs and a child's
+commit brought into the run directory and archive first). The main thread draws the live view and
+owns Ctrl-C: the first stops new work and lets work in flight finish, the second abandons it (it
+is redone on resume). A SIGKILL loses nothing that had finished (every result is its own
 transaction). RUN_DIR/run.log is a plain-text log of the run.
 """
 
@@ -16,7 +19,8 @@ import signal
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console, Group
@@ -28,16 +32,19 @@ from hgm.agent_runtime import agent_venv
 from hgm.archive import Archive, init_archive
 from hgm.benchmarks import Benchmark, Task, get_benchmark
 from hgm.config import HGMConfig
+from hgm.domain import EvalOutcome, EvalStatus, ExpansionOutcome, ExpansionStatus, JobKind
 from hgm.errors import UserError
-from hgm.evaluate import evaluate
-from hgm.expand import Expander
+from hgm.executors import Executor
+from hgm.executors.local import LocalExecutor
+from hgm.expand import expand_job
+from hgm.jobs import EvalJob, JobResult
 from hgm.llm.gateway import Gateway
 from hgm.llm.providers import check_models
 from hgm.sandbox import Sandbox, get_sandbox
-from hgm.search import Progress, Search, lower_bounds
+from hgm.search import Decision, Evaluate, Progress, Search, SearchExhausted, lower_bounds
 from hgm.show_tree import FINAL_META
-from hgm.domain import EvalOutcome, EvalStatus, ExpansionOutcome, ExpansionStatus
 from hgm.store import DB_NAME, RunStore
+from hgm.worker import Workbench, run_job, unpack_logs
 
 INITIAL_AGENT = Path(__file__).parent / "agents" / "initial"
 ROLES = ("downstream", "self_improve", "diagnose")
@@ -155,8 +162,7 @@ class _View:
 
     def __rich__(self) -> Panel:
         if self.search is not None and time.monotonic() - self._progress_at > 1:
-            with self.search._cond:  # the scheduler's lock: a consistent snapshot with work just started
-                self.progress = self.search.snapshot()
+            self.progress = self.search.snapshot()  # consistent: taken under the scheduler's lock
             self._progress_at = time.monotonic()
         p = self.progress
         elapsed = time.strftime("%H:%M:%S", time.gmtime(time.monotonic() - self.started))
@@ -211,36 +217,86 @@ def _drive(run_dir: Path, store: RunStore, prepared: Prepared, console: Console,
         store.close()
 
 
+@dataclass
+class _Jobs:
+    """The scheduler's half of every job: decision -> job, and result -> outcome to commit."""
+
+    run_dir: Path
+    store: RunStore
+    archive: Archive
+    config: HGMConfig
+    task_ids: list[str]
+    event: Callable[[str], None]
+    _commits: dict[int, str] = field(default_factory=dict)
+
+    def prepare(self, decision: Decision) -> object:
+        if isinstance(decision, Evaluate):
+            log_dir = f"nodes/{decision.node_id}/evals/{decision.task_id}"
+            if (self.run_dir / log_dir).exists() or decision.attempt > 1:  # the pair again, or a redone job
+                log_dir += f"-{decision.eval_id}" + (f"-a{decision.attempt}" if decision.attempt > 1 else "")
+            return EvalJob(decision.eval_id, decision.attempt, decision.node_id, self._commit(decision.node_id),
+                           decision.task_id, log_dir)
+        log_dir = f"nodes/{decision.parent_id}/expansions/{decision.expansion_id}"
+        return expand_job(self.store, self.run_dir, parent_id=decision.parent_id,
+                          commit=self._commit(decision.parent_id), expansion_id=decision.expansion_id,
+                          attempt=decision.attempt, task_ids=self.task_ids, seed=self.config.search.seed,
+                          log_dir=log_dir + (f"-a{decision.attempt}" if decision.attempt > 1 else ""))
+
+    def unpack(self, decision: Decision, result: object) -> EvalOutcome | ExpansionOutcome:
+        """Bring a result's logs and commit home, before the scheduler commits its outcome."""
+        assert isinstance(result, JobResult), f"a job returned {result!r}"
+        o = result.outcome
+        if result.logs is not None:
+            unpack_logs(result.logs, self.run_dir)
+        if result.bundle is not None:
+            self.archive.import_bundle(result.bundle)
+        if isinstance(decision, Evaluate):
+            self.event(f"node {decision.node_id} on {decision.task_id}: {o.status.value}"
+                       + (f" ({o.error_type})" if o.error_type else ""))
+            return o
+        assert isinstance(o, ExpansionOutcome)
+        if result.attempt_commit:
+            self.archive.set_ref(f"refs/hgm/attempts/{decision.expansion_id}", result.attempt_commit)
+        if o.status == ExpansionStatus.COMMITTED:
+            assert o.commit
+            self.archive.set_ref(f"refs/hgm/expansions/{decision.expansion_id}", o.commit)
+        self.event(f"rewrite {decision.expansion_id} of node {decision.parent_id}: {o.reason[:160]}")
+        return o
+
+    def _commit(self, node_id: int) -> str:
+        if node_id not in self._commits:
+            self._commits.update((n.id, n.commit) for n in self.store.nodes() if n.commit)
+        return self._commits[node_id]
+
+
+def deadlines(config: HGMConfig) -> dict[JobKind, float]:
+    """Head-side time budget of each kind of job: its sandbox timeouts, its LLM calls' worst case
+    (diagnosis: two requests with all retries), plus executor.deadline_slack_s."""
+    sb, llm, slack = config.sandbox, config.llm, config.executor.deadline_slack_s
+    diagnose = 2 * (llm.request_timeout_s + llm.backoff_max_s) * (llm.max_retries + 1)
+    return {JobKind.EVAL: sb.agent_timeout_s + 2 * sb.test_timeout_s + slack,
+            JobKind.EXPAND: diagnose + sb.agent_timeout_s + 3 * sb.validate_timeout_s + slack}
+
+
+def make_executor(prepared: Prepared, bench: Workbench) -> Executor:
+    """The configured executor (local threads over `bench`, or a Ray cluster)."""
+    config = prepared.config
+    if config.executor.name == "local":
+        return LocalExecutor(lambda job: run_job(bench, job), config.search.workers)  # type: ignore[arg-type]
+    raise UserError(f"unknown executor {config.executor.name!r}; known: local")
+
+
 def _search(run_dir: Path, store: RunStore, prepared: Prepared, archive: Archive, gateway: Gateway, tmp: Path,
             console: Console) -> int:
     config = prepared.config
     view = _View(store, run_dir, config.budget.max_usd_run)
     commits = {n.id: n.commit for n in store.nodes()}
-    expander = Expander(run_dir, store, archive, gateway, prepared.sandbox, config, prepared.tasks, tmp / "agents")
-
-    def evaluate_node(node_id: int, task_id: str, eval_id: int) -> EvalOutcome:
-        sha = commits.get(node_id) or next(n.commit for n in store.nodes() if n.id == node_id)
-        assert sha is not None
-        log_dir = run_dir / "nodes" / str(node_id) / "evals" / task_id
-        if log_dir.exists():  # the same pair again (after an infra error or an interruption)
-            log_dir = log_dir.with_name(f"{task_id}-{eval_id}")
-        report = evaluate(archive.checkout(sha, tmp / "agents"), prepared.tasks[task_id], benchmark=prepared.benchmark, gateway=gateway,
-                          sandbox=prepared.sandbox, config=config, log_dir=log_dir, run_dir=run_dir, node_id=node_id)
-        o = report.outcome
-        if report.usage is not None and report.usage.over_budget and cap_reached():
-            # The run's cost cap cut this agent off: not the agent's failure, so it does not count.
-            o = replace(o, status=EvalStatus.INFRA_ERROR, error_type="RunCostCap",
-                        error=f"the run's cost cap cut the agent off ({report.usage.failure})")
-        event(f"node {node_id} on {task_id}: {o.status.value}" + (f" ({o.error_type})" if o.error_type else ""))
-        return o
-
-    def expand_node(parent_id: int, expansion_id: int) -> ExpansionOutcome:
-        o = expander(parent_id, expansion_id)
-        event(f"rewrite {expansion_id} of node {parent_id}: {o.reason[:160]}")
-        return o
+    bench = Workbench(config, prepared.benchmark, prepared.tasks, prepared.sandbox, gateway, archive, tmp / "agents",
+                      run_dir)
+    jobs = _Jobs(run_dir, store, archive, config, list(prepared.tasks), lambda text: event(text))
+    executor = make_executor(prepared, bench)
 
     stop_reason: list[str] = []
-    refs_lock = threading.Lock()
 
     def cap_reached() -> bool:
         cap = config.budget.max_usd_run
@@ -252,8 +308,8 @@ def _search(run_dir: Path, store: RunStore, prepared: Prepared, archive: Archive
         if not live_on.is_set():
             console.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {text}", highlight=False, soft_wrap=True)
 
-    def on_progress(p: Progress) -> None:
-        with refs_lock:  # children that just landed: name their branch in the archive
+    def on_progress(p: Progress) -> None:  # called by the scheduler after each commit
+        if p.agents > len(commits):  # a child just landed: name its branch in the archive
             for n in store.nodes():
                 if n.id not in commits and n.commit:
                     archive.set_node(n.id, n.commit)
@@ -265,7 +321,8 @@ def _search(run_dir: Path, store: RunStore, prepared: Prepared, archive: Archive
             log.info("cost cap $%s reached ($%.4f spent): no new work", cap, gateway.run_cost_usd)
             search.stop()
 
-    search = Search(store, config.search, list(prepared.tasks), expand_node, evaluate_node, on_progress)
+    search = Search(store, config.search, list(prepared.tasks), executor, prepare=jobs.prepare, unpack=jobs.unpack,
+                    on_progress=on_progress, deadlines=deadlines(config), max_attempts=config.executor.max_attempts)
     view.progress, view.search = search.snapshot(), search
     result: list[object] = []
     live_on = threading.Event()
@@ -303,6 +360,7 @@ def _search(run_dir: Path, store: RunStore, prepared: Prepared, archive: Archive
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+        executor.close()
     return _finish(run_dir, store, archive, search, result, interrupts, stop_reason, console)
 
 
@@ -311,6 +369,8 @@ def _finish(run_dir: Path, store: RunStore, archive: Archive, search: Search, re
     resume = f"hgm run --resume {run_dir}"
     if result and isinstance(result[0], BaseException):
         log.error("the search stopped on an error: %s", result[0])
+        if isinstance(result[0], SearchExhausted):
+            raise UserError(f"the run ended early: {result[0]}\n`hgm show-tree {run_dir}` shows the tree") from result[0]
         if isinstance(result[0], UserError):  # e.g. too many infra errors in a row: fixable, then resume
             raise UserError(f"{result[0]}\nEvery finished result is saved; resume with: {resume}") from result[0]
         raise result[0]
