@@ -138,11 +138,12 @@ class Archive:
         with tempfile.TemporaryDirectory(prefix="hgm-bundle-") as tmp:
             path = Path(tmp) / "b.bundle"
             path.write_bytes(data)
-            heads = self._git("bundle", "list-heads", str(path), env=dict(os.environ)).split()
-            self._git("fetch", "-q", str(path), "refs/*:refs/hgm-incoming/*", env=dict(os.environ))
-            for ref in self._git("for-each-ref", "--format=%(refname)", "refs/hgm-incoming",
-                                 env=dict(os.environ)).split():
-                self._git("update-ref", "-d", ref, env=dict(os.environ))
+            env = dict(os.environ)
+            heads = self._git("bundle", "list-heads", str(path), env=env).split()
+            incoming = f"refs/hgm-incoming/{os.getpid()}-{threading.get_ident()}"  # private to this call
+            self._git("fetch", "-q", str(path), f"refs/*:{incoming}/*", env=env)
+            for ref in self._git("for-each-ref", "--format=%(refname)", incoming, env=env).split():
+                self._git("update-ref", "-d", ref, env=env)
             return heads[0::2]
 
     def has_commit(self, sha: str) -> bool:

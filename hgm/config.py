@@ -63,10 +63,17 @@ class SearchConfig(Section):
 
 
 class ExecutorConfig(Section):
-    name: Literal["local"] = "local"
-    """Where jobs run: local (threads in the `hgm run` process)."""
+    name: Literal["local", "ray"] = "local"
+    """Where jobs run: local (threads in the `hgm run` process) or ray (a Ray cluster, `pip install
+    'hgm[ray]'`; docs/cluster.md)."""
+    ray_address: str | None = None
+    """ray: the cluster to join (e.g. 10.0.0.5:6379); None starts a one-machine Ray with search.workers slots."""
+    head_address: str = "127.0.0.1"
+    """ray: this machine's address as worker nodes reach it (Ray's driver and the gateway relay use it)."""
+    relay_port: int = Field(0, ge=0, le=65535)
+    """ray: TCP port of the gateway relay that worker nodes call (0 = any free port)."""
     max_attempts: int = Field(3, ge=1)
-    """Dispatches of one job whose worker died before it is booked infra_error."""
+    """Dispatches of one job whose worker died before it is booked infra_error (Ray's own retries are off)."""
     deadline_slack_s: float = Field(600.0, ge=0)
     """A job is cancelled once it ran this long past the sum of its sandbox timeouts (head-side deadline)."""
 

@@ -19,7 +19,9 @@ import signal
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -92,8 +94,9 @@ def new_run(run_dir: Path, config: HGMConfig, console: Console) -> int:
     return _drive(run_dir, store, prepared, console, resumed=False)
 
 
-def resume_run(run_dir: Path, console: Console, workers: int | None = None) -> int:
-    """Continue the run in `run_dir` with its stored config (workers may change); returns the exit code."""
+def resume_run(run_dir: Path, console: Console, changes: dict[str, object] | None = None) -> int:
+    """Continue the run in `run_dir` with its stored config; `changes` ({"search.workers": 4,
+    "executor.name": "ray", ...}) are where its work may run differently. Returns the exit code."""
     run_dir = Path(run_dir)
     if not (run_dir / DB_NAME).is_file():
         raise UserError(f"no hgm run in {run_dir} (missing {DB_NAME}); start one with `hgm run --output-dir ...`")
@@ -105,8 +108,12 @@ def resume_run(run_dir: Path, console: Console, workers: int | None = None) -> i
         config = probe.config
     if has_nodes and not (run_dir / "archive").exists():
         raise UserError(f"{run_dir} has agents in its store but no archive/ directory; it cannot be resumed")
-    if workers is not None:
-        config.search.workers = workers
+    try:
+        for key, value in (changes or {}).items():
+            section, name = key.split(".")
+            setattr(getattr(config, section), name, value)
+    except ValueError as e:
+        raise UserError(f"bad option: {e}") from None
     prepared = prepare(config)  # keys, benchmark, sandbox: checked before the store is written to
     store = RunStore.open(run_dir)  # marks work left in flight as interrupted
     return _drive(run_dir, store, prepared, console, resumed=True, cut=cut)
@@ -278,12 +285,28 @@ def deadlines(config: HGMConfig) -> dict[JobKind, float]:
             JobKind.EXPAND: diagnose + sb.agent_timeout_s + 3 * sb.validate_timeout_s + slack}
 
 
-def make_executor(prepared: Prepared, bench: Workbench) -> Executor:
-    """The configured executor (local threads over `bench`, or a Ray cluster)."""
-    config = prepared.config
-    if config.executor.name == "local":
+def make_executor(prepared: Prepared, bench: Workbench, gateway: Gateway, store: RunStore,
+                  stack: ExitStack) -> Executor:
+    """The configured executor: local threads over `bench`, or Ray (with the gateway's relay for
+    worker nodes); `stack` closes what it started."""
+    config, ex = prepared.config, prepared.config.executor
+    if ex.name == "local":
         return LocalExecutor(lambda job: run_job(bench, job), config.search.workers)  # type: ignore[arg-type]
-    raise UserError(f"unknown executor {config.executor.name!r}; known: local")
+    from hgm.executors.ray import RayExecutor, WorkerSpec
+    from hgm.llm.relay import RelayListener
+
+    listener = stack.enter_context(RelayListener(gateway, ex.head_address, ex.relay_port))
+    run_id = store.get_meta("run_id")
+    if run_id is None:
+        run_id = uuid.uuid4().hex[:16]
+        store.set_meta("run_id", run_id)
+    spec = WorkerSpec(run_id, config.model_dump_json(), tuple(prepared.tasks), listener.url, listener.secret)
+    executor = RayExecutor(spec, address=ex.ray_address, head_address=ex.head_address,
+                           local_slots=config.search.workers, bundle=bench.archive.bundle)
+    stack.callback(executor.close)
+    log.info("ray executor: %d worker slots in %s; gateway relay on %s", executor.slots(), executor.address,
+             listener.url)
+    return executor
 
 
 def _search(run_dir: Path, store: RunStore, prepared: Prepared, archive: Archive, gateway: Gateway, tmp: Path,
@@ -293,20 +316,30 @@ def _search(run_dir: Path, store: RunStore, prepared: Prepared, archive: Archive
     commits = {n.id: n.commit for n in store.nodes()}
     bench = Workbench(config, prepared.benchmark, prepared.tasks, prepared.sandbox, gateway, archive, tmp / "agents",
                       run_dir)
-    jobs = _Jobs(run_dir, store, archive, config, list(prepared.tasks), lambda text: event(text))
-    executor = make_executor(prepared, bench)
-
-    stop_reason: list[str] = []
-
-    def cap_reached() -> bool:
-        cap = config.budget.max_usd_run
-        return cap is not None and gateway.run_cost_usd >= cap
+    live_on = threading.Event()
 
     def event(text: str) -> None:
         log.info(text)
         view.events.append(f"{time.strftime('%H:%M:%S')} {text}")
         if not live_on.is_set():
             console.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {text}", highlight=False, soft_wrap=True)
+
+    jobs = _Jobs(run_dir, store, archive, config, list(prepared.tasks), event)
+    with ExitStack() as stack:
+        executor = make_executor(prepared, bench, gateway, store, stack)
+        return _schedule(run_dir, store, prepared, archive, gateway, console, view, commits, jobs, executor, live_on)
+
+
+def _schedule(run_dir: Path, store: RunStore, prepared: Prepared, archive: Archive, gateway: Gateway,
+              console: Console, view: _View, commits: dict[int, str | None], jobs: _Jobs, executor: Executor,
+              live_on: threading.Event) -> int:
+    config = prepared.config
+
+    stop_reason: list[str] = []
+
+    def cap_reached() -> bool:
+        cap = config.budget.max_usd_run
+        return cap is not None and gateway.run_cost_usd >= cap
 
     def on_progress(p: Progress) -> None:  # called by the scheduler after each commit
         if p.agents > len(commits):  # a child just landed: name its branch in the archive
@@ -325,7 +358,6 @@ def _search(run_dir: Path, store: RunStore, prepared: Prepared, archive: Archive
                     on_progress=on_progress, deadlines=deadlines(config), max_attempts=config.executor.max_attempts)
     view.progress, view.search = search.snapshot(), search
     result: list[object] = []
-    live_on = threading.Event()
 
     def work() -> None:
         try:
@@ -360,7 +392,6 @@ def _search(run_dir: Path, store: RunStore, prepared: Prepared, archive: Archive
     finally:
         for s, h in old.items():
             signal.signal(s, h)
-        executor.close()
     return _finish(run_dir, store, archive, search, result, interrupts, stop_reason, console)
 
 

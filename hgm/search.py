@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import json
 import logging
+import tarfile
 import threading
 import time
+import traceback
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -217,10 +219,17 @@ class Search:
     def run(self) -> SearchResult:
         """Search until the budget is spent, stop() is called, or an error stops it (re-raised here
         once the work in flight has finished; a bug in the scheduler itself is raised at once)."""
+        starved_since = None
         while True:
-            self._dispatch()
+            starved = self._dispatch()
             if not self._running:
-                break
+                if not starved or self._stop.is_set():
+                    break
+                if starved_since is None:  # e.g. every worker node of a cluster is gone: wait for one
+                    starved_since = time.monotonic()
+                    log.warning("no worker slot is available; waiting for the executor to have one")
+            else:
+                starved_since = None
             for delivery in self.executor.wait(self._wait_s()):
                 self._deliver(delivery)
             self._expire()
@@ -244,15 +253,17 @@ class Search:
         """Start no new work; work in flight finishes (or is abandoned if the process exits)."""
         self._stop.set()
 
-    def _dispatch(self) -> None:
-        """Fill the free slots, one decision at a time, each recorded in the store before it is submitted."""
+    def _dispatch(self) -> bool:
+        """Fill the free slots, one decision at a time, each recorded in the store before it is submitted.
+        True when it stopped for want of a free slot (not because there was nothing to start)."""
         with self._lock:
             while len(self._running) < self.executor.slots():
                 decision = self._next_job()
                 if decision is None or decision == WAIT:
-                    return
+                    return False
                 assert not isinstance(decision, str)
                 self._submit(decision)
+            return not self._stop.is_set() and self._fatal is None
 
     def _submit(self, decision: Decision) -> None:
         budget = self.deadlines.get(decision.key.kind)
@@ -285,9 +296,7 @@ class Search:
             else:
                 try:
                     outcome = self._unpack(decision, d.result)
-                except Exception as e:  # noqa: BLE001 - the head's side of the job's boundary
-                    import traceback
-
+                except (OSError, RuntimeError, tarfile.TarError) as e:  # logs or bundle could not come home
                     outcome = _infra(decision, type(e).__name__, traceback.format_exc())
             self._commit(decision, outcome)
 

@@ -278,6 +278,19 @@ def run_in_dir(run_dir: Path, world: World, config: HGMConfig, delay_s: float = 
         return result, sim.utility(final_commit)
 
 
+def sleep_job(delay_s: float, job: object, _bundles: list[object] | None = None) -> EvalOutcome | ExpansionOutcome:
+    """Synthetic work for executor benchmarks and tests: sleep, then a result that depends only on
+    the decision's ids (an evaluation solves 1 task in 3; every rewrite yields a child). It runs
+    anywhere: the local executor calls it with a decision, a Ray worker as `function(spec, job, bundles)`."""
+    from hgm.search import Expand, Evaluate
+
+    time.sleep(delay_s)
+    if isinstance(job, Expand):
+        return ExpansionOutcome(ExpansionStatus.COMMITTED, commit=f"synthetic-{job.expansion_id}")
+    assert isinstance(job, Evaluate), f"not a decision: {job!r}"
+    return EvalOutcome(EvalStatus.SOLVED if (job.node_id + len(job.task_id) + job.eval_id) % 3 == 0 else EvalStatus.FAILED)
+
+
 def to_json(rows: list[dict]) -> str:
     return json.dumps(rows, indent=2)
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One-shot set-up of hgm on a fresh Debian/Ubuntu machine (root or sudo):
 #   system packages (bubblewrap), the Polyglot toolchains' test dependencies, the hgm package.
-#   --dev     also the test dependencies (pytest, hypothesis) and Podman's Docker API for the docker tests
+#   --dev     also the test dependencies (pytest, hypothesis, Ray for the ray executor's tests) and
+#             Podman's Docker API for the docker tests
 #   --docker  Podman's Docker API (for --sandbox docker) without the rest of --dev
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,7 +26,7 @@ if [ "$docker" = 1 ]; then
 fi
 step "hgm (pip install)"
 if [ "$dev" = 1 ]; then
-  python3 -m pip install --disable-pip-version-check -q -e '.[dev]'
+  python3 -m pip install --disable-pip-version-check -q -e '.[dev,ray]'
 else
   python3 -m pip install --disable-pip-version-check -q -e .
 fi
