@@ -77,7 +77,8 @@ def measure(slots: int, job_s: float, rounds: int, executor_name: str) -> dict[s
         if executor_name == "ray":
             from hgm.executors.ray import RayExecutor
 
-            inner = RayExecutor(job_s, address=None, head_address="127.0.0.1", local_slots=slots, function=sleep_job)
+            inner = RayExecutor(address=None, head_address="127.0.0.1", local_slots=slots,
+                                function=sleep_job).start(job_s)
         else:
             inner = LocalExecutor(lambda job: sleep_job(job_s, job), slots)
         executor = Timed(inner)

@@ -74,8 +74,8 @@ def _on_node(function: Callable[..., Any], *args: Any) -> Callable[[str], Any]:
     return run
 
 
-def cluster_report(address: str, benchmark_path: Path | None = None, *, prepare: bool = False,
-                   head_address: str = "127.0.0.1") -> list[tuple[str, float, list[Any]]]:
+def cluster_report(address: str, benchmark_path: Path | None = None, *,
+                   prepare: bool = False) -> list[tuple[str, float, list[Any]]]:
     """(node address, sandbox slots, findings or preparation lines) for every node with slots."""
     import ray
 
@@ -85,7 +85,7 @@ def cluster_report(address: str, benchmark_path: Path | None = None, *, prepare:
     started = not ray.is_initialized()
     if started:
         try:
-            ray.init(address=address, _node_ip_address=head_address, include_dashboard=False, log_to_driver=False)
+            ray.init(address=address, include_dashboard=False, log_to_driver=False)
         except ConnectionError as e:
             raise UserError(f"cannot join the Ray cluster at {address} ({e}); is `ray start --head` running there?") \
                 from None
@@ -100,13 +100,13 @@ def cluster_report(address: str, benchmark_path: Path | None = None, *, prepare:
             ray.shutdown()
 
 
-def cluster_findings(address: str, head_address: str = "127.0.0.1") -> list[Finding]:
+def cluster_findings(address: str) -> list[Finding]:
     """`hgm doctor --ray-address`: the cluster's nodes, their slots and what each lacks."""
     from hgm.errors import UserError
     from hgm.executors.ray import SLOT
 
     try:
-        report = cluster_report(address, head_address=head_address)
+        report = cluster_report(address)
     except UserError as e:
         return [Finding("ray cluster", False, str(e)[:300], "docs/cluster.md: start the cluster")]
     total = sum(slots for _, slots, _ in report)

@@ -68,8 +68,9 @@ class ExecutorConfig(Section):
     'hgm[ray]'`; docs/cluster.md)."""
     ray_address: str | None = None
     """ray: the cluster to join (e.g. 10.0.0.5:6379); None starts a one-machine Ray with search.workers slots."""
-    head_address: str = "127.0.0.1"
-    """ray: this machine's address as worker nodes reach it (Ray's driver and the gateway relay use it)."""
+    head_address: str | None = None
+    """ray: this machine's address as worker nodes reach it (Ray's driver and the gateway relay use it);
+    None: the address Ray picks for this machine."""
     relay_port: int = Field(0, ge=0, le=65535)
     """ray: TCP port of the gateway relay that worker nodes call (0 = any free port)."""
     max_attempts: int = Field(3, ge=1)

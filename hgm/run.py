@@ -295,15 +295,15 @@ def make_executor(prepared: Prepared, bench: Workbench, gateway: Gateway, store:
     from hgm.executors.ray import RayExecutor, WorkerSpec
     from hgm.llm.relay import RelayListener
 
-    listener = stack.enter_context(RelayListener(gateway, ex.head_address, ex.relay_port))
+    executor = RayExecutor(address=ex.ray_address, head_address=ex.head_address, local_slots=config.search.workers)
+    stack.callback(executor.close)
+    listener = stack.enter_context(RelayListener(gateway, executor.node_ip, ex.relay_port))
     run_id = store.get_meta("run_id")
     if run_id is None:
         run_id = uuid.uuid4().hex[:16]
         store.set_meta("run_id", run_id)
     spec = WorkerSpec(run_id, config.model_dump_json(), tuple(prepared.tasks), listener.url, listener.secret)
-    executor = RayExecutor(spec, address=ex.ray_address, head_address=ex.head_address,
-                           local_slots=config.search.workers, bundle=bench.archive.bundle)
-    stack.callback(executor.close)
+    executor.start(spec, bench.archive.bundle)
     log.info("ray executor: %d worker slots in %s; gateway relay on %s", executor.slots(), executor.address,
              listener.url)
     return executor

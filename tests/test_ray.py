@@ -158,8 +158,8 @@ def driver(cluster: Cluster) -> Iterator[None]:
 def sleep_search(tmp_path: Path, cluster: Cluster, delay: float, *, budget: int = 8, wrap=lambda ex: ex, **kw):
     store = RunStore.create(tmp_path / "run", load_config())
     store.add_node(None, "root")
-    executor = RayExecutor(delay, address=cluster.address, head_address="127.0.0.1", local_slots=0,
-                           function=sleep_job)
+    executor = RayExecutor(address=cluster.address, head_address="127.0.0.1", local_slots=0,
+                           function=sleep_job).start(delay)
     config = SearchConfig(max_task_evals=budget, workers=2, initial_evals=2, initial_expansions=1,
                           max_consecutive_infra_errors=kw.pop("max_infra", 5))
     return store, Search(store, config, [f"t{i}" for i in range(6)], wrap(executor), **kw)
@@ -361,8 +361,8 @@ def test_no_api_key_reaches_a_worker_nodes_sandboxes(tmp_path: Path, polyglot_pa
         gateway.llm = config.llm
         gateway.start()
         spec = WorkerSpec(run_id, config.model_dump_json(), ("python__transpose",), listener.url, listener.secret)
-        executor = RayExecutor(spec, address=cluster.address, head_address="127.0.0.1", local_slots=0,
-                               bundle=archive.bundle)
+        executor = RayExecutor(address=cluster.address, head_address="127.0.0.1", local_slots=0)
+        executor.start(spec, archive.bundle)
         job = EvalJob(1, 1, node, sha, "python__transpose", "nodes/1/evals/probe")
         executor.submit(JobKey(JobKind.EVAL, 1, 1), job)
         deliveries: list[Delivery] = []
@@ -397,3 +397,15 @@ def test_no_api_key_reaches_a_worker_nodes_sandboxes(tmp_path: Path, polyglot_pa
     assert (usage.prompt_tokens, usage.completion_tokens) == (result.outcome.prompt_tokens,
                                                               result.outcome.completion_tokens)
     store.close()
+
+
+def test_doctor_reports_the_cluster_and_node_prepare_reaches_every_node(cluster: Cluster, polyglot_path: Path) -> None:
+    done = hgm("doctor", "--ray-address", cluster.address)
+    out = " ".join(done.stdout.split())
+    assert f"2 nodes with 2 sandbox slots at {cluster.address}" in out, done.stdout + done.stderr
+    assert out.count("node 127.0.0.1 (1 slots)") == 2
+    done = hgm("node", "prepare", "--ray-address", cluster.address, "--from", str(polyglot_path))
+    assert done.returncode == 0, done.stderr[-3000:]
+    err = " ".join(done.stderr.split())
+    assert err.count("node 127.0.0.1 (1 slots)") == 2 and err.count("seed agent's virtualenv ready") == 2
+    assert err.count("polyglot test dependencies ready") == 2

@@ -66,18 +66,17 @@ class WorkerSpec:
 class RayExecutor:
     name = "ray"
 
-    def __init__(self, spec: object, *, address: str | None, head_address: str, local_slots: int,
-                 bundle: Callable[[str], bytes] | None = None,
+    def __init__(self, *, address: str | None, head_address: str | None, local_slots: int,
                  function: Callable[[Any, Any, list[Any]], Any] | None = None) -> None:
-        """Join the cluster at `address` (or start a one-machine Ray with `local_slots` slots).
-        Each job runs as `function(spec, job, [bundle ref])` on a worker (default: a real job with a
-        `WorkerSpec`); `bundle(commit)` makes the git bundle of a job's agent commit."""
+        """Join the cluster at `address`, or start a one-machine Ray with `local_slots` slots.
+        `head_address`: this machine's address as the nodes reach it (None: Ray's choice). Each job
+        runs as `function(spec, job, [bundle ref])` on a worker (default: a real job; see `start`)."""
         ray = self._ray = _ray()
         self._started = not ray.is_initialized()
         if self._started:
-            common: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
-                                      "_node_ip_address": head_address}
-            os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+            common: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+            if head_address:
+                common["_node_ip_address"] = head_address
             try:
                 if address:
                     ray.init(address=address, **common)
@@ -86,9 +85,12 @@ class RayExecutor:
             except ConnectionError as e:
                 raise UserError(f"cannot join the Ray cluster at {address} ({e}); start it with `ray start --head` "
                                 "(docs/cluster.md) or fix executor.ray_address / --ray-address") from None
+        self.node_ip: str = head_address or ray.util.get_node_ip_address()
+        """This machine's address in the cluster (where the gateway relay listens)."""
         self._task = ray.remote(function or _run_on_worker).options(num_cpus=0, resources={SLOT: 1}, max_retries=0)
-        self._spec = ray.put(spec)
-        self._bundle, self._bundles = bundle, {}  # commit -> ObjectRef of its bundle
+        self._spec: Any = None
+        self._bundle: Callable[[str], bytes] | None = None
+        self._bundles: dict[str, Any] = {}  # commit -> ObjectRef of its bundle
         self._refs: dict[Any, JobKey] = {}
         self._by_key: dict[JobKey, Any] = {}
         self._slots, self._slots_at = 0, 0.0
@@ -99,6 +101,11 @@ class RayExecutor:
                             f"start worker nodes with `ray start --address=... --resources='{{\"{SLOT}\": N}}'` "
                             "(docs/cluster.md)")
 
+    def start(self, spec: object, bundle: Callable[[str], bytes] | None = None) -> RayExecutor:
+        """What every job gets first (a `WorkerSpec`), and how to bundle an agent's commit for a node."""
+        self._spec, self._bundle = self._ray.put(spec), bundle
+        return self
+
     def slots(self) -> int:
         if time.monotonic() - self._slots_at > 1.0:  # nodes join and leave
             self._slots = int(self._ray.cluster_resources().get(SLOT, 0))
@@ -106,6 +113,7 @@ class RayExecutor:
         return self._slots
 
     def submit(self, key: JobKey, job: object) -> None:
+        assert self._spec is not None, "start(spec) first"
         commit = getattr(job, "commit", None)
         if commit is not None and self._bundle is not None and commit not in self._bundles:
             self._bundles[commit] = self._ray.put(self._bundle(commit))
