@@ -219,17 +219,15 @@ class Search:
     def run(self) -> SearchResult:
         """Search until the budget is spent, stop() is called, or an error stops it (re-raised here
         once the work in flight has finished; a bug in the scheduler itself is raised at once)."""
-        starved_since = None
+        warned = False
         while True:
             starved = self._dispatch()
             if not self._running:
                 if not starved or self._stop.is_set():
                     break
-                if starved_since is None:  # e.g. every worker node of a cluster is gone: wait for one
-                    starved_since = time.monotonic()
+                if not warned:  # e.g. every worker node of a cluster is gone: wait for one to come back
                     log.warning("no worker slot is available; waiting for the executor to have one")
-            else:
-                starved_since = None
+                warned = True
             for delivery in self.executor.wait(self._wait_s()):
                 self._deliver(delivery)
             self._expire()

@@ -587,3 +587,18 @@ def test_a_parent_whose_rewrites_keep_failing_is_no_longer_chosen() -> None:
         assert s.tree.agents[agent].failed_rewrites_in_a_row == 2
     reopened = Search(store, s.config, tasks(50), local(expand, fake.evaluate))
     assert reopened.tree.agents[2].failed_rewrites_in_a_row == 2, "rebuilt from the store on resume"
+
+
+def test_with_no_free_slot_for_a_while_the_run_waits_instead_of_ending() -> None:
+    class Nodes(LocalExecutor):  # the cluster's nodes are gone, then one comes back
+        def __init__(self, run, slots: int) -> None:
+            super().__init__(run, slots)
+            self.back_at = time.monotonic() + 2.5
+
+        def slots(self) -> int:
+            return self._slots if time.monotonic() >= self.back_at else 0
+
+    fake = Fake(budget=5)
+    store = new_store()
+    result = Search(store, cfg(max_task_evals=5), tasks(5), Nodes(job_function(fake.expand, fake.evaluate), 1)).run()
+    assert result.completed and result.evals_done == 5
