@@ -117,7 +117,19 @@ def clean_docker() -> str:
     return f"removed {len(removed)} leftover hgm containers" + (f"; kept {live} of running harnesses" if live else "")
 
 
-CHECKS: list[Callable[[], list[Finding]]] = [check_sandbox, check_docker, check_polyglot_tree, check_polyglot_toolchains]
+def check_ray() -> list[Finding]:
+    """The ray executor's package (optional: only `hgm run --executor ray` needs it)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        found = f"ray {version('ray')}"
+    except PackageNotFoundError:
+        return [Finding("executor ray", False, "ray not installed", "pip install 'hgm[ray]'", optional=True)]
+    return [Finding("executor ray", True, found, optional=True)]
+
+
+CHECKS: list[Callable[[], list[Finding]]] = [check_sandbox, check_docker, check_polyglot_tree, check_polyglot_toolchains,
+                                             check_ray]
 
 
 def run_checks(ray_address: str | None = None) -> list[Finding]:

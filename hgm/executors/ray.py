@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import fcntl
 import logging
-import os
 import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -160,7 +160,7 @@ class RayExecutor:
 
 # -- the worker's side ---------------------------------------------------------------------------
 
-_benches: dict[str, Any] = {}
+_benches: dict[WorkerSpec, Any] = {}
 _benches_lock = threading.Lock()
 
 
@@ -169,8 +169,10 @@ def _run_on_worker(spec: WorkerSpec, job: Job, bundle_refs: list[Any]) -> JobRes
 
     bench = _workbench(spec)
     if not bench.archive.has_commit(job.commit):
-        bench.archive.import_bundle(_ray().get(bundle_refs[0]))
-        bench.archive.set_ref(f"refs/hgm/cache/{job.commit}", job.commit)
+        with _node_lock(bench.archive.path):  # one import per commit and node, however many slots it has
+            if not bench.archive.has_commit(job.commit):
+                bench.archive.import_bundle(_ray().get(bundle_refs[0]))
+                bench.archive.set_ref(f"refs/hgm/cache/{job.commit}", job.commit)
     try:
         return run_job(bench, job)
     finally:
@@ -180,9 +182,9 @@ def _run_on_worker(spec: WorkerSpec, job: Job, bundle_refs: list[Any]) -> JobRes
 def _workbench(spec: WorkerSpec) -> Any:
     """This worker process's Workbench for the run (built on its first job)."""
     with _benches_lock:
-        if spec.run_id not in _benches:
-            _benches[spec.run_id] = _build_workbench(spec)
-        return _benches[spec.run_id]
+        if spec not in _benches:
+            _benches[spec] = _build_workbench(spec)
+        return _benches[spec]
 
 
 def _build_workbench(spec: WorkerSpec) -> Any:
@@ -209,9 +211,16 @@ def _build_workbench(spec: WorkerSpec) -> Any:
 def node_archive(path: Path) -> Archive:
     """The node's archive cache, created once by whichever worker process comes first."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.parent / "archive.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with _node_lock(path):
         return Archive.open(path) if (path / "HEAD").exists() else Archive.create(path)
+
+
+@contextmanager
+def _node_lock(archive: Path) -> Iterator[None]:
+    """Held by one worker process of the node at a time."""
+    with open(archive.parent / "archive.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 __all__ = ["SLOT", "RayExecutor", "WorkerSpec", "node_archive"]
