@@ -7,8 +7,11 @@ Synthetic jobs (hgm.simulate.sleep_job: no LLM, sleep only) go through the real 
   jobs/s        jobs finished per second of wall time
   head ms/job   the scheduler's own time per job: wall time not spent waiting for results
                 (commit, decide, record, submit), divided by the jobs
-  utilisation   slot-seconds spent in jobs / (N x the time from the first to the last dispatch),
-                so the ramp-down at the end of the budget does not count
+  busy          slot-seconds from each job's dispatch to its result / (N x the time from the first to
+                the last dispatch): how full the head keeps the slots while it has work to give
+  work/window   slot-seconds of work (jobs x job length) / (N x the time from the first dispatch to
+                the last result): a lower bound that also charges executor latency (Ray's task start)
+                and the ramp-down when the budget runs out
 
 With --hgm-run it also times the same small `hgm run` (scripted LLM, bwrap, 3 Python tasks) on
 the local and the ray executor.
@@ -92,10 +95,12 @@ def measure(slots: int, job_s: float, rounds: int, executor_name: str) -> dict[s
     jobs = len(executor.spans)
     first = min(s for s, _ in executor.spans)
     last = max(s for s, _ in executor.spans)
+    end = max(e for _, e in executor.spans)
     busy = sum(min(e, last) - s for s, e in executor.spans if s < last)
     return {"slots": slots, "jobs": jobs, "wall_s": wall, "jobs_per_s": jobs / wall,
             "head_ms_per_job": 1000 * (wall - executor.waiting) / jobs,
-            "utilisation": busy / (slots * (last - first)) if last > first else float("nan")}
+            "busy": busy / (slots * (last - first)) if last > first else float("nan"),
+            "work": jobs * job_s / (slots * (end - first))}
 
 
 def hgm_run_wall(executor: str, tmp: Path) -> float:
@@ -130,12 +135,13 @@ def main() -> None:
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores; job {a.job_s:g} s, "
           f"{a.rounds} jobs per slot, SQLite store (synchronous=FULL)")
-    print(f"{'executor':8} {'slots':>5} {'jobs':>5} {'wall s':>7} {'jobs/s':>7} {'head ms/job':>11} {'utilisation':>11}")
+    print(f"{'executor':8} {'slots':>5} {'jobs':>5} {'wall s':>7} {'jobs/s':>7} {'head ms/job':>11} {'busy':>6} "
+          f"{'work/window':>11}")
     plan = [("local", n) for n in a.slots] + ([("ray", n) for n in a.ray_slots] if a.ray else [])
     for name, n in plan:
         r = measure(n, a.job_s, a.rounds, name)
         print(f"{name:8} {n:5d} {r['jobs']:5.0f} {r['wall_s']:7.1f} {r['jobs_per_s']:7.1f} "
-              f"{r['head_ms_per_job']:11.2f} {r['utilisation']:11.1%}", flush=True)
+              f"{r['head_ms_per_job']:11.2f} {r['busy']:6.1%} {r['work']:11.1%}", flush=True)
     if a.hgm_run:
         with tempfile.TemporaryDirectory(prefix="hgm-bench-run-") as tmp:
             for name in ("local", "ray"):
