@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -97,6 +98,21 @@ def test_every_listener_of_the_cluster_is_on_loopback(cluster: Cluster) -> None:
     assert all(ln.split()[3].startswith(loopback) for ln in mine), "\n".join(mine)
 
 
+@pytest.fixture
+def runs(tmp_path: Path) -> Iterator[list[Path]]:
+    """Run directories of `hgm run`s on the cluster; their node caches are removed afterwards."""
+    from hgm.paths import cache_dir
+
+    made: list[Path] = []
+    yield made
+    for run in made:
+        if (run / "run.sqlite").exists():
+            with RunStore.open(run, readonly=True) as s:
+                run_id = s.get_meta("run_id")
+            if run_id:
+                shutil.rmtree(cache_dir() / "cluster" / run_id, ignore_errors=True)
+
+
 def check_run(run: Path, budget: int) -> RunStore:
     """The invariants of test_run_e2e: budget met exactly, no pair counted twice, every node's commit
     in the archive under its branch, show-tree equal to the store, every dispatch closed."""
@@ -133,9 +149,10 @@ def run_args(run: Path, models: dict[str, str], polyglot: Path, cluster: Cluster
 
 
 def test_hgm_run_on_ray_grows_a_tree_with_the_local_invariants(tmp_path: Path, polyglot_path: Path,
-                                                               cluster: Cluster) -> None:
+                                                               cluster: Cluster, runs: list[Path]) -> None:
     models = write_scripts(tmp_path / "scripts", polyglot_path)
     run = tmp_path / "run"
+    runs.append(run)
     done = hgm(*run_args(run, models, polyglot_path, cluster, budget=6))
     assert done.returncode == 0, done.stderr[-3000:]
     assert "final agent: node" in done.stderr
@@ -207,7 +224,7 @@ def test_a_job_past_its_deadline_is_cancelled(tmp_path: Path, cluster: Cluster, 
     store.close()
 
 
-def kill_when_running(cluster: Cluster, kill, timeout: float = 120) -> threading.Thread:
+def kill_when_running(cluster: Cluster, kill, timeout: float = 120, title: bytes = b"ray::sleep_job") -> threading.Thread:
     """In a thread: once a job runs on a worker node, `kill(node, pid)` it; `.killed` tells what."""
 
     def watch() -> None:
@@ -216,10 +233,10 @@ def kill_when_running(cluster: Cluster, kill, timeout: float = 120) -> threading
             for node in cluster.worker_nodes:
                 for pid in ray_pids(cluster, node):
                     try:
-                        title = Path(f"/proc/{pid}/cmdline").read_bytes()
+                        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
                     except OSError:
                         continue
-                    if title.startswith(b"ray::sleep_job"):
+                    if cmdline.startswith(title):
                         kill(node, pid)
                         thread.killed = (node, pid)  # type: ignore[attr-defined]
                         return
@@ -262,15 +279,39 @@ def test_a_worker_node_killed_mid_job_is_redone_elsewhere(tmp_path: Path, cluste
         cluster.wait_for_nodes()
 
 
+def test_hgm_run_survives_a_worker_node_killed_mid_job(tmp_path: Path, polyglot_path: Path, cluster: Cluster,
+                                                       runs: list[Path]) -> None:
+    models = write_scripts(tmp_path / "scripts", polyglot_path)
+    run = tmp_path / "run"
+    runs.append(run)
+    watcher = kill_when_running(cluster, lambda node, pid: cluster.remove_node(node, allow_graceful=False),
+                                timeout=300, title=b"ray::_run_on_worker")
+    try:
+        done = hgm(*run_args(run, models, polyglot_path, cluster, budget=5))
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert watcher.killed is not None
+        store = check_run(run, 5)  # budget exact, no pair twice, every node's commit home, show-tree = store
+        lost = [d for d in store.dispatches() if d.state == DispatchState.LOST]
+        assert len(lost) == 1, "the job on the dead node was lost once ..."
+        again = [d for d in store.dispatches(lost[0].kind) if d.row_id == lost[0].row_id]
+        assert [(d.attempt, d.state) for d in again] == [(1, DispatchState.LOST), (2, DispatchState.DONE)], \
+            "... and redone once, on the node that was left"
+        assert "dispatched again as attempt 2" in (run / "run.log").read_text()
+    finally:
+        cluster.worker_nodes_started.append(add_worker(cluster))  # type: ignore[attr-defined]
+        cluster.wait_for_nodes()
+
+
 # -- the head process killed, then resumed on the same cluster ---------------------------------
 
 
 def test_head_sigkilled_mid_run_then_resumed_on_the_same_cluster(tmp_path: Path, polyglot_path: Path,
-                                                                 cluster: Cluster) -> None:
+                                                                 cluster: Cluster, runs: list[Path]) -> None:
     from test_run_resume import finished
 
     models = write_scripts(tmp_path / "scripts", polyglot_path)
     run = tmp_path / "run"
+    runs.append(run)
     proc = subprocess.Popen([sys.executable, "-m", "hgm.cli", *run_args(run, models, polyglot_path, cluster, 5)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "COLUMNS": "300"})
@@ -380,8 +421,6 @@ def test_no_api_key_reaches_a_worker_nodes_sandboxes(tmp_path: Path, polyglot_pa
         for listener in with_listener:
             listener.stop()
         gateway.stop()
-        import shutil
-
         shutil.rmtree(cache_dir() / "cluster" / run_id, ignore_errors=True)
     chat = (run_dir / job.log_dir / "agent" / "chat.md").read_text()
     for marker in ("ENV-DONE", "PROC-DONE", "GREP-DONE", "NET-DONE"):
