@@ -9,6 +9,10 @@ Commits are built from a directory with a private index file and plumbing comman
 (`add -A`, `write-tree`, `commit-tree`, `update-ref`), so several workers can commit in
 parallel without sharing a work tree. Export is `git archive` extracted into a directory,
 read-only on the repository and safe in parallel.
+
+Threads: a GitPython `Repo` is not thread-safe (it keeps `git cat-file` processes and caches), so
+an `Archive` hands each thread its own `Repo` (`archive.repo`); the plumbing commands run as
+separate git processes. Another machine gets commits as git bundles (`bundle` / `import_bundle`).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+import threading
 from pathlib import Path
 
 import git
@@ -43,8 +48,17 @@ class Archive:
     """Git repository of agent versions (bare; nodes are commits, never checked out in place)."""
 
     def __init__(self, repo: git.Repo):
-        self.repo = repo
         self.path = Path(repo.git_dir)
+        self._local = threading.local()
+        self._local.repo = repo
+
+    @property
+    def repo(self) -> git.Repo:
+        """This thread's GitPython repository object (never shared between threads)."""
+        repo = getattr(self._local, "repo", None)
+        if repo is None:
+            repo = self._local.repo = git.Repo(self.path)
+        return repo
 
     # -- open / create -------------------------------------------------------------------
     @classmethod
@@ -103,6 +117,39 @@ class Archive:
     def set_node(self, node_id: int, sha: str) -> None:
         """Point branch node-<id> at the node's commit (idempotent)."""
         self.set_ref(node_ref(node_id), sha)
+
+    # -- bundles (commits for and from other machines) --------------------------------------
+    def bundle(self, sha: str, *, since: str | None = None) -> bytes:
+        """A git bundle holding commit `sha` (with its history, or only what is new since `since`)."""
+        env = dict(os.environ)
+        name = f"refs/hgm/bundle/{sha[:12]}-{os.getpid()}-{threading.get_ident()}"  # a bundle carries refs
+        with tempfile.TemporaryDirectory(prefix="hgm-bundle-") as tmp:
+            path = Path(tmp) / "b.bundle"
+            self._git("update-ref", name, sha, env=env)
+            try:
+                self._git("bundle", "create", "-q", str(path), name, *([f"^{since}"] if since else []), env=env)
+            finally:
+                self._git("update-ref", "-d", name, env=env)
+            return path.read_bytes()
+
+    def import_bundle(self, data: bytes) -> list[str]:
+        """Fetch the commits of a bundle into this repository; returns their tip shas. Prerequisite
+        commits (a child's parent) must already be here, or git refuses with a clear error."""
+        with tempfile.TemporaryDirectory(prefix="hgm-bundle-") as tmp:
+            path = Path(tmp) / "b.bundle"
+            path.write_bytes(data)
+            env = dict(os.environ)
+            heads = self._git("bundle", "list-heads", str(path), env=env).split()
+            incoming = f"refs/hgm-incoming/{os.getpid()}-{threading.get_ident()}"  # private to this call
+            self._git("fetch", "-q", str(path), f"refs/*:{incoming}/*", env=env)
+            for ref in self._git("for-each-ref", "--format=%(refname)", incoming, env=env).split():
+                self._git("update-ref", "-d", ref, env=env)
+            return heads[0::2]
+
+    def has_commit(self, sha: str) -> bool:
+        proc = subprocess.run(["git", "--git-dir", str(self.path), "cat-file", "-e", f"{sha}^{{commit}}"],
+                              capture_output=True)
+        return proc.returncode == 0
 
     # -- reading ---------------------------------------------------------------------------
     def resolve(self, rev: str) -> str:

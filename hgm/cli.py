@@ -59,6 +59,26 @@ def _set_benchmark(cfg: HGMConfig, benchmark: str | None, swe_bench: bool, polyg
 from hgm.cli_benchmark import register as _register_benchmark_commands  # noqa: E402
 
 _register_benchmark_commands(app, benchmark_app)  # benchmark fetch|list|prepare|validate, doctor
+node_app = typer.Typer(no_args_is_help=True, help="Worker nodes of a Ray cluster (docs/cluster.md).")
+app.add_typer(node_app, name="node")
+
+
+@node_app.command("prepare")
+def node_prepare(
+    from_: Annotated[Optional[Path], typer.Option("--from", help="Local Polyglot benchmark tree on the node(s).")] = None,
+    ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="Prepare every node of this Ray cluster that offers sandbox slots (default: this machine).")] = None,
+) -> None:
+    """Prepare a worker node: benchmark test dependencies and the seed agent's venv; says what is still missing."""
+    from hgm.cluster import cluster_report, prepare_node
+
+    if ray_address is None:
+        for line in prepare_node(from_):
+            console.print(line, soft_wrap=True)
+        return
+    for ip, slots, lines in cluster_report(ray_address, from_, prepare=True):
+        console.print(f"[bold]node {ip}[/] ({slots:g} slots)")
+        for line in lines:
+            console.print(f"  {line}", soft_wrap=True)
 
 
 @app.command("eval-agent")
@@ -138,6 +158,8 @@ def run(
     from_: Annotated[Optional[Path], typer.Option("--from", help="Local Polyglot benchmark tree.")] = None,
     max_usd: Annotated[Optional[float], typer.Option("--max-usd", min=0, help="Stop once the run spent this many dollars.")] = None,
     agent: Annotated[Optional[str], typer.Option("--agent", help="Start the search from this agent: `initial` (the seed agent, default) or a directory holding coding_agent.py.")] = None,
+    executor: Annotated[Optional[str], typer.Option("--executor", help="Where jobs run: local (threads, default) or ray (docs/cluster.md).")] = None,
+    ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="Ray cluster to join, e.g. 10.0.0.5:6379 (with --executor ray).")] = None,
     config: ConfigOpt = None,
     override: OverrideOpt = None,
 ) -> None:
@@ -150,18 +172,20 @@ def run(
         "benchmark.subset": subset, "llm.self_improve": self_improve_llm, "llm.downstream": downstream_llm,
         "llm.diagnose": diagnose_llm, "search.max_task_evals": max_task_evals, "search.initial_evals": initial_evals,
         "search.workers": workers, "search.policy": policy, "search.seed": seed, "sandbox.backend": sandbox,
-        "benchmark.path": from_, "budget.max_usd_run": max_usd,
+        "benchmark.path": from_, "budget.max_usd_run": max_usd, "executor.name": executor,
+        "executor.ray_address": ray_address,
     }
     given = {k: v for k, v in flags.items() if v is not None}
     if resume is not None:
-        extra = sorted(set(given) - {"search.workers"}) + (["--tasks"] if tasks else []) + \
+        may_change = {"search.workers", "executor.name", "executor.ray_address"}
+        extra = sorted(set(given) - may_change) + (["--tasks"] if tasks else []) + \
             (["-c/-o"] if config or override else []) + (["--output-dir"] if output_dir else []) + \
             (["--agent"] if agent else []) + \
             (["--benchmark/--swe-bench/--polyglot/--dataset"] if benchmark or swe_bench or polyglot or dataset else [])
         if extra:
             raise UserError(f"--resume continues a run with its own settings; drop {', '.join(extra)} "
-                            "(only --workers may change)")
-        code = run_mod.resume_run(resume, console, workers=workers)
+                            "(only --workers, --executor and --ray-address may change)")
+        code = run_mod.resume_run(resume, console, changes={k: v for k, v in given.items() if k in may_change})
     else:
         cfg = resolve_config(config, override)
         try:

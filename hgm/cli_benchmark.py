@@ -188,13 +188,14 @@ def validate(
 
 def doctor(
     clean: Annotated[bool, typer.Option("--clean", help="First remove leftover hgm containers (docker backend).")] = False,
+    ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="Also report this Ray cluster: nodes, slots, what each lacks.")] = None,
 ) -> None:
     """Check toolchains, sandbox and benchmark dependencies; print the fix for each problem."""
     from hgm.doctor import clean_docker, run_checks
 
     if clean:
         Console().print(clean_docker())
-    findings = run_checks()
+    findings = run_checks(ray_address)
     table = Table(title="hgm doctor")
     for col in ("check", "ok", "found", "fix"):
         table.add_column(col)

@@ -56,6 +56,27 @@ class SearchConfig(Section):
     """Evaluate the root (initial agent) on this many tasks first, in parallel with initial_expansions."""
     max_consecutive_infra_errors: int = Field(5, ge=1)
     """Stop the run with an error after this many infra errors in a row (broken sandbox, LLM down)."""
+    max_consecutive_failed_rewrites: int = Field(10, ge=1)
+    """Stop the run with an error after this many failed rewrites in a row (each costs LLM calls)."""
+    max_failed_rewrites_per_parent: int = Field(3, ge=1)
+    """An agent whose last this-many rewrites failed is no longer chosen as a parent."""
+
+
+class ExecutorConfig(Section):
+    name: Literal["local", "ray"] = "local"
+    """Where jobs run: local (threads in the `hgm run` process) or ray (a Ray cluster, `pip install
+    'hgm[ray]'`; docs/cluster.md)."""
+    ray_address: str | None = None
+    """ray: the cluster to join (e.g. 10.0.0.5:6379); None starts a one-machine Ray with search.workers slots."""
+    head_address: str | None = None
+    """ray: this machine's address as worker nodes reach it (Ray's driver and the gateway relay use it);
+    None: the address Ray picks for this machine."""
+    relay_port: int = Field(0, ge=0, le=65535)
+    """ray: TCP port of the gateway relay that worker nodes call (0 = any free port)."""
+    max_attempts: int = Field(3, ge=1)
+    """Dispatches of one job whose worker died before it is booked infra_error (Ray's own retries are off)."""
+    deadline_slack_s: float = Field(600.0, ge=0)
+    """A job is cancelled once it ran this long past the sum of its sandbox timeouts (head-side deadline)."""
 
 
 class LLMConfig(Section):
@@ -147,6 +168,7 @@ class HGMConfig(Section):
     sandbox: SandboxConfig = SandboxConfig()
     benchmark: BenchmarkConfig = BenchmarkConfig()
     budget: BudgetConfig = BudgetConfig()
+    executor: ExecutorConfig = ExecutorConfig()
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

@@ -1,6 +1,8 @@
 """`hgm doctor`: what this machine is missing, and the exact fix for each.
 
-`CHECKS` is a list of functions, each returning `Finding`s; anyone may append a check.
+`CHECKS` is a list of functions, each returning `Finding`s; anyone may append a check. With a
+Ray cluster (`hgm doctor --ray-address ADDR`) the report adds the cluster: its nodes, their
+sandbox slots and what each node lacks (hgm/cluster.py).
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -52,13 +55,13 @@ def check_polyglot_toolchains() -> list[Finding]:
     return out
 
 
-def check_polyglot_tree() -> list[Finding]:
+def check_polyglot_tree(path: Path | None = None) -> list[Finding]:
+    """The benchmark tree at `path`, else the config's benchmark.path, else the fetched copy."""
     from hgm.benchmarks.polyglot.loader import default_path, resolve_root
+    from hgm.config import load_config
     from hgm.errors import UserError
 
-    from hgm.config import load_config
-
-    configured = load_config().benchmark.path
+    configured = path or load_config().benchmark.path
     try:
         root = resolve_root(configured)
     except UserError:
@@ -132,9 +135,25 @@ def check_swe_bench() -> list[Finding]:
     return out
 
 
+def check_ray() -> list[Finding]:
+    """The ray executor's package (optional: only `hgm run --executor ray` needs it)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        found = f"ray {version('ray')}"
+    except PackageNotFoundError:
+        return [Finding("executor ray", False, "ray not installed", "pip install 'hgm[ray]'", optional=True)]
+    return [Finding("executor ray", True, found, optional=True)]
+
+
 CHECKS: list[Callable[[], list[Finding]]] = [check_sandbox, check_docker, check_polyglot_tree, check_polyglot_toolchains,
-                                             check_swe_bench]
+                                             check_swe_bench, check_ray]
 
 
-def run_checks() -> list[Finding]:
-    return [finding for check in CHECKS for finding in check()]
+def run_checks(ray_address: str | None = None) -> list[Finding]:
+    findings = [finding for check in CHECKS for finding in check()]
+    if ray_address:
+        from hgm.cluster import cluster_findings
+
+        findings += cluster_findings(ray_address)
+    return findings

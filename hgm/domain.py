@@ -34,6 +34,24 @@ class ExpansionStatus(StrEnum):
     INFRA_ERROR = "infra_error"
 
 
+class JobKind(StrEnum):
+    """An evaluation or an expansion, as a job handed to an executor."""
+
+    EVAL = "eval"
+    EXPAND = "expand"
+
+
+class DispatchState(StrEnum):
+    OPEN = "open"
+    """Handed to an executor; its result is committed only while the dispatch is open."""
+    DONE = "done"
+    """Its result was committed."""
+    LOST = "lost"
+    """Its worker (process or node) died; the job was dispatched again as the next attempt."""
+    INTERRUPTED = "interrupted"
+    """The scheduler's process stopped while it was open; the job is re-decided on resume."""
+
+
 @dataclass
 class EvalOutcome:
     """What one task evaluation produced (returned by the evaluate callable)."""
@@ -115,6 +133,19 @@ class ExpansionRow:
     error_type: str | None
     error: str | None
     log_dir: str | None
+
+
+@dataclass(frozen=True)
+class DispatchRow:
+    kind: JobKind
+    row_id: int
+    """The evaluation's or expansion's id."""
+    attempt: int
+    state: DispatchState
+    opened_at: float
+    closed_at: float | None
+    reason: str | None
+    """Why a dispatch was lost or interrupted."""
 
 
 @dataclass(frozen=True)

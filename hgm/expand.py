@@ -1,13 +1,15 @@
 """One self-modification (HGM's expand step): the boundary where its failures become data.
 
-parent's failed task -> diagnose LLM (harness side, through the gateway's provider layer) ->
+parent's failed task -> diagnose LLM (through the gateway, with a session of role diagnose) ->
 JSON plan -> problem statement -> the parent agent runs on a git copy of its own code in the
 sandbox (--self-improve, gateway role self_improve) -> the harness takes the diff -> the child is
 validated in the sandbox (compiles, `coding_agent.py --help`, its own tests) -> git child commit.
 
-Entry task: a random task among the parent's failed / empty_patch evaluations. If it has none,
-the nearest ancestor's failures are used (the same lineage, its logs); if the lineage has never
-failed, a random task the parent has not solved is diagnosed from its statement alone.
+The scheduler prepares the inputs that live in the run store (`expand_job`): the entry task is a
+random task among the parent's failed / empty_patch evaluations; if it has none, the nearest
+ancestor's failures are used (the same lineage, its logs); if the lineage has never failed, a
+random task the parent has not solved is diagnosed from its statement alone. The `Expander` runs
+on a worker with only the job (hgm/jobs.py) and never reads the store.
 
 Every outcome is an `ExpansionOutcome` with reason, error_type, logs under
 RUN_DIR/nodes/<parent>/expansions/<expansion_id>/ and the LLM cost of both sessions.
@@ -26,15 +28,18 @@ from pathlib import Path
 from typing import Any
 
 import git
+import httpx
 
 from hgm import prompts
 from hgm.agent_runtime import AgentLLM, VenvBuildError, agent_venv, run_agent
 from hgm.archive import Archive
 from hgm.benchmarks import Task, describe
 from hgm.config import HGMConfig
-from hgm.llm.gateway import Gateway, SessionUsage
-from hgm.sandbox import Mount, Sandbox, limits_from
 from hgm.domain import EvalStatus, EvaluationRow, ExpansionOutcome, ExpansionStatus
+from hgm.jobs import ExpandJob, GatewayAccess
+from hgm.llm.gateway import GATEWAY_BASE_URL, SessionUsage
+from hgm.memory_store import MemoryStore
+from hgm.sandbox import Mount, Sandbox, limits_from
 from hgm.store import RunStore
 
 DIAGNOSIS_KEYS = ("log_summary", "root_cause", "improvement", "implementation", "problem_statement", "title")
@@ -69,69 +74,60 @@ class ExpansionInfra(Exception):
 
 @dataclass
 class Expander:
-    """What one expansion needs; `expand` is the search's expand callable."""
+    """What one expansion needs on a worker; `expand(job)` runs one."""
 
-    run_dir: Path
-    store: RunStore
+    log_root: Path
+    """Where the job's log_dir is (the run directory, or a worker's scratch directory)."""
     archive: Archive
-    gateway: Gateway
+    """Where the parent's code comes from and the child is committed (the run's archive, or a
+    worker node's cache)."""
+    gateway: GatewayAccess
     sandbox: Sandbox
     config: HGMConfig
     tasks: dict[str, Task]
     agent_cache: Path
     """Where parent checkouts are shared (Archive.checkout)."""
 
-    def __call__(self, parent_id: int, expansion_id: int) -> ExpansionOutcome:
-        return self.expand(parent_id, expansion_id)
-
-    def expand(self, parent_id: int, expansion_id: int) -> ExpansionOutcome:
-        log_dir = self.run_dir / "nodes" / str(parent_id) / "expansions" / str(expansion_id)
+    def expand(self, job: ExpandJob) -> tuple[ExpansionOutcome, str | None]:
+        """The outcome, and the commit of the rewrite (child, or a rejected attempt) if one was made."""
+        log_dir = self.log_root / job.log_dir
         log_dir.mkdir(parents=True, exist_ok=True)
-        rel = str(log_dir.relative_to(self.run_dir))
         sessions: list[SessionUsage] = []
-        entry: str | None = None
+        attempt: list[str] = []
         try:
-            parent = next(n for n in self.store.nodes() if n.id == parent_id)
-            assert parent.commit, f"node {parent_id} has no commit"
-            rng = random.Random(f"{self.config.search.seed}-{expansion_id}")
-            entry, evaluation = choose_entry_task(self.store, parent_id, list(self.tasks), rng)
-            diagnosis = self._diagnose(parent_id, parent.commit, entry, evaluation, log_dir, sessions)
-            child = self._rewrite(parent_id, parent.commit, entry, evaluation, diagnosis, log_dir, expansion_id,
-                                  sessions)
+            diagnosis = self._diagnose(job, log_dir, sessions)
+            child = self._rewrite(job, diagnosis, log_dir, sessions, attempt)
             message = self.archive.message(child)
             outcome = ExpansionOutcome(ExpansionStatus.COMMITTED, commit=child, message=message,
-                                       reason=f"committed: {diagnosis['title']}", entry_task=entry)
+                                       reason=f"committed: {diagnosis['title']}", entry_task=job.entry_task)
         except ExpansionFailed as e:
             outcome = ExpansionOutcome(ExpansionStatus.FAILED, reason=e.reason, error_type=e.error_type,
-                                       entry_task=entry)
+                                       entry_task=job.entry_task)
         except Exception as e:  # the one boundary of an expansion: infra, recorded, the search goes on
             outcome = ExpansionOutcome(ExpansionStatus.INFRA_ERROR, reason=f"infra error: {e}"[:500],
-                                       error_type=type(e).__name__, entry_task=entry,
+                                       error_type=type(e).__name__, entry_task=job.entry_task,
                                        error="".join(traceback.format_exception(e)))
-        outcome.log_dir = rel
+        outcome.log_dir = job.log_dir
         outcome.cost_usd = _total_cost(sessions)
         (log_dir / "outcome.txt").write_text(f"{outcome}\n")
-        return outcome
+        return outcome, (attempt[0] if attempt else None)
 
     # -- diagnosis ---------------------------------------------------------------------------
-    def _diagnose(self, parent_id: int, parent_sha: str, task_id: str, evaluation: EvaluationRow | None,
-                  log_dir: Path, sessions: list[SessionUsage]) -> dict[str, str]:
-        agent_dir = self.archive.checkout(parent_sha, self.agent_cache)
-        chat, tests = _eval_logs(self.run_dir, evaluation)
+    def _diagnose(self, job: ExpandJob, log_dir: Path, sessions: list[SessionUsage]) -> dict[str, str]:
+        agent_dir = self.archive.checkout(job.commit, self.agent_cache)
         user = prompts.DIAGNOSE_USER.format(
-            agent_code=agent_source(agent_dir), task_id=task_id, task_statement=self.tasks[task_id].problem_statement,
-            chat_log=chat, test_output=tests, lineage=lineage(self.store, parent_id),
-            task_status=evaluation.status.value if evaluation else "not run by this agent",
+            agent_code=agent_source(agent_dir), task_id=job.entry_task,
+            task_statement=self.tasks[job.entry_task].problem_statement, chat_log=job.chat_log,
+            test_output=job.test_output, lineage=job.lineage,
+            task_status=job.entry_status or "not run by this agent",
             benchmark=describe(self.config.benchmark.name))
         messages = [{"role": "system", "content": prompts.DIAGNOSE_SYSTEM}, {"role": "user", "content": user}]
         model = self.config.llm.diagnose
-        token = self.gateway.open_session("diagnose", model, node_id=parent_id, task_id=task_id)
+        token = self.gateway.open_session("diagnose", model, node_id=job.parent_id, task_id=job.entry_task)
         transcript = log_dir / "diagnose.md"
         try:
             for attempt in (1, 2):
-                session = self.gateway.session_for(token)
-                assert session is not None
-                status, payload = self.gateway.chat(session, {"model": model, "messages": messages})
+                status, payload = self._chat(token, {"model": model, "messages": messages})
                 _append(transcript, f"request {attempt}", messages[-1]["content"])
                 if status != 200:
                     usage = self.gateway.session_usage(token)
@@ -157,13 +153,27 @@ class Expander:
         finally:
             sessions.append(self.gateway.close_session(token))
 
+    def _chat(self, token: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """One chat completion through the gateway's socket, like an agent's (so it works the same
+        through a worker node's relay)."""
+        llm = self.config.llm
+        timeout = (llm.request_timeout_s + llm.backoff_max_s) * (llm.max_retries + 1) + 60
+        with httpx.Client(transport=httpx.HTTPTransport(uds=str(self.gateway.socket_path)), timeout=timeout) as c:
+            r = c.post(f"{GATEWAY_BASE_URL}/chat/completions", json=body, headers={"Authorization": f"Bearer {token}"})
+        try:
+            payload = r.json()
+        except ValueError:
+            payload = {"error": {"message": r.text[:500]}}
+        return r.status_code, payload if isinstance(payload, dict) else {"error": {"message": str(payload)[:500]}}
+
     # -- the rewrite -------------------------------------------------------------------------
-    def _rewrite(self, parent_id: int, parent_sha: str, task_id: str, evaluation: EvaluationRow | None,
-                 plan: dict[str, str], log_dir: Path, expansion_id: int, sessions: list[SessionUsage]) -> str:
+    def _rewrite(self, job: ExpandJob, plan: dict[str, str], log_dir: Path, sessions: list[SessionUsage],
+                 attempt: list[str]) -> str:
+        parent_id, parent_sha, task_id, expansion_id = job.parent_id, job.commit, job.entry_task, job.expansion_id
         statement = prompts.SELF_IMPROVE_STATEMENT.format(task_id=task_id, benchmark=describe(self.config.benchmark.name),
                                                           **plan)
         message = prompts.COMMIT_MESSAGE.format(
-            parent_id=parent_id, task_id=task_id, task_status=evaluation.status.value if evaluation else "not run",
+            parent_id=parent_id, task_id=task_id, task_status=job.entry_status or "not run",
             **{k: " ".join(plan[k].split()) for k in ("title", "root_cause", "improvement")})
         agent_dir = self.archive.checkout(parent_sha, self.agent_cache)
         model = self.config.llm.self_improve
@@ -195,9 +205,9 @@ class Expander:
             raise ExpansionFailed("EmptyDiff", "empty diff: the agent changed nothing in its code"
                                   + (f" ({usage.failure})" if usage.failure else ""))
         self.archive.set_ref(f"refs/hgm/attempts/{expansion_id}", child)  # inspectable even if rejected
+        attempt.append(child)
         self.validate(child, log_dir)
-        self.archive.set_ref(f"refs/hgm/expansions/{expansion_id}", child)
-        return child
+        return child  # the scheduler points refs/hgm/expansions/<id> at it when it commits the result
 
     def _run_cap_reached(self) -> bool:
         """The run's cost cap (not a session cap) cut the LLM off: an infra stop, not the agent's failure."""
@@ -241,7 +251,17 @@ class Expander:
 
 # -- pieces that need no sandbox ----------------------------------------------------------
 
-def choose_entry_task(store: RunStore, parent_id: int, task_ids: list[str],
+def expand_job(store: RunStore | MemoryStore, run_dir: Path, *, parent_id: int, commit: str, expansion_id: int,
+               attempt: int, task_ids: list[str], seed: int, log_dir: str) -> ExpandJob:
+    """The scheduler's half of an expansion: what the job needs from the store and the run's logs."""
+    rng = random.Random(f"{seed}-{expansion_id}")
+    entry, evaluation = choose_entry_task(store, parent_id, task_ids, rng)
+    chat, tests = _eval_logs(run_dir, evaluation)
+    return ExpandJob(expansion_id, attempt, parent_id, commit, seed, entry,
+                     evaluation.status.value if evaluation else None, chat, tests, lineage(store, parent_id), log_dir)
+
+
+def choose_entry_task(store: RunStore | MemoryStore, parent_id: int, task_ids: list[str],
                       rng: random.Random) -> tuple[str, EvaluationRow | None]:
     """(task, the evaluation whose logs explain the failure, or None). See the module docstring."""
     parents = {n.id: n.parent_id for n in store.nodes()}
@@ -257,7 +277,7 @@ def choose_entry_task(store: RunStore, parent_id: int, task_ids: list[str],
     return rng.choice(candidates), None
 
 
-def lineage(store: RunStore, node_id: int) -> str:
+def lineage(store: RunStore | MemoryStore, node_id: int) -> str:
     """What each version from the root to `node_id` changed and how it scored (oldest first)."""
     nodes = {n.id: n for n in store.nodes()}
     chain = []
@@ -389,4 +409,4 @@ def _total_cost(sessions: list[SessionUsage]) -> float | None:
     return None if any(c is None for c in costs) else float(sum(c for c in costs if c is not None))
 
 
-__all__ = ["Expander", "choose_entry_task", "lineage", "parse_diagnosis", "agent_source"]
+__all__ = ["Expander", "agent_source", "choose_entry_task", "expand_job", "lineage", "parse_diagnosis"]

@@ -16,6 +16,8 @@ Deliberate choices (where DESIGN.md leaves room):
   agent on the same tasks) and name the agent with the best own success rate as final; random
   evaluates a uniformly drawn agent.
 - empty_patch counts as a failure of the agent; infra_error counts for nothing and frees the pair.
+- An agent whose last `max_failed_rewrites_per_parent` rewrites failed is never a parent again
+  (every policy): a parent that keeps failing would otherwise keep costing rewrites.
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ class Agent:
     """Tasks with a counted or in-flight evaluation: never evaluated again."""
     evals_in_flight: int = 0
     expansions_in_flight: int = 0
+    failed_rewrites_in_a_row: int = 0
+    """Rewrites of this agent that failed since its last committed child (infra errors aside)."""
 
     @property
     def evals(self) -> int:
@@ -139,8 +143,15 @@ class Policy:
             return 1.0
         return (budget / max(budget - used, 1)) ** self.config.beta
 
+    def rewritable(self, tree: Tree) -> list[Agent]:
+        """Agents whose rewrites have not failed `max_failed_rewrites_per_parent` times in a row."""
+        limit = self.config.max_failed_rewrites_per_parent
+        return [a for a in sorted(tree.agents.values(), key=lambda a: a.id) if a.failed_rewrites_in_a_row < limit]
+
     def eligible_parents(self, tree: Tree) -> list[Agent]:
-        agents = sorted(tree.agents.values(), key=lambda a: a.id)
+        """Rewritable agents with `parent_min_successes`; if none has them, every rewritable agent
+        (empty when no agent may be rewritten any more)."""
+        agents = self.rewritable(tree)
         eligible = [a for a in agents if a.own_successes >= self.config.parent_min_successes]
         return eligible or agents
 
@@ -199,12 +210,12 @@ class GreedyPolicy(Policy):
 
 
 class RandomPolicy(Policy):
-    """Uniform parent among all agents, uniform agent to evaluate."""
+    """Uniform parent among all rewritable agents, uniform agent to evaluate."""
 
     name = "random"
 
     def choose_parent(self, tree: Tree, rng: np.random.Generator, tau: float) -> int:
-        ids = sorted(tree.agents)
+        ids = [a.id for a in self.rewritable(tree)]
         return ids[int(rng.integers(len(ids)))]
 
     def choose_agent(self, candidates: list[Agent], rng: np.random.Generator, tau: float) -> int:

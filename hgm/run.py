@@ -2,8 +2,11 @@
 
 Everything a run needs is checked before its directory is touched: model keys, the benchmark
 tree, the task list, the sandbox. The store is the truth (resume = reopen); the archive holds
-the code. The search runs in a background thread; the main thread draws the live view and owns
-Ctrl-C (and SIGTERM): the first stops new work and lets work in flight finish, the second
+the code. The scheduler (hgm/search.py) runs in a background thread and hands jobs (hgm/jobs.py)
+to an executor: `local` threads by default, or `ray`. Here a decision becomes a job (`_Jobs.prepare`)
+and a job's result becomes an outcome the scheduler commits (`_Jobs.unpack`: logs and a child's
+commit brought into the run directory and archive first). The main thread draws the live view and
+owns Ctrl-C (and SIGTERM): the first stops new work and lets work in flight finish, the second
 abandons it (it is redone on resume): the sandbox kills what it runs and removes its cgroups or
 containers before the run's temporary directories go. A SIGKILL loses nothing that had finished
 (every result is its own transaction). RUN_DIR/run.log is a plain-text log of the run.
@@ -18,7 +21,10 @@ import signal
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field, replace
+import uuid
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console, Group
@@ -30,17 +36,20 @@ from hgm.agent_runtime import agent_venv
 from hgm.archive import Archive, init_archive
 from hgm.benchmarks import Benchmark, Task, get_benchmark
 from hgm.config import HGMConfig
+from hgm.domain import EvalOutcome, ExpansionOutcome, ExpansionStatus, JobKind, Usage
 from hgm.errors import UserError
-from hgm.evaluate import evaluate
-from hgm.expand import Expander
+from hgm.executors import Executor
+from hgm.executors.local import LocalExecutor
+from hgm.expand import expand_job
+from hgm.jobs import EvalJob, JobResult
 from hgm.llm.gateway import Gateway
 from hgm.llm.providers import ModelRoute, check_llm, spend_bounds
 from hgm.paths import INITIAL_AGENT
 from hgm.sandbox import Sandbox, get_sandbox
-from hgm.search import Progress, Search, lower_bounds
+from hgm.search import Decision, Evaluate, Progress, Search, SearchExhausted, lower_bounds
 from hgm.show_tree import FINAL_META
-from hgm.domain import EvalOutcome, EvalStatus, ExpansionOutcome, ExpansionStatus, Usage
 from hgm.store import DB_NAME, RunStore
+from hgm.worker import Workbench, run_job, unpack_logs
 
 ROLES = ("downstream", "self_improve", "diagnose")
 RUN_TMP_PREFIX = "hgm-run-"
@@ -93,8 +102,9 @@ def new_run(run_dir: Path, config: HGMConfig, console: Console, initial_agent: P
     return _drive(run_dir, store, prepared, console, resumed=False, initial_agent=initial_agent)
 
 
-def resume_run(run_dir: Path, console: Console, workers: int | None = None) -> int:
-    """Continue the run in `run_dir` with its stored config (workers may change); returns the exit code."""
+def resume_run(run_dir: Path, console: Console, changes: dict[str, object] | None = None) -> int:
+    """Continue the run in `run_dir` with its stored config; `changes` ({"search.workers": 4,
+    "executor.name": "ray", ...}) are where its work may run differently. Returns the exit code."""
     run_dir = Path(run_dir)
     if not (run_dir / DB_NAME).is_file():
         raise UserError(f"no hgm run in {run_dir} (missing {DB_NAME}); start one with `hgm run --output-dir ...`")
@@ -106,8 +116,12 @@ def resume_run(run_dir: Path, console: Console, workers: int | None = None) -> i
         config = probe.config
     if has_nodes and not (run_dir / "archive").exists():
         raise UserError(f"{run_dir} has agents in its store but no archive/ directory; it cannot be resumed")
-    if workers is not None:
-        config.search.workers = workers
+    try:
+        for key, value in (changes or {}).items():
+            section, name = key.split(".")
+            setattr(getattr(config, section), name, value)
+    except ValueError as e:
+        raise UserError(f"bad option: {e}") from None
     prepared = prepare(config)  # keys, benchmark, sandbox: checked before the store is written to
     store = RunStore.open(run_dir)  # marks work left in flight as interrupted
     return _drive(run_dir, store, prepared, console, resumed=True, cut=cut)
@@ -164,8 +178,7 @@ class _View:
 
     def __rich__(self) -> Panel:
         if self.search is not None and time.monotonic() - self._progress_at > 1:
-            with self.search._cond:  # the scheduler's lock: a consistent snapshot with work just started
-                self.progress = self.search.snapshot()
+            self.progress = self.search.snapshot()  # consistent: taken under the scheduler's lock
             self._progress_at = time.monotonic()
         p = self.progress
         elapsed = time.strftime("%H:%M:%S", time.gmtime(time.monotonic() - self.started))
@@ -239,37 +252,99 @@ def _run_tmp() -> Path:
     return Path(tempfile.mkdtemp(prefix=f"{RUN_TMP_PREFIX}{os.getpid()}-"))
 
 
+@dataclass
+class _Jobs:
+    """The scheduler's half of every job: decision -> job, and result -> outcome to commit."""
+
+    run_dir: Path
+    store: RunStore
+    archive: Archive
+    config: HGMConfig
+    task_ids: list[str]
+    event: Callable[[str], None]
+    _commits: dict[int, str] = field(default_factory=dict)
+
+    def prepare(self, decision: Decision) -> object:
+        if isinstance(decision, Evaluate):
+            log_dir = f"nodes/{decision.node_id}/evals/{decision.task_id}"
+            if (self.run_dir / log_dir).exists() or decision.attempt > 1:  # the pair again, or a redone job
+                log_dir += f"-{decision.eval_id}" + (f"-a{decision.attempt}" if decision.attempt > 1 else "")
+            return EvalJob(decision.eval_id, decision.attempt, decision.node_id, self._commit(decision.node_id),
+                           decision.task_id, log_dir)
+        log_dir = f"nodes/{decision.parent_id}/expansions/{decision.expansion_id}"
+        return expand_job(self.store, self.run_dir, parent_id=decision.parent_id,
+                          commit=self._commit(decision.parent_id), expansion_id=decision.expansion_id,
+                          attempt=decision.attempt, task_ids=self.task_ids, seed=self.config.search.seed,
+                          log_dir=log_dir + (f"-a{decision.attempt}" if decision.attempt > 1 else ""))
+
+    def unpack(self, decision: Decision, result: object) -> EvalOutcome | ExpansionOutcome:
+        """Bring a result's logs and commit home, before the scheduler commits its outcome."""
+        assert isinstance(result, JobResult), f"a job returned {result!r}"
+        o = result.outcome
+        if result.logs is not None:
+            unpack_logs(result.logs, self.run_dir)
+        if result.bundle is not None:
+            self.archive.import_bundle(result.bundle)
+        if isinstance(decision, Evaluate):
+            self.event(f"node {decision.node_id} on {decision.task_id}: {o.status.value}"
+                       + (f" ({o.error_type})" if o.error_type else ""))
+            return o
+        assert isinstance(o, ExpansionOutcome)
+        if result.attempt_commit:
+            self.archive.set_ref(f"refs/hgm/attempts/{decision.expansion_id}", result.attempt_commit)
+        if o.status == ExpansionStatus.COMMITTED:
+            assert o.commit
+            self.archive.set_ref(f"refs/hgm/expansions/{decision.expansion_id}", o.commit)
+        self.event(f"rewrite {decision.expansion_id} of node {decision.parent_id}: {o.reason[:160]}")
+        return o
+
+    def _commit(self, node_id: int) -> str:
+        if node_id not in self._commits:
+            self._commits.update((n.id, n.commit) for n in self.store.nodes() if n.commit)
+        return self._commits[node_id]
+
+
+def deadlines(config: HGMConfig) -> dict[JobKind, float]:
+    """Head-side time budget of each kind of job: its sandbox timeouts, its LLM calls' worst case
+    (diagnosis: two requests with all retries), plus executor.deadline_slack_s."""
+    sb, llm, slack = config.sandbox, config.llm, config.executor.deadline_slack_s
+    diagnose = 2 * (llm.request_timeout_s + llm.backoff_max_s) * (llm.max_retries + 1)
+    return {JobKind.EVAL: sb.agent_timeout_s + 2 * sb.test_timeout_s + slack,
+            JobKind.EXPAND: diagnose + sb.agent_timeout_s + 3 * sb.validate_timeout_s + slack}
+
+
+def make_executor(prepared: Prepared, bench: Workbench, gateway: Gateway, store: RunStore,
+                  stack: ExitStack) -> Executor:
+    """The configured executor: local threads over `bench`, or Ray (with the gateway's relay for
+    worker nodes); `stack` closes what it started."""
+    config, ex = prepared.config, prepared.config.executor
+    if ex.name == "local":
+        return LocalExecutor(lambda job: run_job(bench, job), config.search.workers)  # type: ignore[arg-type]
+    from hgm.executors.ray import RayExecutor, WorkerSpec
+    from hgm.llm.relay import RelayListener
+
+    executor = RayExecutor(address=ex.ray_address, head_address=ex.head_address, local_slots=config.search.workers)
+    stack.callback(executor.close)
+    listener = stack.enter_context(RelayListener(gateway, executor.node_ip, ex.relay_port))
+    run_id = store.get_meta("run_id")
+    if run_id is None:
+        run_id = uuid.uuid4().hex[:16]
+        store.set_meta("run_id", run_id)
+    spec = WorkerSpec(run_id, config.model_dump_json(), tuple(prepared.tasks), listener.url, listener.secret)
+    executor.start(spec, bench.archive.bundle)
+    log.info("ray executor: %d worker slots in %s; gateway relay on %s", executor.slots(), executor.address,
+             listener.url)
+    return executor
+
+
 def _search(run_dir: Path, store: RunStore, prepared: Prepared, archive: Archive, gateway: Gateway, tmp: Path,
             console: Console) -> int:
     config = prepared.config
     view = _View(gateway, run_dir, config.budget.max_usd_run, config.budget.max_tokens_run)
     commits = {n.id: n.commit for n in store.nodes()}
-    expander = Expander(run_dir, store, archive, gateway, prepared.sandbox, config, prepared.tasks, tmp / "agents")
-
-    def evaluate_node(node_id: int, task_id: str, eval_id: int) -> EvalOutcome:
-        sha = commits.get(node_id) or next(n.commit for n in store.nodes() if n.id == node_id)
-        assert sha is not None
-        log_dir = run_dir / "nodes" / str(node_id) / "evals" / task_id
-        if log_dir.exists():  # the same pair again (after an infra error or an interruption)
-            log_dir = log_dir.with_name(f"{task_id}-{eval_id}")
-        report = evaluate(archive.checkout(sha, tmp / "agents"), prepared.tasks[task_id], benchmark=prepared.benchmark, gateway=gateway,
-                          sandbox=prepared.sandbox, config=config, log_dir=log_dir, run_dir=run_dir, node_id=node_id)
-        o = report.outcome
-        if report.usage is not None and report.usage.run_capped:
-            # The run's budget cut this agent off: not the agent's failure, so it does not count.
-            o = replace(o, status=EvalStatus.INFRA_ERROR, error_type="RunCostCap",
-                        error=f"the run's budget cut the agent off ({report.usage.failure})")
-        event(f"node {node_id} on {task_id}: {o.status.value}" + (f" ({o.error_type})" if o.error_type else ""))
-        return o
-
-    def expand_node(parent_id: int, expansion_id: int) -> ExpansionOutcome:
-        o = expander(parent_id, expansion_id)
-        event(f"rewrite {expansion_id} of node {parent_id}: {o.reason[:160]}")
-        return o
-
-    stop_reason: list[str] = []
-    refs_lock = threading.Lock()
-
+    bench = Workbench(config, prepared.benchmark, prepared.tasks, prepared.sandbox, gateway, archive, tmp / "agents",
+                      run_dir)
+    live_on = threading.Event()
 
     def event(text: str) -> None:
         log.info(text)
@@ -277,8 +352,21 @@ def _search(run_dir: Path, store: RunStore, prepared: Prepared, archive: Archive
         if not live_on.is_set():
             console.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {text}", highlight=False, soft_wrap=True)
 
-    def on_progress(p: Progress) -> None:
-        with refs_lock:  # children that just landed: name their branch in the archive
+    jobs = _Jobs(run_dir, store, archive, config, list(prepared.tasks), event)
+    with ExitStack() as stack:
+        executor = make_executor(prepared, bench, gateway, store, stack)
+        return _schedule(run_dir, store, prepared, archive, gateway, console, view, commits, jobs, executor, live_on)
+
+
+def _schedule(run_dir: Path, store: RunStore, prepared: Prepared, archive: Archive, gateway: Gateway,
+              console: Console, view: _View, commits: dict[int, str | None], jobs: _Jobs, executor: Executor,
+              live_on: threading.Event) -> int:
+    config = prepared.config
+
+    stop_reason: list[str] = []
+
+    def on_progress(p: Progress) -> None:  # called by the scheduler after each commit
+        if p.agents > len(commits):  # a child just landed: name its branch in the archive
             for n in store.nodes():
                 if n.id not in commits and n.commit:
                     archive.set_node(n.id, n.commit)
@@ -290,10 +378,10 @@ def _search(run_dir: Path, store: RunStore, prepared: Prepared, archive: Archive
             log.info("%s: no new work", spent)
             search.stop()
 
-    search = Search(store, config.search, list(prepared.tasks), expand_node, evaluate_node, on_progress)
+    search = Search(store, config.search, list(prepared.tasks), executor, prepare=jobs.prepare, unpack=jobs.unpack,
+                    on_progress=on_progress, deadlines=deadlines(config), max_attempts=config.executor.max_attempts)
     view.progress, view.search = search.snapshot(), search
     result: list[object] = []
-    live_on = threading.Event()
 
     def work() -> None:
         try:
@@ -349,6 +437,8 @@ def _finish(run_dir: Path, store: RunStore, archive: Archive, search: Search, re
     resume = f"hgm run --resume {run_dir}"
     if result and isinstance(result[0], BaseException):
         log.error("the search stopped on an error: %s", result[0])
+        if isinstance(result[0], SearchExhausted):
+            raise UserError(f"the run ended early: {result[0]}\n`hgm show-tree {run_dir}` shows the tree") from result[0]
         if isinstance(result[0], UserError):  # e.g. too many infra errors in a row: fixable, then resume
             raise UserError(f"{result[0]}\nEvery finished result is saved; resume with: {resume}") from result[0]
         raise result[0]

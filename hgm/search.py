@@ -1,23 +1,40 @@
-"""The asynchronous search: W workers over injected `expand` / `evaluate` callables.
+"""The scheduler: decisions on the latest state, jobs to an executor, results committed exactly once.
 
-Each worker runs one decision at a time on the latest state (in-flight work counted), records
-its start in the run store, runs it outside the lock, and records the finish. The store is the
-truth: on resume the tree and its counters are rebuilt from it. The policies and the clade
-counters live in hgm/policies.py (re-exported here).
+One loop in the `hgm run` process owns the policy, the tree of counters and the run store. It
+keeps at most as many jobs in flight as the executor has slots: it decides a job (in-flight work
+counted), records it as dispatched in the store (row + dispatch attempt 1), submits it, and decides
+the next one only after a result was committed. A result is committed in one transaction with the
+closing of its dispatch, only while that dispatch is open (hgm/store.py); anything else - a
+duplicate, a late result of an attempt that was redone or cut by its deadline - is dropped. A job
+whose worker died is redone as the next attempt (up to `max_attempts`), never booked against the
+agent; a job past its deadline is cancelled and booked infra_error. The store is the truth: on
+resume the tree and its counters are rebuilt from it and work that was in flight is re-decided.
+
+Spend on rewrites is bounded: an agent whose last `max_failed_rewrites_per_parent` rewrites failed
+is no longer chosen as a parent; `max_consecutive_failed_rewrites` failed rewrites in a row stop the
+run with `RewriteLimit`; when no agent can be evaluated and none can be rewritten the run ends with
+`SearchExhausted` instead of spinning. The policies and the clade counters live in hgm/policies.py.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import tarfile
 import threading
+import time
 import traceback
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from hgm.config import SearchConfig
+from hgm.domain import EvalOutcome, EvalStatus, ExpansionOutcome, ExpansionStatus, JobKind
 from hgm.errors import UserError
+from hgm.executors import Delivery, Executor, JobKey
+from hgm.memory_store import MemoryStore
 from hgm.policies import (
     COUNTED,
     POLICIES,
@@ -31,8 +48,6 @@ from hgm.policies import (
     lower_bounds,
     make_policy,
 )
-from hgm.domain import EvalOutcome, EvalStatus, ExpansionOutcome, ExpansionStatus
-from hgm.memory_store import MemoryStore
 from hgm.store import RunStore
 
 __all__ = [
@@ -49,12 +64,17 @@ __all__ = [
     "Policy",
     "Progress",
     "RandomPolicy",
+    "RewriteLimit",
     "Search",
+    "SearchExhausted",
     "SearchResult",
     "Tree",
+    "job_function",
     "lower_bounds",
     "make_policy",
 ]
+
+log = logging.getLogger("hgm.run.search")
 
 ExpandFn = Callable[[int, int], ExpansionOutcome]
 """expand(parent_id, expansion_id) -> ExpansionOutcome"""
@@ -64,15 +84,44 @@ EvaluateFn = Callable[[int, str, int], EvalOutcome]
 
 @dataclass(frozen=True)
 class Expand:
+    """Decision: rewrite agent `parent_id` (expansion row `expansion_id`)."""
+
     parent_id: int
     expansion_id: int
+    attempt: int = 1
+
+    @property
+    def key(self) -> JobKey:
+        return JobKey(JobKind.EXPAND, self.expansion_id, self.attempt)
 
 
 @dataclass(frozen=True)
 class Evaluate:
+    """Decision: evaluate agent `node_id` on `task_id` (evaluation row `eval_id`)."""
+
     node_id: int
     task_id: str
     eval_id: int
+    attempt: int = 1
+
+    @property
+    def key(self) -> JobKey:
+        return JobKey(JobKind.EVAL, self.eval_id, self.attempt)
+
+
+Decision = Expand | Evaluate
+
+
+def job_function(expand: ExpandFn, evaluate: EvaluateFn) -> Callable[[object], object]:
+    """A job function that runs decisions with plain callables (tests, simulations)."""
+
+    def run(job: object) -> object:
+        if isinstance(job, Expand):
+            return expand(job.parent_id, job.expansion_id)
+        assert isinstance(job, Evaluate), f"not a decision: {job!r}"
+        return evaluate(job.node_id, job.task_id, job.eval_id)
+
+    return run
 
 
 WAIT = "wait"
@@ -109,48 +158,83 @@ class InfraErrorLimit(UserError):
     """Too many infra errors in a row: the harness, not the agents, is broken."""
 
 
-class Search:
-    """W workers, each running one decision at a time on the latest state, over a run store."""
+class RewriteLimit(UserError):
+    """Too many failed rewrites in a row: each costs LLM calls, and something makes them all fail."""
 
-    def __init__(self, store: RunStore | MemoryStore, config: SearchConfig, tasks: list[str],
-                 expand: ExpandFn, evaluate: EvaluateFn,
-                 on_progress: Callable[[Progress], None] | None = None) -> None:
+
+class SearchExhausted(UserError):
+    """No agent can be evaluated on a task it has not seen and no agent may be rewritten again."""
+
+
+@dataclass
+class _Running:
+    decision: Decision
+    deadline: float | None
+    """time.monotonic() after which the job is cancelled."""
+
+
+class Search:
+    """The scheduler over a run store and an executor (see the module docstring)."""
+
+    def __init__(self, store: RunStore | MemoryStore, config: SearchConfig, tasks: list[str], executor: Executor, *,
+                 prepare: Callable[[Decision], object] | None = None,
+                 unpack: Callable[[Decision, object], EvalOutcome | ExpansionOutcome] | None = None,
+                 on_progress: Callable[[Progress], None] | None = None,
+                 deadlines: dict[JobKind, float] | None = None, max_attempts: int = 3) -> None:
+        """`prepare(decision)` makes the job the executor runs (default: the decision itself);
+        `unpack(decision, result)` turns what the job returned into its outcome, on the scheduler's side,
+        only for a result that will be committed (default: the result is the outcome). `deadlines`:
+        seconds a job of each kind may run before it is cancelled; `max_attempts`: dispatches of one job
+        whose worker died before it is booked infra_error."""
         if not tasks or len(set(tasks)) != len(tasks):
             raise UserError("the search needs a non-empty list of distinct task ids")
-        self.store, self.config, self.tasks = store, config, tasks
-        self._expand, self._evaluate, self.on_progress = expand, evaluate, on_progress
+        self.store, self.config, self.tasks, self.executor = store, config, tasks, executor
+        self._prepare = prepare or (lambda d: d)
+        self._unpack = unpack or (lambda d, r: r)  # type: ignore[return-value]
+        self.on_progress, self.deadlines, self.max_attempts = on_progress, deadlines or {}, max_attempts
         self.policy = make_policy(config)
         self.rng = np.random.default_rng(config.seed)
         self.search_budget = config.max_task_evals - config.finalists * config.finalist_evals
         if self.search_budget < 1:
             raise UserError("search.finalists * search.finalist_evals leaves no budget for the search; "
                             "raise search.max_task_evals")
-        self._cond = threading.Condition()
+        self._lock = threading.RLock()
         self._stop = threading.Event()
         self._fatal: BaseException | None = None
+        self._running: dict[JobKey, _Running] = {}
         self._consecutive_infra = 0
         self.infra_errors = 0
+        self.failed_rewrites_in_a_row = 0
+        """Failed rewrites since the last committed one (this process; a resume starts again at 0)."""
+        self._last_rewrite_failures: deque[str] = deque(maxlen=3)
+        self.dropped_results = 0
+        """Results not committed: duplicates, or late results of an attempt redone or past its deadline."""
+        self.redispatched = 0
+        self._exhausted = ""
         self.tree, self._root_attempts = self._rebuild()
         saved = store.get_meta("finalists")
         self.finalists = {int(k): v for k, v in json.loads(saved).items()} if saved else None
 
+    # -- the loop ------------------------------------------------------------------------------
     def run(self) -> SearchResult:
-        """Search until the budget is spent, stop() is called or a worker hits a bug / the infra limit."""
-        if self.config.workers == 1:
-            self._worker()
-        else:
-            threads = [threading.Thread(target=self._worker, daemon=True, name=f"hgm-worker-{i}")
-                       for i in range(self.config.workers)]
-            for th in threads:
-                th.start()
-            try:
-                for th in threads:
-                    th.join()
-            except KeyboardInterrupt:  # no new work; work in flight is abandoned if the process exits
-                self.stop()
-                raise
+        """Search until the budget is spent, stop() is called, or an error stops it (re-raised here
+        once the work in flight has finished; a bug in the scheduler itself is raised at once)."""
+        warned = False
+        while True:
+            starved = self._dispatch()
+            if not self._running:
+                if not starved or self._stop.is_set():
+                    break
+                if not warned:  # e.g. every worker node of a cluster is gone: wait for one to come back
+                    log.warning("no worker slot is available; waiting for the executor to have one")
+                warned = True
+            for delivery in self.executor.wait(self._wait_s()):
+                self._deliver(delivery)
+            self._expire()
         if self._fatal is not None:
             raise self._fatal
+        if self._exhausted and not self._stop.is_set():
+            raise SearchExhausted(self._exhausted)
         final = self.final_agent()
         completed = not self._stop.is_set()
         if completed:
@@ -159,32 +243,148 @@ class Search:
 
     def final_agent(self) -> int:
         """The policy's best agent; once finalists were re-evaluated, the best of them."""
-        with self._cond:
+        with self._lock:
             ranked = self.policy.rank(self.tree)
             return next(i for i in ranked if self.finalists is None or i in self.finalists)
 
     def stop(self) -> None:
         """Start no new work; work in flight finishes (or is abandoned if the process exits)."""
         self._stop.set()
-        with self._cond:
-            self._cond.notify_all()
 
-    def _worker(self) -> None:
-        try:
-            while True:
-                with self._cond:
-                    while (job := self._next_job()) == WAIT:
-                        self._cond.wait()
-                if job is None:
+    def _dispatch(self) -> bool:
+        """Fill the free slots, one decision at a time, each recorded in the store before it is submitted.
+        True when it stopped for want of a free slot (not because there was nothing to start)."""
+        with self._lock:
+            while len(self._running) < self.executor.slots():
+                decision = self._next_job()
+                if decision is None or decision == WAIT:
+                    return False
+                assert not isinstance(decision, str)
+                self._submit(decision)
+            return not self._stop.is_set() and self._fatal is None
+
+    def _submit(self, decision: Decision) -> None:
+        budget = self.deadlines.get(decision.key.kind)
+        self._running[decision.key] = _Running(decision, time.monotonic() + budget if budget else None)
+        self.executor.submit(decision.key, self._prepare(decision))
+
+    def _wait_s(self) -> float:
+        deadlines = [r.deadline for r in self._running.values() if r.deadline is not None]
+        soonest = min(deadlines, default=time.monotonic() + 2.0) - time.monotonic()
+        return min(max(soonest, 0.0), 2.0)  # wake now and then: the executor's slots may change
+
+    def _deliver(self, d: Delivery) -> None:
+        with self._lock:
+            running = self._running.get(d.key)
+            if running is None or not self.store.is_open(d.key.kind, d.key.row_id, d.key.attempt):
+                self.dropped_results += 1
+                log.info("dropped a result of %s %d attempt %d: its dispatch is closed (a duplicate, or a late "
+                         "result of an attempt that was redone or cut by its deadline)", *_key_args(d.key))
+                return
+            decision = running.decision
+            if d.lost is not None:
+                if d.key.attempt < self.max_attempts:
+                    self._count_infra("WorkerLost", d.lost)
+                    self._redo(decision, d.lost)
                     return
-                self._finish(job, self._call(job))
-        except BaseException as e:  # noqa: BLE001 - a bug: stop everybody and re-raise it from run()
-            with self._cond:
-                self._fatal = self._fatal or e
-                self._cond.notify_all()
+                outcome = _infra(decision, "WorkerLost", f"the job's worker was lost {d.key.attempt} times; "
+                                                          f"last: {d.lost}")
+            elif d.error is not None:
+                outcome = _infra(decision, *d.error)
+            else:
+                try:
+                    outcome = self._unpack(decision, d.result)
+                except (OSError, RuntimeError, tarfile.TarError) as e:  # logs or bundle could not come home
+                    outcome = _infra(decision, type(e).__name__, traceback.format_exc())
+            self._commit(decision, outcome)
 
-    def _next_job(self) -> Expand | Evaluate | str | None:
-        """The decision, made under the lock; its start is recorded before the lock is released."""
+    def _redo(self, decision: Decision, reason: str) -> None:
+        attempt = self.store.redispatch(decision.key.kind, decision.key.row_id, decision.key.attempt, reason)
+        assert attempt is not None, f"{decision} was running but its dispatch is closed"
+        del self._running[decision.key]
+        self.redispatched += 1
+        log.info("%s %d: worker lost (%s); dispatched again as attempt %d", *_key_args(decision.key)[:2],
+                 reason.strip().splitlines()[-1][:200] if reason.strip() else "", attempt)
+        self._submit(replace(decision, attempt=attempt))
+
+    def _expire(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            for key, running in list(self._running.items()):
+                if running.deadline is not None and now >= running.deadline:
+                    self.executor.cancel(key)
+                    budget = self.deadlines[key.kind]
+                    log.info("%s %d attempt %d passed its %g s deadline: cancelled", *_key_args(key), budget)
+                    self._commit(running.decision, _infra(running.decision, "DeadlineExceeded",
+                                                          f"the job ran past its {budget:g} s deadline and was "
+                                                          "cancelled"))
+
+    def _commit(self, decision: Decision, outcome: ExpansionOutcome | EvalOutcome) -> None:
+        """Book an outcome: the store transaction, then the counters; under the lock."""
+        t, key = self.tree, decision.key
+        if isinstance(decision, Expand):
+            assert isinstance(outcome, ExpansionOutcome), f"expand returned {outcome!r}"
+            if not self.store.is_open(key.kind, key.row_id, key.attempt):
+                raise AssertionError(f"{decision} was running but its dispatch is closed")
+            child = self.store.finish_expansion(decision.expansion_id, outcome, key.attempt)
+            parent = t.agents[decision.parent_id]
+            parent.expansions_in_flight -= 1
+            t.expansions_in_flight -= 1
+            if child is not None:
+                t.add_agent(child, decision.parent_id, outcome.commit)
+                parent.failed_rewrites_in_a_row = 0
+                self.failed_rewrites_in_a_row = 0
+            elif outcome.status == ExpansionStatus.FAILED:
+                t.failed_expansions += 1
+                parent.failed_rewrites_in_a_row += 1
+                self._count_failed_rewrite(decision.parent_id, outcome)
+            elif decision.parent_id == t.root_id:
+                self._root_attempts -= 1  # infra error: the initial expansion is redone
+        else:
+            assert isinstance(outcome, EvalOutcome), f"evaluate returned {outcome!r}"
+            committed = self.store.finish_evaluation(decision.eval_id, outcome, key.attempt)
+            assert committed, f"{decision} was running but its dispatch is closed"
+            agent = t.agents[decision.node_id]
+            agent.evals_in_flight -= 1
+            t.evals_in_flight -= 1
+            if outcome.status in COUNTED:
+                t.record(decision.node_id, outcome.status == EvalStatus.SOLVED)
+            else:
+                agent.claimed_tasks.discard(decision.task_id)  # infra error: the pair may be retried
+        del self._running[key]
+        if outcome.status == "infra_error":
+            self._count_infra(outcome.error_type, outcome.error)
+        else:
+            self._consecutive_infra = 0
+        if self.on_progress is not None:
+            self.on_progress(self.snapshot())
+
+    def _count_infra(self, error_type: str | None, error: str | None) -> None:
+        self.infra_errors += 1
+        self._consecutive_infra += 1
+        limit = self.config.max_consecutive_infra_errors
+        if self._consecutive_infra >= limit and self._fatal is None:
+            last = (error or "").strip().splitlines()[-1:] or [""]
+            self._fatal = InfraErrorLimit(
+                f"{limit} infra errors in a row (last: {error_type}: {last[0]}). The harness cannot "
+                "run agents; fix the cause (try `hgm doctor`), then resume the run.")
+
+    def _count_failed_rewrite(self, parent_id: int, outcome: ExpansionOutcome) -> None:
+        self.failed_rewrites_in_a_row += 1
+        self._last_rewrite_failures.append(f"node {parent_id}: {(outcome.reason or outcome.error_type or '?')[:200]}")
+        limit = self.config.max_consecutive_failed_rewrites
+        if self.failed_rewrites_in_a_row >= limit and self._fatal is None:
+            reasons = "; ".join(self._last_rewrite_failures)
+            self._fatal = RewriteLimit(
+                f"{limit} rewrites failed in a row (search.max_consecutive_failed_rewrites), each one paid LLM "
+                f"calls, so the run stopped. Last reasons: {reasons}. Their logs are under nodes/<id>/expansions/ "
+                "of the run directory. If the cause is passing (an overloaded or flaky model), resume the run: "
+                "the count starts again; if the model cannot do this (e.g. never answers the diagnosis's JSON "
+                "plan), start a new run with another -o llm.diagnose / --self-improve-llm.")
+
+    # -- decisions -----------------------------------------------------------------------------
+    def _next_job(self) -> Decision | str | None:
+        """The decision, made under the lock; its start is recorded in the store."""
         t, cfg = self.tree, self.config
         if self._stop.is_set() or self._fatal is not None:
             return None
@@ -199,68 +399,27 @@ class Search:
         root = t.agents[t.root_id]
         if root.evals + root.evals_in_flight < cfg.initial_evals and len(root.claimed_tasks) < t.n_tasks:
             return self._start_eval(root)
-        if self._root_attempts < cfg.initial_expansions:
+        # A rewrite is not started when it could be the K-th failed one in a row (in-flight ones counted).
+        may_rewrite = self.failed_rewrites_in_a_row + t.expansions_in_flight < cfg.max_consecutive_failed_rewrites
+        parents = self.policy.eligible_parents(t) if may_rewrite else []
+        if self._root_attempts < cfg.initial_expansions and root in parents:
             return self._start_expand(root.id)
         tau = self.policy.temperature(self.search_budget, t.evals_done + t.evals_in_flight)
         candidates = t.evaluable()
-        if not candidates or self.policy.should_expand(t):
+        if parents and (not candidates or self.policy.should_expand(t)):
             return self._start_expand(self.policy.choose_parent(t, self.rng, tau))
-        return self._start_eval(t.agents[self.policy.choose_agent(candidates, self.rng, tau)])
-
-    def _call(self, job: Expand | Evaluate) -> ExpansionOutcome | EvalOutcome:
-        """The one place that turns any exception of an expansion / evaluation into infra_error."""
-        try:
-            if isinstance(job, Expand):
-                return self._expand(job.parent_id, job.expansion_id)
-            return self._evaluate(job.node_id, job.task_id, job.eval_id)
-        except Exception as e:  # noqa: BLE001 - failures are data at this one boundary
-            error = {"error_type": type(e).__name__, "error": traceback.format_exc()}
-            if isinstance(job, Expand):
-                return ExpansionOutcome(ExpansionStatus.INFRA_ERROR, **error)
-            return EvalOutcome(EvalStatus.INFRA_ERROR, **error)
-
-    def _finish(self, job: Expand | Evaluate, outcome: ExpansionOutcome | EvalOutcome) -> None:
-        t = self.tree
-        with self._cond:
-            if isinstance(job, Expand):
-                assert isinstance(outcome, ExpansionOutcome), f"expand returned {outcome!r}"
-                child = self.store.finish_expansion(job.expansion_id, outcome)
-                t.agents[job.parent_id].expansions_in_flight -= 1
-                t.expansions_in_flight -= 1
-                if child is not None:
-                    t.add_agent(child, job.parent_id, outcome.commit)
-                elif outcome.status == ExpansionStatus.FAILED:
-                    t.failed_expansions += 1
-                elif job.parent_id == t.root_id:
-                    self._root_attempts -= 1  # infra error: the initial expansion is redone
-            else:
-                assert isinstance(outcome, EvalOutcome), f"evaluate returned {outcome!r}"
-                self.store.finish_evaluation(job.eval_id, outcome)
-                agent = t.agents[job.node_id]
-                agent.evals_in_flight -= 1
-                t.evals_in_flight -= 1
-                if outcome.status in COUNTED:
-                    t.record(job.node_id, outcome.status == EvalStatus.SOLVED)
-                else:
-                    agent.claimed_tasks.discard(job.task_id)  # infra error: the pair may be retried
-            self._count_infra(outcome)
-            snapshot = self.snapshot() if self.on_progress else None
-            self._cond.notify_all()
-        if snapshot is not None and self.on_progress is not None:
-            self.on_progress(snapshot)
-
-    def _count_infra(self, outcome: ExpansionOutcome | EvalOutcome) -> None:
-        if outcome.status != "infra_error":
-            self._consecutive_infra = 0
-            return
-        self.infra_errors += 1
-        self._consecutive_infra += 1
-        limit = self.config.max_consecutive_infra_errors
-        if self._consecutive_infra >= limit and self._fatal is None:
-            last = (outcome.error or "").strip().splitlines()[-1:] or [""]
-            self._fatal = InfraErrorLimit(
-                f"{limit} infra errors in a row (last: {outcome.error_type}: {last[0]}). The harness cannot "
-                "run agents; fix the cause (try `hgm doctor`), then resume the run.")
+        if candidates:
+            return self._start_eval(t.agents[self.policy.choose_agent(candidates, self.rng, tau)])
+        if t.evals_in_flight or t.expansions_in_flight:
+            return WAIT  # a child in the making may give us something to evaluate or a parent
+        best = self.policy.rank(t)[0]
+        self._exhausted = (
+            f"nothing is left to try after {t.evals_done} of {self.search_budget} task evaluations: every one of the "
+            f"{len(t.agents)} agents was evaluated on every task it can be, and every agent's last "
+            f"{cfg.max_failed_rewrites_per_parent} rewrites failed (search.max_failed_rewrites_per_parent). Last "
+            f"rewrite failures: {'; '.join(self._last_rewrite_failures) or 'none in this process'}. The best agent "
+            f"so far is node {best}; give the run more tasks or a model that can rewrite the agents.")
+        return None
 
     def _start_eval(self, agent: Agent) -> Evaluate:
         t = self.tree
@@ -313,16 +472,21 @@ class Search:
                 t.agents[e.node_id].claimed_tasks.add(e.task_id)
                 t.record(e.node_id, e.status == EvalStatus.SOLVED)
         root_attempts = 0
-        for x in self.store.expansions():
+        for x in sorted(self.store.expansions(), key=lambda x: x.id):
             if x.status == ExpansionStatus.IN_FLIGHT:
                 raise ValueError("the run store has work in flight; open it writable first (that resets it)")
-            t.failed_expansions += x.status == ExpansionStatus.FAILED
+            parent = t.agents[x.parent_id]
+            if x.status == ExpansionStatus.FAILED:
+                t.failed_expansions += 1
+                parent.failed_rewrites_in_a_row += 1
+            elif x.status == ExpansionStatus.COMMITTED:
+                parent.failed_rewrites_in_a_row = 0
             root_attempts += x.parent_id == t.root_id and x.status != ExpansionStatus.INFRA_ERROR
         return t, root_attempts
 
     def snapshot(self) -> Progress:
         """Progress now (safe to call from any thread)."""
-        with self._cond:
+        with self._lock:
             t = self.tree
             best = t.agents[self.final_agent()]
             bound = float(lower_bounds([best], self.config.final_quantile)[0])
@@ -330,3 +494,14 @@ class Search:
             return Progress(phase, len(t.agents), t.expansions_in_flight, t.failed_expansions, t.evals_done,
                             self.config.max_task_evals, t.evals_in_flight, self.infra_errors, best.id,
                             best.own_successes, best.own_failures, bound)
+
+
+def _infra(decision: Decision, error_type: str, error: str) -> EvalOutcome | ExpansionOutcome:
+    if isinstance(decision, Expand):
+        return ExpansionOutcome(ExpansionStatus.INFRA_ERROR, error_type=error_type, error=error,
+                                reason=f"infra error: {error_type}")
+    return EvalOutcome(EvalStatus.INFRA_ERROR, error_type=error_type, error=error)
+
+
+def _key_args(key: JobKey) -> tuple[str, int, int]:
+    return ("evaluation" if key.kind == JobKind.EVAL else "expansion", key.row_id, key.attempt)

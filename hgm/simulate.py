@@ -35,7 +35,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hgm.config import CONFIG_DIR, HGMConfig, SearchConfig
 from hgm.errors import UserError
-from hgm.search import POLICIES, HGMPolicy, Search, SearchResult
+from hgm.executors.local import LocalExecutor
+from hgm.search import POLICIES, HGMPolicy, Search, SearchResult, job_function
 from hgm.domain import EvalOutcome, EvalStatus, ExpansionOutcome, ExpansionStatus
 from hgm.memory_store import MemoryStore
 from hgm.store import RunStore
@@ -197,7 +198,7 @@ def simulate_once(world: World, search: SearchConfig, seed: int, curve: dict | N
             hit.append(s.tree.evals_done)
         return out
 
-    s = Search(store, config, sim.task_ids, expand, sim.evaluate)
+    s = Search(store, config, sim.task_ids, LocalExecutor(job_function(expand, sim.evaluate), 1, inline=True))
     sim.commit_of = _CommitView(s)  # type: ignore[assignment]
     if sim.utility(sim.root_commit()) >= world.target_utility:
         hit.append(0)
@@ -287,11 +288,25 @@ def run_in_dir(run_dir: Path, world: World, config: HGMConfig, delay_s: float = 
         sim.delay_s = delay_s
         if not store.nodes():
             store.add_node(None, sim.root_commit(), "simulated root")
-        search = Search(store, config.search, sim.task_ids, sim.expand, sim.evaluate)
+        executor = LocalExecutor(job_function(sim.expand, sim.evaluate), config.search.workers)
+        search = Search(store, config.search, sim.task_ids, executor)
         sim.commit_of = _CommitView(search)  # type: ignore[assignment]
         result = search.run()
         final_commit = search.tree.agents[result.final_agent].commit or ""
         return result, sim.utility(final_commit)
+
+
+def sleep_job(delay_s: float, job: object, _bundles: list[object] | None = None) -> EvalOutcome | ExpansionOutcome:
+    """Synthetic work for executor benchmarks and tests: sleep, then a result that depends only on
+    the decision's ids (an evaluation solves 1 task in 3; every rewrite yields a child). It runs
+    anywhere: the local executor calls it with a decision, a Ray worker as `function(spec, job, bundles)`."""
+    from hgm.search import Expand, Evaluate
+
+    time.sleep(delay_s)
+    if isinstance(job, Expand):
+        return ExpansionOutcome(ExpansionStatus.COMMITTED, commit=f"synthetic-{job.expansion_id}")
+    assert isinstance(job, Evaluate), f"not a decision: {job!r}"
+    return EvalOutcome(EvalStatus.SOLVED if (job.node_id + len(job.task_id) + job.eval_id) % 3 == 0 else EvalStatus.FAILED)
 
 
 def to_json(rows: list[dict]) -> str:

@@ -1,10 +1,17 @@
 """The run store: one SQLite file (WAL) per run directory, the single source of truth of a run.
 
 Tables: `meta` (format, schema version, resolved config), `nodes`, `evaluations`, `expansions`,
-`llm_calls` and `llm_blobs`. Every write is its own transaction, so a process killed at any moment leaves every
-finished result on disk. Work that was in flight when the process died stays as an `in_flight`
-row; the next writable `open` marks it `infra_error` (error_type `Interrupted`), so it neither
-counts for or against an agent nor in the budget and the search redoes it.
+`dispatches`, `llm_calls` and `llm_blobs`. Every write is its own transaction, so a process killed
+at any moment leaves every finished result on disk. Work that was in flight when the process died
+stays as an `in_flight` row; the next writable `open` marks it `infra_error` (error_type
+`Interrupted`), so it neither counts for or against an agent nor in the budget and the search
+re-decides it.
+
+Exactly once. An evaluation or expansion row is a job; each time the scheduler hands it to an
+executor it opens a dispatch (kind, row id, attempt) in `dispatches` first. A result is committed
+(`finish_*`) in one transaction with the closing of its dispatch, and only while that dispatch is
+open: a duplicate delivery, or a late result of an attempt that was since declared lost and
+redone (`redispatch`), finds it closed and is dropped. Its LLM calls are in `llm_calls` anyway.
 
 One connection guarded by a lock serves all threads (workers are threads); SQLite serializes
 writers anyway, and the lock keeps each read-modify-write atomic.
@@ -35,6 +42,9 @@ from pydantic import ValidationError
 from hgm.config import HGMConfig, dump_config
 from hgm.domain import (
     INTERRUPTED,
+    DispatchRow,
+    DispatchState,
+    JobKind,
     EvalOutcome,
     EvalStatus,
     EvaluationRow,
@@ -68,6 +78,9 @@ CREATE TABLE expansions (
   message TEXT NOT NULL DEFAULT '', reason TEXT NOT NULL DEFAULT '', entry_task TEXT,
   started_at REAL NOT NULL, finished_at REAL, cost_usd REAL, error_type TEXT, error TEXT, log_dir TEXT);
 CREATE INDEX expansions_parent ON expansions(parent_id);
+CREATE TABLE dispatches (
+  kind TEXT NOT NULL, row_id INTEGER NOT NULL, attempt INTEGER NOT NULL, state TEXT NOT NULL,
+  opened_at REAL NOT NULL, closed_at REAL, reason TEXT, PRIMARY KEY (kind, row_id, attempt));
 CREATE TABLE llm_blobs (id INTEGER PRIMARY KEY, hash BLOB NOT NULL UNIQUE, body TEXT NOT NULL);
 CREATE TABLE llm_calls (
   id INTEGER PRIMARY KEY AUTOINCREMENT, created_at REAL NOT NULL, session TEXT NOT NULL,
@@ -170,6 +183,8 @@ class RunStore:
                       (EvalStatus.INFRA_ERROR, now, INTERRUPTED, reason, EvalStatus.IN_FLIGHT))
             c.execute("UPDATE expansions SET status=?, finished_at=?, error_type=?, error=? WHERE status=?",
                       (ExpansionStatus.INFRA_ERROR, now, INTERRUPTED, reason, ExpansionStatus.IN_FLIGHT))
+            c.execute("UPDATE dispatches SET state=?, closed_at=?, reason=? WHERE state=?",
+                      (DispatchState.INTERRUPTED, now, reason, DispatchState.OPEN))
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -203,16 +218,22 @@ class RunStore:
 
     # -- evaluations -----------------------------------------------------------------------
     def start_evaluation(self, node_id: int, task_id: str) -> int:
+        """A new in-flight evaluation with its first dispatch (attempt 1) open."""
         with self._write() as c:
             cur = c.execute("INSERT INTO evaluations(node_id, task_id, status, started_at) VALUES (?,?,?,?)",
                             (node_id, task_id, EvalStatus.IN_FLIGHT, time.time()))
-            return _rowid(cur)
+            eval_id = _rowid(cur)
+            _open_dispatch(c, JobKind.EVAL, eval_id, 1)
+            return eval_id
 
-    def finish_evaluation(self, eval_id: int, outcome: EvalOutcome) -> None:
+    def finish_evaluation(self, eval_id: int, outcome: EvalOutcome, attempt: int = 1) -> bool:
+        """Commit the outcome of dispatch `attempt`; False (nothing written) if it is not open."""
         if outcome.status == EvalStatus.IN_FLIGHT:
             raise ValueError("an evaluation cannot finish as in_flight")
         o = outcome
         with self._write() as c:
+            if not _close_dispatch(c, JobKind.EVAL, eval_id, attempt, DispatchState.DONE, None):
+                return False
             cur = c.execute(
                 "UPDATE evaluations SET status=?, finished_at=?, agent_s=?, test_s=?, cost_usd=?, "
                 "prompt_tokens=?, completion_tokens=?, error_type=?, error=?, log_dir=?, detail=?, flag=? "
@@ -221,7 +242,8 @@ class RunStore:
                  o.completion_tokens, o.error_type, o.error, o.log_dir, o.detail, o.flag, eval_id,
                  EvalStatus.IN_FLIGHT))
             if cur.rowcount != 1:
-                raise ValueError(f"evaluation {eval_id} is not in flight")
+                raise ValueError(f"evaluation {eval_id} has an open dispatch but is not in flight")
+            return True
 
     def evaluations(self, node_id: int | None = None) -> list[EvaluationRow]:
         where, args = ("WHERE node_id=?", (node_id,)) if node_id is not None else ("", ())
@@ -230,21 +252,27 @@ class RunStore:
 
     # -- expansions ------------------------------------------------------------------------
     def start_expansion(self, parent_id: int) -> int:
+        """A new in-flight expansion with its first dispatch (attempt 1) open."""
         with self._write() as c:
             cur = c.execute("INSERT INTO expansions(parent_id, status, started_at) VALUES (?,?,?)",
                             (parent_id, ExpansionStatus.IN_FLIGHT, time.time()))
-            return _rowid(cur)
+            expansion_id = _rowid(cur)
+            _open_dispatch(c, JobKind.EXPAND, expansion_id, 1)
+            return expansion_id
 
-    def finish_expansion(self, expansion_id: int, outcome: ExpansionOutcome) -> int | None:
-        """Record the outcome; a committed expansion adds its child node in the same transaction."""
+    def finish_expansion(self, expansion_id: int, outcome: ExpansionOutcome, attempt: int = 1) -> int | None:
+        """Commit the outcome of dispatch `attempt`; a committed expansion adds its child node in the
+        same transaction (returned). None, and nothing written, if that dispatch is not open."""
         o = outcome
         if o.status == ExpansionStatus.IN_FLIGHT:
             raise ValueError("an expansion cannot finish as in_flight")
         with self._write() as c:
+            if not _close_dispatch(c, JobKind.EXPAND, expansion_id, attempt, DispatchState.DONE, None):
+                return None
             rows = c.execute("SELECT parent_id FROM expansions WHERE id=? AND status=?",
                              (expansion_id, ExpansionStatus.IN_FLIGHT)).fetchall()
             if not rows:
-                raise ValueError(f"expansion {expansion_id} is not in flight")
+                raise ValueError(f"expansion {expansion_id} has an open dispatch but is not in flight")
             child = None
             if o.status == ExpansionStatus.COMMITTED:
                 child = _insert_node(c, rows[0][0], o.commit, o.message)
@@ -259,6 +287,27 @@ class RunStore:
         where, args = ("WHERE parent_id=?", (parent_id,)) if parent_id is not None else ("", ())
         rows = self._read(f"SELECT {_EXP_COLS} FROM expansions {where} ORDER BY id", args)
         return [ExpansionRow(*r[:3], ExpansionStatus(r[3]), *r[4:]) for r in rows]
+
+    # -- dispatches ------------------------------------------------------------------------
+    def is_open(self, kind: JobKind, row_id: int, attempt: int) -> bool:
+        """Whether dispatch (kind, row_id, attempt) still waits for its result."""
+        return bool(self._read("SELECT 1 FROM dispatches WHERE kind=? AND row_id=? AND attempt=? AND state=?",
+                               (kind, row_id, attempt, DispatchState.OPEN)))
+
+    def redispatch(self, kind: JobKind, row_id: int, attempt: int, reason: str) -> int | None:
+        """Close dispatch `attempt` as lost (its worker died) and open attempt + 1 of the same job,
+        in one transaction; the new attempt, or None if `attempt` was not open."""
+        with self._write() as c:
+            if not _close_dispatch(c, kind, row_id, attempt, DispatchState.LOST, reason):
+                return None
+            _open_dispatch(c, kind, row_id, attempt + 1)
+            return attempt + 1
+
+    def dispatches(self, kind: JobKind | None = None) -> list[DispatchRow]:
+        where, args = ("WHERE kind=?", (kind,)) if kind is not None else ("", ())
+        rows = self._read("SELECT kind, row_id, attempt, state, opened_at, closed_at, reason FROM dispatches "
+                          f"{where} ORDER BY opened_at, kind, row_id, attempt", args)
+        return [DispatchRow(JobKind(r[0]), r[1], r[2], DispatchState(r[3]), *r[4:]) for r in rows]
 
     # -- LLM calls -------------------------------------------------------------------------
     def add_llm_call(self, *, session: str, role: str, model: str, node_id: int | None, task_id: str | None,
@@ -373,6 +422,18 @@ def _connect(db: Path, *, readonly: bool) -> sqlite3.Connection:
         conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA foreign_keys=ON")
     return conn
+
+
+def _open_dispatch(c: sqlite3.Connection, kind: JobKind, row_id: int, attempt: int) -> None:
+    c.execute("INSERT INTO dispatches(kind, row_id, attempt, state, opened_at) VALUES (?,?,?,?,?)",
+              (kind, row_id, attempt, DispatchState.OPEN, time.time()))
+
+
+def _close_dispatch(c: sqlite3.Connection, kind: JobKind, row_id: int, attempt: int, state: DispatchState,
+                    reason: str | None) -> bool:
+    cur = c.execute("UPDATE dispatches SET state=?, closed_at=?, reason=? WHERE kind=? AND row_id=? AND attempt=? "
+                    "AND state=?", (state, time.time(), reason, kind, row_id, attempt, DispatchState.OPEN))
+    return cur.rowcount == 1
 
 
 def _insert_node(c: sqlite3.Connection, parent_id: int | None, commit: str | None, message: str) -> int:

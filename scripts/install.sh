@@ -2,8 +2,8 @@
 # One-shot set-up of hgm on a fresh Debian/Ubuntu machine (root or sudo):
 #   system packages (bubblewrap), the Polyglot toolchains' test dependencies, the hgm package.
 #   --dev     also the test dependencies (pytest, hypothesis, playwright), SWE-bench's (swebench,
-#             datasets: the hgm[swe-bench] extra), Debian's chromium for the report's browser tests,
-#             and Podman's Docker API for the docker tests
+#             datasets: the hgm[swe-bench] extra), Ray (the ray executor's tests), Debian's chromium for
+#             the report's browser tests, and Podman's Docker API for the docker tests
 #   --docker  Podman's Docker API (for --sandbox docker) without the rest of --dev
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,7 +31,7 @@ if [ "$docker" = 1 ]; then
 fi
 step "hgm (pip install)"
 if [ "$dev" = 1 ]; then
-  python3 -m pip install --disable-pip-version-check -q -e '.[dev,swe-bench]'
+  python3 -m pip install --disable-pip-version-check -q -e '.[dev,swe-bench,ray]'
 else
   python3 -m pip install --disable-pip-version-check -q -e .
 fi

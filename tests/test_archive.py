@@ -89,3 +89,30 @@ def test_checkout_is_shared_and_parallel_safe(tmp_path: Path) -> None:
     assert set(paths) == {cache / root}
     assert (cache / root / "coding_agent.py").read_text() == "print('v0')\n"
     assert [p.name for p in cache.iterdir()] == [root]  # no temporary copies left behind
+
+
+def test_one_repo_object_per_thread_and_reads_in_parallel(tmp_path: Path) -> None:
+    archive, root = init_archive(tmp_path / "archive", _agent(tmp_path))
+    mine = archive.repo
+    with ThreadPoolExecutor(4) as pool:
+        theirs = list(pool.map(lambda _: id(archive.repo), range(4)))
+        messages = list(pool.map(lambda _: (archive.message(root), archive.parent_of(root)), range(64)))
+    assert archive.repo is mine and id(mine) not in theirs, "GitPython objects are not shared between threads"
+    assert messages == [("initial agent\n", None)] * 64
+
+
+def test_a_child_travels_as_a_bundle_between_archives(tmp_path: Path) -> None:
+    head, root = init_archive(tmp_path / "head", _agent(tmp_path))
+    node = Archive.create(tmp_path / "node")  # a worker node's cache: it gets the parent by bundle
+    assert not node.has_commit(root)
+    assert node.import_bundle(head.bundle(root)) == [root] and node.has_commit(root)
+    work = node.export_repo(root, tmp_path / "work")
+    (work / "coding_agent.py").write_text("print('v1')\n")
+    child = node.commit_dir(work, "child", parent=root)
+    thin = node.bundle(child, since=root)  # only what is new
+    assert len(thin) < len(head.bundle(root)) + 200
+    assert head.import_bundle(thin) == [child]
+    assert head.parent_of(child) == root and "+print('v1')" in head.diff(root, child)
+    assert not head.repo.git.for_each_ref("refs/hgm-incoming"), "no stray refs left"
+    with pytest.raises(RuntimeError, match="bundle"):
+        Archive.create(tmp_path / "empty").import_bundle(thin)  # the parent is missing there

@@ -11,7 +11,7 @@ import pytest
 from hgm.archive import init_archive
 from hgm.benchmarks import get_benchmark
 from hgm.config import load_config
-from hgm.expand import Expander
+from hgm.expand import Expander, expand_job
 from hgm.llm.gateway import Gateway
 from hgm.sandbox import get_sandbox
 from hgm.domain import EvalOutcome, EvalStatus, ExpansionStatus
@@ -49,8 +49,8 @@ def make(tmp_path: Path, polyglot_path: Path) -> Iterator:
         gateways.append(gateway)
         cache = tmp_path / f"agents-{len(gateways)}"
         cache.mkdir()
-        expander = Expander(run, store, archive, gateway, get_sandbox("bwrap"), config,
-                            {t: benchmark.task(t) for t in TASKS}, cache)
+        expander = Expander(run, archive, gateway, get_sandbox("bwrap"), config, {t: benchmark.task(t) for t in TASKS},
+                            cache)
         return expander, store, root, gateway
 
     yield build
@@ -58,10 +58,18 @@ def make(tmp_path: Path, polyglot_path: Path) -> Iterator:
         g.stop()
 
 
+def expand(expander: Expander, store: RunStore, parent: int, expansion_id: int):
+    """The scheduler's half (inputs from the store) then the worker's half, as a run does."""
+    job = expand_job(store, expander.log_root, parent_id=parent, commit=store.nodes()[parent - 1].commit,
+                     expansion_id=expansion_id, attempt=1, task_ids=TASKS, seed=0,
+                     log_dir=f"nodes/{parent}/expansions/{expansion_id}")
+    return expander.expand(job)[0]
+
+
 def test_malformed_diagnosis_is_a_failed_expansion_with_reason(make) -> None:
     expander, store, root, gateway = make(diagnose="malformed")
     x = store.start_expansion(root)
-    outcome = expander(root, x)
+    outcome = expand(expander, store, root, x)
     assert outcome.status == ExpansionStatus.FAILED and outcome.error_type == "DiagnosisFailed"
     assert "malformed answer" in outcome.reason and outcome.entry_task == "python__proverb"
     assert outcome.cost_usd == pytest.approx(2 * (3000 + 400) / 1e6), "both attempts are paid for"
@@ -72,7 +80,7 @@ def test_malformed_diagnosis_is_a_failed_expansion_with_reason(make) -> None:
                  "solved 1 of 2", "For want of a"):
         assert part in prompt, part
     assert "not the JSON object" in requests[1]["body"]["messages"][-1]["content"]
-    log = expander.run_dir / outcome.log_dir
+    log = expander.log_root / outcome.log_dir
     assert (log / "diagnose.md").read_text().count("## answer") == 2 and (log / "outcome.txt").is_file()
     assert [c for c in [store.llm_usage(role="diagnose")] if c.calls == 2]
 
@@ -80,10 +88,10 @@ def test_malformed_diagnosis_is_a_failed_expansion_with_reason(make) -> None:
 @pytest.mark.slow
 def test_agent_that_changes_nothing_is_an_empty_diff(make) -> None:
     expander, store, root, _ = make(self_improve="noop")
-    outcome = expander(root, store.start_expansion(root))
+    outcome = expand(expander, store, root, store.start_expansion(root))
     assert outcome.status == ExpansionStatus.FAILED and outcome.error_type == "EmptyDiff", outcome
     assert "empty diff" in outcome.reason
-    log = expander.run_dir / outcome.log_dir
+    log = expander.log_root / outcome.log_dir
     assert json.loads((log / "diagnosis.json").read_text())["title"] == "Run the tests before stopping"
     assert "Improve this coding agent" in (log / "agent" / "statement.md").read_text()
     assert store.llm_usage(role="self_improve").calls == 1
@@ -93,10 +101,10 @@ def test_agent_that_changes_nothing_is_an_empty_diff(make) -> None:
 def test_child_that_does_not_compile_fails_validation_and_is_not_a_node(make) -> None:
     expander, store, root, _ = make(self_improve="break")
     x = store.start_expansion(root)
-    outcome = expander(root, x)
+    outcome = expand(expander, store, root, x)
     assert outcome.status == ExpansionStatus.FAILED and outcome.error_type == "ValidationFailed", outcome
     assert outcome.reason.startswith("validation failed: compile") and "prompts.py" in outcome.reason
-    log = expander.run_dir / outcome.log_dir
+    log = expander.log_root / outcome.log_dir
     assert "def broken(:" in (log / "patch.diff").read_text()
     assert "compile: exit 1" in (log / "validation.txt").read_text()
     attempt = expander.archive.resolve(f"refs/hgm/attempts/{x}")  # kept for inspection, not a node
@@ -107,7 +115,7 @@ def test_child_that_does_not_compile_fails_validation_and_is_not_a_node(make) ->
 @pytest.mark.slow
 def test_agent_that_crashes_without_a_change_is_recorded_as_such(make) -> None:
     expander, store, root, _ = make(self_improve="crash")
-    outcome = expander(root, store.start_expansion(root))
+    outcome = expand(expander, store, root, store.start_expansion(root))
     assert outcome.status == ExpansionStatus.FAILED and outcome.error_type == "AgentCrashed", outcome
     assert "exited 3" in outcome.reason and "LLM error" in outcome.reason
-    assert (expander.run_dir / outcome.log_dir / "agent_stderr.txt").is_file()
+    assert (expander.log_root / outcome.log_dir / "agent_stderr.txt").is_file()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -21,12 +22,16 @@ from hgm.search import (
     HGMPolicy,
     InfraErrorLimit,
     RandomPolicy,
+    RewriteLimit,
     Search,
+    SearchExhausted,
     Tree,
+    job_function,
     lower_bounds,
     make_policy,
 )
-from hgm.domain import EvalOutcome, EvalStatus, ExpansionOutcome, ExpansionStatus
+from hgm.domain import DispatchState, EvalOutcome, EvalStatus, ExpansionOutcome, ExpansionStatus, JobKind
+from hgm.executors.local import LocalExecutor
 from hgm.memory_store import MemoryStore
 from hgm.store import RunStore
 
@@ -251,9 +256,13 @@ def in_clade(node: int | None, top: int, parent: dict[int, int | None]) -> bool:
     return False
 
 
+def local(expand, evaluate, workers: int = 1) -> LocalExecutor:
+    return LocalExecutor(job_function(expand, evaluate), workers)
+
+
 def run_search(config: SearchConfig, fake: Fake, n_tasks: int = 6, store=None, **kw):
     store = new_store(store)
-    s = Search(store, config, tasks(n_tasks), fake.expand, fake.evaluate, **kw)
+    s = Search(store, config, tasks(n_tasks), local(fake.expand, fake.evaluate, config.workers), **kw)
     return store, s, s.run()
 
 
@@ -307,7 +316,7 @@ def test_stop_and_resume_from_the_store(tmp_path: Path) -> None:
     config = load_config(overrides=["search.max_task_evals=50", "search.workers=2"])
     store = new_store(RunStore.create(tmp_path / "run", config))
     fake = Fake(budget=50, sleep=0.001)
-    s = Search(store, config.search, tasks(8), fake.expand, fake.evaluate,
+    s = Search(store, config.search, tasks(8), local(fake.expand, fake.evaluate, 2),
                on_progress=lambda p: s.stop() if p.evals_done >= 15 else None)
     first = s.run()
     assert not first.completed and 15 <= first.evals_done < 50
@@ -316,7 +325,7 @@ def test_stop_and_resume_from_the_store(tmp_path: Path) -> None:
     assert all(e.status != EvalStatus.IN_FLIGHT for e in store.evaluations())  # stop() let work in flight finish
     store.close()
     store = RunStore.open(tmp_path / "run")
-    again = Search(store, store.config.search, tasks(8), fake.expand, fake.evaluate)
+    again = Search(store, store.config.search, tasks(8), local(fake.expand, fake.evaluate, 2))
     assert {i: (a.own_successes, a.own_failures, a.clade_successes, a.clade_failures)
             for i, a in again.tree.agents.items()} == before
     result = again.run()
@@ -338,8 +347,8 @@ def test_a_bug_in_the_harness_propagates() -> None:
         return "solved"  # not an EvalOutcome: a bug, not an infra error
 
     with pytest.raises(AssertionError, match="evaluate returned"):
-        Search(new_store(), cfg(max_task_evals=5, initial_expansions=0), tasks(3), Fake(5).expand,
-               bad_evaluate).run()
+        Search(new_store(), cfg(max_task_evals=5, initial_expansions=0), tasks(3),
+               local(Fake(5).expand, bad_evaluate)).run()
 
 
 # -- properties ----------------------------------------------------------------------------
@@ -373,24 +382,37 @@ def test_clade_counts_equal_subtree_sums(events) -> None:
        initial_expansions=st.integers(0, 3), initial_evals=st.integers(0, 3),
        random_level=st.sampled_from([0.0, 0.5, 1.0]), seed=st.integers(0, 10),
        finalists=st.integers(0, 2), finalist_evals=st.integers(0, 3))
-def test_scheduler_keeps_budget_and_never_repeats_a_pair(workers, budget, n_tasks, policy, alpha, fail_every,
-                                                         infra_every, initial_expansions, initial_evals,
+@pytest.mark.parametrize("store_kind", ["memory", "sqlite"])
+def test_scheduler_keeps_budget_and_never_repeats_a_pair(store_kind, workers, budget, n_tasks, policy, alpha,
+                                                         fail_every, infra_every, initial_expansions, initial_evals,
                                                          random_level, seed, finalists, finalist_evals) -> None:
     search_budget = budget - finalists * finalist_evals
     assume(search_budget >= 1)
     config = cfg(workers=workers, max_task_evals=budget, policy=policy, alpha=alpha,
                  initial_expansions=initial_expansions, initial_evals=initial_evals,
                  eval_random_level=random_level, seed=seed, max_consecutive_infra_errors=1000,
-                 finalists=finalists, finalist_evals=finalist_evals)
+                 finalists=finalists, finalist_evals=finalist_evals, max_consecutive_failed_rewrites=1000)
     fake = Fake(budget, fail_every=fail_every, infra_every=infra_every, sleep=0.0005 if workers > 1 else 0)
-    store, s, result = run_search(config, fake, n_tasks=n_tasks)
+    with tempfile.TemporaryDirectory(prefix="hgm-test-search-") as tmp:
+        store = RunStore.create(Path(tmp) / "run", load_config()) if store_kind == "sqlite" else None
+        try:
+            store, s, result = run_search(config, fake, n_tasks=n_tasks, store=store)
+            _check_scheduler_invariants(store, s, result, fake, budget, search_budget, finalists * finalist_evals)
+        finally:
+            if store_kind == "sqlite":
+                store.close()
+
+
+def _check_scheduler_invariants(store, s, result, fake, budget, search_budget, finalist_budget) -> None:
     assert result.evals_done == fake.counted
     assert search_budget <= result.evals_done <= budget  # finalists may run out of unseen tasks
-    if not finalists * finalist_evals:
+    if not finalist_budget:
         assert result.evals_done == budget
     assert not fake.violations
     check_store_matches_tree(store, s)
     assert s.tree.evals_in_flight == 0 and s.tree.expansions_in_flight == 0
+    assert all(d.state == DispatchState.DONE for d in store.dispatches())
+    assert len(store.dispatches()) == len(store.evaluations()) + len(store.expansions())
 
 
 def test_expansion_infra_errors_are_recorded_and_initial_expansions_redone() -> None:
@@ -404,7 +426,7 @@ def test_expansion_infra_errors_are_recorded_and_initial_expansions_redone() -> 
         return fake.expand(parent_id, expansion_id)
 
     store = new_store()
-    Search(store, cfg(max_task_evals=10, initial_expansions=2), tasks(5), flaky_expand, fake.evaluate).run()
+    Search(store, cfg(max_task_evals=10, initial_expansions=2), tasks(5), local(flaky_expand, fake.evaluate)).run()
     first = store.expansions()[:4]
     assert [(x.parent_id, x.status) for x in first] == [(1, ExpansionStatus.INFRA_ERROR)] * 2 + [
         (1, ExpansionStatus.COMMITTED)] * 2
@@ -415,4 +437,168 @@ def test_a_store_with_work_in_flight_must_be_reopened_first() -> None:
     store = new_store()
     store.start_evaluation(1, "t0")
     with pytest.raises(ValueError, match="open it writable first"):
-        Search(store, cfg(), tasks(3), Fake(5).expand, Fake(5).evaluate)
+        Search(store, cfg(), tasks(3), local(Fake(5).expand, Fake(5).evaluate))
+
+
+# -- exactly once, lost workers, deadlines ---------------------------------------------------
+
+
+class Unreliable(LocalExecutor):
+    """A local executor whose deliveries misbehave the way a cluster's can: every result delivered
+    twice (`duplicate`), the first attempt of some jobs reported lost while its result still arrives
+    later (`lose`)."""
+
+    def __init__(self, run, slots: int, *, duplicate: bool = False, lose=lambda key: False) -> None:
+        super().__init__(run, slots)
+        self.duplicate, self.lose = duplicate, lose
+
+    def wait(self, timeout):
+        out = []
+        for d in super().wait(timeout):
+            if self.lose(d.key):  # reported lost; its real result turns up right after the retry was sent
+                out += [type(d)(d.key, lost="node 127.0.0.1 died"), d]
+                continue
+            out += [d, d] if self.duplicate else [d]
+        return out
+
+
+def test_a_result_delivered_twice_is_committed_once() -> None:
+    fake = Fake(budget=30, fail_every=3)
+    store = new_store()
+    s = Search(store, cfg(max_task_evals=30, workers=3), tasks(8),
+               Unreliable(job_function(fake.expand, fake.evaluate), 3, duplicate=True))
+    result = s.run()
+    assert result.evals_done == 30 == fake.counted
+    jobs = len(store.evaluations()) + len(store.expansions())
+    assert s.dropped_results == jobs, "every second delivery was dropped"
+    check_store_matches_tree(store, s)
+    assert store.finish_evaluation(store.evaluations()[0].id, EvalOutcome(EvalStatus.SOLVED)) is False
+
+
+def test_a_lost_worker_redoes_the_job_and_a_late_result_is_dropped() -> None:
+    fake = Fake(budget=20)
+    store = new_store()
+    lose = lambda key: key.attempt == 1 and key.row_id % 3 == 0  # noqa: E731
+    s = Search(store, cfg(max_task_evals=20, workers=2), tasks(6),
+               Unreliable(job_function(fake.expand, fake.evaluate), 2, lose=lose))
+    result = s.run()
+    assert result.completed and result.evals_done == 20
+    lost = [d for d in store.dispatches() if d.state == DispatchState.LOST]
+    assert lost and s.redispatched == len(lost)
+    for d in lost:
+        again = [x for x in store.dispatches(d.kind) if x.row_id == d.row_id and x.attempt == 2]
+        assert [x.state for x in again] == [DispatchState.DONE], "redone once, as attempt 2"
+        assert "node 127.0.0.1 died" in d.reason
+    assert s.dropped_results == len(lost), "each lost attempt's late result was dropped"
+    counted = [e for e in store.evaluations() if e.status != EvalStatus.INFRA_ERROR]
+    assert len(counted) == 20 and fake.counted == 20 + sum(d.kind == JobKind.EVAL for d in lost)
+    check_store_matches_tree(store, s)
+
+
+def test_a_job_lost_every_time_is_an_infra_error_not_a_failure() -> None:
+    fake = Fake(budget=6)
+    store = new_store()
+    s = Search(store, cfg(max_task_evals=6, initial_expansions=0, max_consecutive_infra_errors=50), tasks(6),
+               Unreliable(job_function(fake.expand, fake.evaluate), 1,
+                          lose=lambda key: key.kind == JobKind.EVAL and key.row_id == 1),
+               max_attempts=2)
+    assert s.run().evals_done == 6
+    first = store.evaluations()[0]
+    assert (first.status, first.error_type) == (EvalStatus.INFRA_ERROR, "WorkerLost")
+    assert [d.state for d in store.dispatches(JobKind.EVAL) if d.row_id == 1] == [DispatchState.LOST, DispatchState.DONE]
+
+
+def test_a_job_past_its_deadline_is_cancelled_and_booked_as_infra() -> None:
+    fake = Fake(budget=4)
+    release = threading.Event()
+
+    def evaluate(node_id: int, task_id: str, eval_id: int) -> EvalOutcome:
+        if eval_id == 1:
+            release.wait(30)  # hangs until the test lets it go: far past its deadline
+        return fake.evaluate(node_id, task_id, eval_id)
+
+    store = new_store()
+    s = Search(store, cfg(max_task_evals=4, initial_expansions=0, workers=2), tasks(6),
+               local(fake.expand, evaluate, 2), deadlines={JobKind.EVAL: 0.5})
+    result = s.run()
+    release.set()
+    assert result.evals_done == 4
+    first = store.evaluations()[0]
+    assert (first.status, first.error_type) == (EvalStatus.INFRA_ERROR, "DeadlineExceeded")
+    assert "0.5 s deadline" in first.error
+    time.sleep(0.2)
+    assert s.executor.wait(1.0), "the hung job's result arrived after all ..."
+    check_store_matches_tree(store, s)  # ... and was never committed
+
+
+# -- bounded rewrites ------------------------------------------------------------------------
+
+
+def always_failing_expand(parent_id: int, expansion_id: int) -> ExpansionOutcome:
+    return ExpansionOutcome(ExpansionStatus.FAILED, error_type="DiagnosisFailed",
+                            reason=f"diagnosis failed: malformed answer (rewrite {expansion_id})")
+
+
+def test_k_failed_rewrites_in_a_row_stop_the_run_with_the_reasons() -> None:
+    store = new_store()
+    fake = Fake(budget=100)
+    config = cfg(max_task_evals=100, initial_evals=3, initial_expansions=2, max_consecutive_failed_rewrites=7,
+                 max_failed_rewrites_per_parent=100)
+    with pytest.raises(RewriteLimit, match=r"7 rewrites failed in a row .*malformed answer \(rewrite 7\)") as e:
+        Search(store, config, tasks(3), local(always_failing_expand, fake.evaluate)).run()
+    assert "resume" in str(e.value)
+    assert len(store.expansions()) == 7 and len(store.evaluations()) == 3
+
+
+def test_no_more_than_k_rewrites_in_a_row_even_with_work_in_flight() -> None:
+    store = new_store()
+    config = cfg(max_task_evals=100, initial_evals=3, initial_expansions=2, max_consecutive_failed_rewrites=5,
+                 max_failed_rewrites_per_parent=100, workers=4)
+    slow = lambda parent_id, expansion_id: (time.sleep(0.02), always_failing_expand(parent_id, expansion_id))[1]  # noqa: E731
+    with pytest.raises(RewriteLimit, match="5 rewrites failed in a row"):
+        Search(store, config, tasks(3), local(slow, Fake(100).evaluate, 4)).run()
+    assert len(store.expansions()) == 5, "the 4 workers never started a 6th rewrite"
+
+
+def test_when_nothing_can_be_evaluated_or_rewritten_the_run_ends() -> None:
+    store = new_store()
+    config = cfg(max_task_evals=100, initial_evals=3, initial_expansions=5, workers=2)
+    with pytest.raises(SearchExhausted, match="nothing is left to try after 3 of 100 .*best agent so far is node 1"):
+        Search(store, config, tasks(3), local(always_failing_expand, Fake(100).evaluate, 2)).run()
+    assert len(store.expansions()) == 3, "the root's rewrites stop after max_failed_rewrites_per_parent"
+    assert all(x.status == ExpansionStatus.FAILED for x in store.expansions())
+
+
+def test_a_parent_whose_rewrites_keep_failing_is_no_longer_chosen() -> None:
+    fake = Fake(budget=80)
+
+    def expand(parent_id: int, expansion_id: int) -> ExpansionOutcome:  # only the first rewrite succeeds
+        return fake.expand(parent_id, expansion_id) if expansion_id == 1 else always_failing_expand(parent_id,
+                                                                                                   expansion_id)
+
+    store = new_store()
+    config = cfg(max_task_evals=80, initial_expansions=1, max_failed_rewrites_per_parent=2)
+    s = Search(store, config, tasks(50), local(expand, fake.evaluate))
+    assert s.run().evals_done == 80, "evaluations go on once no agent may be rewritten"
+    assert [(x.parent_id, x.status) for x in store.expansions()][0] == (1, ExpansionStatus.COMMITTED)
+    for agent in (1, 2):
+        after = [x.status for x in store.expansions()[1:] if x.parent_id == agent]
+        assert after == [ExpansionStatus.FAILED] * 2, f"node {agent}: two failures, then never chosen again"
+        assert s.tree.agents[agent].failed_rewrites_in_a_row == 2
+    reopened = Search(store, s.config, tasks(50), local(expand, fake.evaluate))
+    assert reopened.tree.agents[2].failed_rewrites_in_a_row == 2, "rebuilt from the store on resume"
+
+
+def test_with_no_free_slot_for_a_while_the_run_waits_instead_of_ending() -> None:
+    class Nodes(LocalExecutor):  # the cluster's nodes are gone, then one comes back
+        def __init__(self, run, slots: int) -> None:
+            super().__init__(run, slots)
+            self.back_at = time.monotonic() + 2.5
+
+        def slots(self) -> int:
+            return self._slots if time.monotonic() >= self.back_at else 0
+
+    fake = Fake(budget=5)
+    store = new_store()
+    result = Search(store, cfg(max_task_evals=5), tasks(5), Nodes(job_function(fake.expand, fake.evaluate), 1)).run()
+    assert result.completed and result.evals_done == 5

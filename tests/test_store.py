@@ -10,7 +10,7 @@ import pytest
 
 from hgm.config import load_config
 from hgm.errors import UserError
-from hgm.domain import INTERRUPTED, EvalOutcome, EvalStatus, ExpansionOutcome, ExpansionStatus, VerdictFlag
+from hgm.domain import INTERRUPTED, DispatchState, EvalOutcome, JobKind, EvalStatus, ExpansionOutcome, ExpansionStatus, VerdictFlag
 from hgm.store import SCHEMA_VERSION, RunStore
 
 
@@ -54,8 +54,8 @@ def test_evaluation_round_trip(store: RunStore) -> None:
             row.log_dir) == (EvalStatus.SOLVED, 3.5, 1.0, 0.2, 100, 20, "nodes/1/evals/x")
     assert row.finished_at is not None and row.finished_at >= row.started_at
     assert store.evaluations(root + 1) == []
-    with pytest.raises(ValueError, match="not in flight"):
-        store.finish_evaluation(eid, EvalOutcome(EvalStatus.FAILED))
+    assert store.finish_evaluation(eid, EvalOutcome(EvalStatus.FAILED)) is False, "its dispatch is closed"
+    assert store.evaluations(root)[0].status == EvalStatus.SOLVED
     with pytest.raises(ValueError):
         store.finish_evaluation(store.start_evaluation(root, "y"), EvalOutcome(EvalStatus.IN_FLIGHT))
 
@@ -81,8 +81,8 @@ def test_committed_expansion_adds_the_child_failed_does_not(store: RunStore) -> 
     assert (e1.status, e1.child_id, e1.commit, e1.entry_task, e1.reason) == (
         ExpansionStatus.COMMITTED, child, "c1", "go__y", "tests fail")
     assert (e2.status, e2.child_id, e2.reason) == (ExpansionStatus.FAILED, None, "no diff")
-    with pytest.raises(ValueError, match="not in flight"):
-        store.finish_expansion(x1, ExpansionOutcome(ExpansionStatus.FAILED))
+    assert store.finish_expansion(x1, ExpansionOutcome(ExpansionStatus.COMMITTED, commit="c9")) is None
+    assert len(store.nodes()) == 2, "a duplicate result adds no second child"
 
 
 def test_reopen_marks_in_flight_work_interrupted_and_keeps_finished(store: RunStore, tmp_path: Path) -> None:
@@ -103,6 +103,28 @@ def test_reopen_marks_in_flight_work_interrupted_and_keeps_finished(store: RunSt
         (x,) = rw.expansions()
         assert (x.status, x.error_type) == (ExpansionStatus.INFRA_ERROR, INTERRUPTED)
         assert rw.start_evaluation(root, "b") > b.id  # ids never reused
+
+
+def test_a_result_is_committed_only_while_its_dispatch_is_open(store: RunStore, tmp_path: Path) -> None:
+    root = store.add_node(None, "c0")
+    eid, xid = store.start_evaluation(root, "a"), store.start_expansion(root)
+    assert store.is_open(JobKind.EVAL, eid, 1) and store.is_open(JobKind.EXPAND, xid, 1)
+    assert store.redispatch(JobKind.EVAL, eid, 1, "worker node died") == 2
+    assert store.redispatch(JobKind.EVAL, eid, 1, "again") is None, "attempt 1 is closed already"
+    assert store.finish_evaluation(eid, EvalOutcome(EvalStatus.SOLVED), attempt=1) is False, "late result dropped"
+    assert store.evaluations()[0].status == EvalStatus.IN_FLIGHT
+    assert store.finish_evaluation(eid, EvalOutcome(EvalStatus.FAILED), attempt=2) is True
+    assert store.finish_evaluation(eid, EvalOutcome(EvalStatus.SOLVED), attempt=2) is False, "duplicate dropped"
+    assert store.evaluations()[0].status == EvalStatus.FAILED
+    states = [(d.kind, d.attempt, d.state, d.reason) for d in store.dispatches(JobKind.EVAL)]
+    assert states == [(JobKind.EVAL, 1, DispatchState.LOST, "worker node died"),
+                      (JobKind.EVAL, 2, DispatchState.DONE, None)]
+    store.close()
+    with RunStore.open(tmp_path / "run") as again:  # the expansion was open when the process stopped
+        (x,) = again.dispatches(JobKind.EXPAND)
+        assert x.state == DispatchState.INTERRUPTED and not again.is_open(JobKind.EXPAND, xid, 1)
+        assert again.finish_expansion(xid, ExpansionOutcome(ExpansionStatus.COMMITTED, commit="c1")) is None
+        assert len(again.nodes()) == 1
 
 
 def test_open_errors_read_like_help(tmp_path: Path) -> None:
