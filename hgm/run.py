@@ -36,7 +36,7 @@ from hgm.agent_runtime import agent_venv
 from hgm.archive import Archive, init_archive
 from hgm.benchmarks import Benchmark, Task, get_benchmark
 from hgm.config import HGMConfig
-from hgm.domain import EvalOutcome, ExpansionOutcome, ExpansionStatus, JobKind, Usage
+from hgm.domain import EvalOutcome, EvalStatus, ExpansionOutcome, ExpansionStatus, JobKind, Usage
 from hgm.errors import UserError
 from hgm.executors import Executor
 from hgm.executors.local import LocalExecutor

@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any
 
 from hgm.sandbox._docker_stream import pump
 from hgm.sandbox._running import Running
-from hgm.sandbox.base import ExecResult, Limits, Mount, SandboxClosed, SandboxUnavailable
+from hgm.sandbox.base import ExecResult, Limits, Mount, SandboxUnavailable
 
 if TYPE_CHECKING:
     import docker
