@@ -163,8 +163,8 @@ def main() -> None:
     base = ["--tasks", ",".join(TASKS), "--from", str(args.tree), "--sandbox", "bwrap",
             "--downstream-llm", models["downstream"], "--self-improve-llm", models["self_improve"],
             "--diagnose-llm", models["diagnose"], "--max-task-evals", str(args.budget), "--initial-evals", "4",
-            "--workers", str(args.workers), "--seed", str(args.seed), "-o", "search.initial_expansions=2",
-            "-o", "sandbox.agent_timeout_s=240"]
+            "--workers", str(args.workers), "--seed", str(args.seed), "--set", "search.initial_expansions=2",
+            "--set", "sandbox.agent_timeout_s=240"]
     totals, run_no, life = Totals(), 0, 0
     run, fresh = root / "run0", True
     pending: dict[tuple, tuple] | None = None
@@ -173,7 +173,7 @@ def main() -> None:
           f"{args.workers} workers", flush=True)
     while True:
         life += 1
-        argv = ["run", *base, "--output-dir", str(run)] if fresh else ["run", "--resume", str(run)]
+        argv = ["run", *base, "--run-dir", str(run)] if fresh else ["run", "--resume", str(run)]
         log_path = root / f"life{life}.log"
         with log_path.open("w") as log:
             proc = subprocess.Popen([sys.executable, "-m", "hgm.cli", *argv], stdout=log, stderr=subprocess.STDOUT,

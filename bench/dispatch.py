@@ -113,7 +113,7 @@ def hgm_run_wall(executor: str, tmp: Path) -> float:
             "--from", str(polyglot), "--sandbox", "bwrap", "--executor", executor, "--workers", "2",
             "--downstream-llm", models["downstream"], "--self-improve-llm", models["self_improve"],
             "--diagnose-llm", models["diagnose"], "--max-task-evals", "6", "--initial-evals", "2", "--seed", "1",
-            "--output-dir", str(tmp / f"run-{executor}"), "-o", "search.initial_expansions=1"]
+            "--run-dir", str(tmp / f"run-{executor}"), "--set", "search.initial_expansions=1"]
     start = time.monotonic()
     done = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})
     wall = time.monotonic() - start

@@ -37,7 +37,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="hgm-bench-report-") as tmp:
         run = Path(tmp) / "sim"
         hgm = [sys.executable, "-m", "hgm.cli"]
-        subprocess.run([*hgm, "simulate", "--run-dir", str(run), "--budget", str(args.budget), "-o", "search.alpha=1.0"],
+        subprocess.run([*hgm, "simulate", "--run-dir", str(run), "--max-task-evals", str(args.budget), "--set", "search.alpha=1.0"],
                        check=True, capture_output=True)
         with RunStore.open(run, readonly=True) as s:
             agents, evals = len(s.nodes()), len(s.evaluations())

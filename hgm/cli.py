@@ -29,8 +29,10 @@ console = Console(stderr=True)
 
 ConfigOpt = Annotated[Optional[Path], typer.Option("-c", "--config", help="YAML config merged over the defaults.")]
 OverrideOpt = Annotated[
-    list[str], typer.Option("-o", "--override", help="Dotted override, e.g. -o search.alpha=0.5 (repeatable).")
+    list[str], typer.Option("--set", help="Set one config key, e.g. --set search.alpha=0.5 (repeatable).")
 ]
+OutputOpt = Annotated[Optional[Path], typer.Option("-o", "--output", help="Where the logs go (default ./hgm-evals/TASK-TIME).")]
+RunDirOpt = Annotated[Optional[Path], typer.Option("--run-dir", help="Run directory: take the agent and config from it.")]
 
 
 BenchmarkOpt = Annotated[Optional[str], typer.Option("--benchmark", help="Benchmark: polyglot (default) or swe-bench.")]
@@ -85,7 +87,7 @@ def node_prepare(
 def eval_agent(
     agent: Annotated[str, typer.Argument(help="`initial` (the seed agent), an agent directory, or (with --run) a commit / node id of the run's archive.")],
     task: Annotated[str, typer.Argument(help="Task id: Polyglot (python__transpose) or a SWE-bench instance (django__django-11099).")],
-    run: Annotated[Optional[Path], typer.Option("--run", help="Run directory: take the agent and config from it.")] = None,
+    run: RunDirOpt = None,
     llm: Annotated[Optional[str], typer.Option("--llm", help="Model the agent uses (llm.downstream), e.g. deepseek-chat or scripted:FILE.")] = None,
     sandbox: Annotated[Optional[str], typer.Option("--sandbox", help="Sandbox backend: bwrap, docker or none.")] = None,
     from_: Annotated[Optional[Path], typer.Option("--from", help="Local Polyglot benchmark tree.")] = None,
@@ -93,7 +95,7 @@ def eval_agent(
     swe_bench: SweBenchOpt = False,
     polyglot: PolyglotOpt = False,
     dataset: DatasetOpt = None,
-    log_dir: Annotated[Optional[Path], typer.Option("--log-dir", help="Where logs go (default ./hgm-evals/TASK-TIME).")] = None,
+    log_dir: OutputOpt = None,
     config: ConfigOpt = None,
     override: OverrideOpt = None,
 ) -> None:
@@ -151,7 +153,7 @@ def run(
     initial_evals: Annotated[Optional[int], typer.Option("--initial-evals", min=0, help="Evaluate the initial agent on this many tasks first, as the paper does (search.initial_evals).")] = None,
     workers: Annotated[Optional[int], typer.Option("--workers", min=1, help="Parallel workers.")] = None,
     policy: Annotated[Optional[str], typer.Option("--policy", help="Search policy: hgm, dgm, greedy or random.")] = None,
-    output_dir: Annotated[Optional[Path], typer.Option("--output-dir", help="New run directory (default ./runs/TIME).")] = None,
+    output_dir: Annotated[Optional[Path], typer.Option("--run-dir", help="New run directory (default ./runs/TIME).")] = None,
     resume: Annotated[Optional[Path], typer.Option("--resume", help="Resume the run in this directory.")] = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Seed of the search's random choices.")] = None,
     sandbox: Annotated[Optional[str], typer.Option("--sandbox", help="Sandbox backend: bwrap, docker or none.")] = None,
@@ -179,7 +181,7 @@ def run(
     if resume is not None:
         may_change = {"search.workers", "executor.name", "executor.ray_address"}
         extra = sorted(set(given) - may_change) + (["--tasks"] if tasks else []) + \
-            (["-c/-o"] if config or override else []) + (["--output-dir"] if output_dir else []) + \
+            (["-c/--set"] if config or override else []) + (["--run-dir"] if output_dir else []) + \
             (["--agent"] if agent else []) + \
             (["--benchmark/--swe-bench/--polyglot/--dataset"] if benchmark or swe_bench or polyglot or dataset else [])
         if extra:
@@ -259,10 +261,10 @@ def simulate(
     world_file: Annotated[Optional[Path], typer.Option("--world", help="World parameters (YAML/JSON); overrides --preset.")] = None,
     policies: Annotated[str, typer.Option("--policies", help="Comma-separated policies to compare.")] = "hgm,dgm,greedy,random",
     seeds: Annotated[int, typer.Option("--seeds", min=1, help="Seeds (worlds) per policy.")] = 50,
-    budget: Annotated[Optional[int], typer.Option("--budget", min=1, help="Task evaluations per run (search.max_task_evals).")] = None,
+    budget: Annotated[Optional[int], typer.Option("--max-task-evals", min=1, help="Task evaluations per run (search.max_task_evals).")] = None,
     run_dir: Annotated[Optional[Path], typer.Option("--run-dir", help="Run ONE simulated search through the real scheduler and store in DIR (resumes if DIR holds a run).")] = None,
     delay: Annotated[float, typer.Option("--delay", min=0, help="With --run-dir: seconds each simulated evaluation sleeps.")] = 0.0,
-    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of a table.")] = False,
+    format: Annotated[str, typer.Option("--format", help="text (a table) or json.")] = "text",
     html: Annotated[Optional[Path], typer.Option("--html", help="Also write the comparison (table with 95% CIs, curves overlaid) as a self-contained HTML file.")] = None,
     config: ConfigOpt = None,
     override: OverrideOpt = None,
@@ -277,6 +279,9 @@ def simulate(
 
     from hgm import simulate as sim
 
+    if format not in ("text", "json"):
+        raise UserError(f"unknown --format {format!r}; use text or json")
+    as_json = format == "json"
     if html is not None and run_dir is not None:
         raise UserError("--html compares policies over seeds; for a --run-dir run use `hgm report DIR`")
     world = sim.load_world(preset, world_file)

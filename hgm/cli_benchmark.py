@@ -19,7 +19,7 @@ from hgm.errors import UserError
 
 BenchArg = Annotated[str, typer.Argument(help="Benchmark name: polyglot or swe-bench.")]
 DatasetOpt = Annotated[Optional[str], typer.Option("--dataset", help="SWE-bench: verified, lite, full, a Hub id, a .json/.jsonl/.parquet file or a task-repo directory (default: the config's benchmark.dataset).")]
-TasksOpt = Annotated[Optional[str], typer.Option("--tasks", help="SWE-bench: comma-separated instance ids (overrides --subset).")]
+TasksOpt = Annotated[Optional[str], typer.Option("--tasks", help="Comma-separated task ids (overrides --subset).")]
 BaseOpt = Annotated[Optional[str], typer.Option("--base", help="SWE-bench task repos: base image for their Dockerfiles (no registry: localhost/debian:bookworm).")]
 FromOpt = Annotated[Optional[Path], typer.Option("--from", help="Local polyglot-benchmark tree (default: the fetched copy).")]
 LangOpt = Annotated[Optional[list[str]], typer.Option("--lang", help="Only this language (repeatable).")]
@@ -54,7 +54,7 @@ def _languages(langs: list[str] | None) -> list[str]:
     return list(langs or LANGUAGES)
 
 
-def fetch(name: BenchArg, dest: Annotated[Optional[Path], typer.Option(help="Clone here instead of the cache dir.")] = None,
+def fetch(name: BenchArg, dest: Annotated[Optional[Path], typer.Option("-o", "--output", help="Polyglot: clone here instead of the cache dir.")] = None,
           dataset: DatasetOpt = None, subset: Annotated[Optional[str], typer.Option(help="SWE-bench subset (default: the config's).")] = None,
           tasks: TasksOpt = None, sandbox: Annotated[Optional[str], typer.Option(help="SWE-bench: docker or bwrap (default: the config's backend).")] = None,
           base: BaseOpt = None) -> None:
@@ -114,11 +114,10 @@ def validate(
     name: BenchArg,
     subset: Annotated[str, typer.Option(help="small, medium or all.")] = "all",
     lang: LangOpt = None,
-    task: Annotated[Optional[list[str]], typer.Option("--task", help="Only this task id (repeatable).")] = None,
-    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Parallel test runs.")] = 2,
+    jobs: Annotated[int, typer.Option("--workers", min=1, help="Parallel test runs.")] = 2,
     sandbox: Annotated[str, typer.Option(help="bwrap or none (SWE-bench: docker or bwrap).")] = "bwrap",
     from_: FromOpt = None,
-    log_dir: Annotated[Optional[Path], typer.Option(help="Keep test logs here (default: a temp dir).")] = None,
+    log_dir: Annotated[Optional[Path], typer.Option("-o", "--output", help="Keep test logs here (default: a temp dir).")] = None,
     timeout: Annotated[float, typer.Option(help="Per test run, seconds.")] = 180.0,
     dataset: DatasetOpt = None,
     tasks: TasksOpt = None,
@@ -134,23 +133,23 @@ def validate(
     if name == "swe-bench":
         from hgm.cli_swe_bench import validate as swe_validate
 
-        return swe_validate(dataset, subset, tasks or ",".join(task or []), jobs, sandbox, log_dir, timeout, base)
+        return swe_validate(dataset, subset, tasks, jobs, sandbox, log_dir, timeout, base)
     _polyglot(name)
     bench = PolyglotBenchmark.open(_tree(from_))
     languages = _languages(lang)
-    tasks = [t for t in bench.tasks(subset) if t.language in languages]
-    if task:
-        tasks = [bench.task(task_id) for task_id in task]
+    selected = [t for t in bench.tasks(subset) if t.language in languages]
+    if tasks:
+        selected = [bench.task(task_id.strip()) for task_id in tasks.split(",") if task_id.strip()]
     box = get_sandbox(sandbox)
     out = Console(stderr=True)
-    for language in sorted({t.language for t in tasks}):
+    for language in sorted({t.language for t in selected}):
         if not deps.is_ready(language):
             with out.status(f"preparing {language} test dependencies (once) ..."):
                 deps.prepare(bench.root, language)
     logs = log_dir or Path(tempfile.mkdtemp(prefix="hgm-validate-"))
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=out) as progress:
-        bar = progress.add_task("validating", total=2 * len(tasks))
+        bar = progress.add_task("validating", total=2 * len(selected))
 
         def done(check: Check) -> None:
             progress.advance(bar)
@@ -158,12 +157,12 @@ def validate(
                 progress.console.print(f"[red]UNEXPECTED[/] {check.task.id} ({check.kind}): {check.problem}")
             elif not out.is_terminal:  # no live bar in a log: one line per result
                 n = int(progress.tasks[0].completed)
-                out.print(f"[{n}/{2 * len(tasks)}] {check.task.id} {check.kind}: {check.score.status} "
+                out.print(f"[{n}/{2 * len(selected)}] {check.task.id} {check.kind}: {check.score.status} "
                           f"({check.score.test_s:.1f} s)")
 
-        checks, wall = timed(lambda: run_validation(tasks, sandbox=box, log_dir=logs, timeout_s=timeout,
+        checks, wall = timed(lambda: run_validation(selected, sandbox=box, log_dir=logs, timeout_s=timeout,
                                                     jobs=jobs, on_done=done))
-    table = Table(title=f"polyglot validation ({subset}, sandbox {sandbox}, jobs {jobs}): wall {wall:.0f} s")
+    table = Table(title=f"polyglot validation ({subset}, sandbox {sandbox}, workers {jobs}): wall {wall:.0f} s")
     for col in ("language", "tasks", "refs solved", "stubs unsolved", "free passes", "unexpected",
                 "test s (sum)", "slowest"):
         table.add_column(col, justify="left" if col in ("language", "slowest") else "right")

@@ -39,16 +39,18 @@ def compare(
 
 def runs(
     directory: Annotated[Path, typer.Argument(help="Directory holding runs (or one run).")] = Path("runs"),
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable JSON.")] = False,
+    format: Annotated[str, typer.Option("--format", help="text (one run a line) or json.")] = "text",
 ) -> None:
     """List runs: status, evaluations used of the budget, agents, final agent, dollars, start time."""
     from hgm.report import runs as runs_mod
 
+    if format not in ("text", "json"):
+        raise UserError(f"unknown --format {format!r}; use text or json")
     if not Path(directory).exists():
-        raise UserError(f"{directory} does not exist; give the directory your runs are in (`hgm run --output-dir` "
+        raise UserError(f"{directory} does not exist; give the directory your runs are in (`hgm run --run-dir` "
                         "chose it; the default is ./runs)")
     lines = runs_mod.list_runs(directory)
-    if as_json:
+    if format == "json":
         typer.echo(runs_mod.render_json(lines), nl=False)
     elif not lines:
         typer.echo(f"no runs in {directory}")
@@ -64,11 +66,11 @@ def solve(
     llm: Annotated[Optional[str], typer.Option("--llm", help="Model the agent uses (llm.downstream), e.g. deepseek-chat or scripted:FILE.")] = None,
     rev: Annotated[str, typer.Option("--rev", help="Commit of the repository the agent starts from.")] = "HEAD",
     language: Annotated[Optional[str], typer.Option("--language", help="Told to the agent (default: the most common in the repository).")] = None,
-    out: Annotated[Optional[Path], typer.Option("--out", help="Where the patch and logs go (default ./hgm-solve/REPO-TIME).")] = None,
+    out: Annotated[Optional[Path], typer.Option("-o", "--output", help="Where the patch and logs go (default ./hgm-solve/REPO-TIME).")] = None,
     apply: Annotated[bool, typer.Option("--apply", help="Apply the patch to the repository's working tree (git apply).")] = False,
     sandbox: Annotated[Optional[str], typer.Option("--sandbox", help="Sandbox backend: bwrap, docker or none.")] = None,
     config: Annotated[Optional[Path], typer.Option("-c", "--config", help="YAML config merged over the defaults (default for RUN:...: the run's config).")] = None,
-    override: Annotated[Optional[list[str]], typer.Option("-o", "--override", help="Dotted override, e.g. -o sandbox.agent_timeout_s=600 (repeatable).")] = None,
+    override: Annotated[Optional[list[str]], typer.Option("--set", help="Set one config key, e.g. --set sandbox.agent_timeout_s=600 (repeatable).")] = None,
 ) -> None:
     """Run an agent (e.g. the best one a search found) on your own repository and problem; write the patch."""
     from hgm import solve as solve_mod

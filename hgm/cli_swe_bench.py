@@ -118,7 +118,7 @@ def validate(dataset: str | None, subset: str, tasks: str | None, jobs: int, san
         checks = run_validation(selected, sandbox=box, envs=bench.envs, log_dir=logs, timeout_s=timeout, jobs=jobs,
                                 on_done=done)
     wall = time.monotonic() - start
-    table = Table(title=f"swe-bench validation ({bench.dataset}, sandbox {sandbox}, jobs {jobs}): wall {wall:.0f} s")
+    table = Table(title=f"swe-bench validation ({bench.dataset}, sandbox {sandbox}, workers {jobs}): wall {wall:.0f} s")
     for col in ("repository", "tasks", "gold solved", "bases unsolved", "unexpected", "test s (sum)", "slowest"):
         table.add_column(col, justify="left" if col in ("repository", "slowest") else "right")
     for r in summarize(checks):

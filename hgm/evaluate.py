@@ -120,7 +120,7 @@ def resolve_agent(ref: str, run_dir: Path | None, dest: Path) -> Path:
             raise UserError(f"{path} is not an agent directory (no coding_agent.py in it)")
         return path.resolve()
     if run_dir is None:
-        raise UserError(f"no agent directory {ref!r}; give a path, or --run DIR to take a commit from a run's archive")
+        raise UserError(f"no agent directory {ref!r}; give a path, or --run-dir DIR to take a commit from a run's archive")
     from hgm.archive import Archive
 
     archive = Archive.open(run_dir / "archive")

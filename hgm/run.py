@@ -87,9 +87,9 @@ def prepare(config: HGMConfig) -> Prepared:
 def check_output_dir(run_dir: Path) -> None:
     if (run_dir / DB_NAME).exists():
         raise UserError(f"{run_dir} already holds a run; resume it with `hgm run --resume {run_dir}` "
-                        "or give another --output-dir")
+                        "or give another --run-dir")
     if run_dir.exists() and any(run_dir.iterdir()):
-        raise UserError(f"{run_dir} is not empty and holds no hgm run; give a new or empty --output-dir")
+        raise UserError(f"{run_dir} is not empty and holds no hgm run; give a new or empty --run-dir")
 
 
 def new_run(run_dir: Path, config: HGMConfig, console: Console, initial_agent: Path = INITIAL_AGENT) -> int:
@@ -107,7 +107,7 @@ def resume_run(run_dir: Path, console: Console, changes: dict[str, object] | Non
     "executor.name": "ray", ...}) are where its work may run differently. Returns the exit code."""
     run_dir = Path(run_dir)
     if not (run_dir / DB_NAME).is_file():
-        raise UserError(f"no hgm run in {run_dir} (missing {DB_NAME}); start one with `hgm run --output-dir ...`")
+        raise UserError(f"no hgm run in {run_dir} (missing {DB_NAME}); start one with `hgm run --run-dir ...`")
     # Validate read-only first: a foreign or corrupt store is reported without being touched.
     with RunStore.open(run_dir, readonly=True) as probe:
         has_nodes = bool(probe.nodes())

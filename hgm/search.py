@@ -380,7 +380,7 @@ class Search:
                 f"calls, so the run stopped. Last reasons: {reasons}. Their logs are under nodes/<id>/expansions/ "
                 "of the run directory. If the cause is passing (an overloaded or flaky model), resume the run: "
                 "the count starts again; if the model cannot do this (e.g. never answers the diagnosis's JSON "
-                "plan), start a new run with another -o llm.diagnose / --self-improve-llm.")
+                "plan), start a new run with another --diagnose-llm / --self-improve-llm.")
 
     # -- decisions -----------------------------------------------------------------------------
     def _next_job(self) -> Decision | str | None:

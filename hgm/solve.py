@@ -141,7 +141,7 @@ def solve(agent_spec: str, repo: Path, statement: str, *, config: HGMConfig, out
         raise UserError("the problem statement is empty; give --issue FILE or --statement TEXT")
     out_dir = Path(out_dir).resolve()
     if out_dir.exists() and any(out_dir.iterdir()):
-        raise UserError(f"{out_dir} is not empty; give --out a new directory")
+        raise UserError(f"{out_dir} is not empty; give -o/--output a new directory")
     model = config.llm.downstream
     with tempfile.TemporaryDirectory(prefix="hgm-solve-") as tmp_name:
         tmp = Path(tmp_name)

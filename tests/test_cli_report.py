@@ -63,7 +63,7 @@ def test_runs_lists_status_budget_final_agent_and_dollars(tmp_path: Path) -> Non
     assert re.search(r"killed\s+dgm\s+3/20\s+2\s+-", row["b-killed"])
     assert re.search(r"stopped\s+hgm", row["c-stopped"])
     assert "unreadable" in row["d-broken"]
-    data = json.loads(hgm("runs", str(tmp_path), "--json").stdout)
+    data = json.loads(hgm("runs", str(tmp_path), "--format", "json").stdout)
     assert {Path(r["run"]).name: r["final_agent"] for r in data}["a-finished"] == 2
     assert hgm("runs", str(tmp_path / "a-finished")).stdout.count("a-finished") == 1  # a run itself
     done = hgm("runs", str(tmp_path / "nowhere"))
@@ -90,10 +90,10 @@ def test_show_tree_piped_keeps_one_node_a_line_and_shows_usage(tmp_path: Path) -
 def test_run_agent_is_checked_before_the_run_directory_is_touched(tmp_path: Path) -> None:
     (tmp_path / "not-an-agent").mkdir()
     out = tmp_path / "run"
-    done = hgm("run", "--agent", str(tmp_path / "not-an-agent"), "--output-dir", str(out),
+    done = hgm("run", "--agent", str(tmp_path / "not-an-agent"), "--run-dir", str(out),
                "--downstream-llm", "scripted:x", "--self-improve-llm", "scripted:x", "--diagnose-llm", "scripted:x")
     assert done.returncode == 2 and "no coding_agent.py" in done.stderr and not out.exists()
-    done = hgm("run", "--agent", str(tmp_path / "missing"), "--output-dir", str(out))
+    done = hgm("run", "--agent", str(tmp_path / "missing"), "--run-dir", str(out))
     assert done.returncode == 2 and "`initial`" in done.stderr and not out.exists()
     _run(tmp_path / "old", final=False)
     done = hgm("run", "--resume", str(tmp_path / "old"), "--agent", "initial")
@@ -109,6 +109,6 @@ def test_eval_agent_initial_is_the_seed_agent(tmp_path: Path, polyglot_path: Pat
                                                           "file_text": reference}}]},
         {"content": "Done."}]))
     done = hgm("eval-agent", "initial", "python__transpose", "--llm", f"scripted:{script}", "--from", str(polyglot_path),
-               "--sandbox", "bwrap", "--log-dir", str(tmp_path / "logs"))
+               "--sandbox", "bwrap", "--output", str(tmp_path / "logs"))
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("solved")

@@ -86,7 +86,7 @@ def test_eval_agent_runs_the_agent_and_the_tests_in_docker(polyglot_path: Path, 
     done = subprocess.run(
         [sys.executable, "-m", "hgm.cli", "eval-agent", str(agent), "python__transpose",
          "--llm", f"scripted:{tmp_path / 'solve.json'}", "--from", str(polyglot_path), "--sandbox", "docker",
-         "--log-dir", str(tmp_path / "logs")],
+         "--output", str(tmp_path / "logs")],
         capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]

@@ -48,13 +48,13 @@ def test_unknown_task_and_agent_read_like_help(polyglot_path, tmp_path):
                "--from", str(polyglot_path), cwd=tmp_path)
     assert done.returncode == 2 and "python__transpose" in done.stderr
     done = hgm("eval-agent", str(tmp_path / "nope"), TASK, "--llm", llm, "--from", str(polyglot_path))
-    assert done.returncode == 2 and "--run" in done.stderr
+    assert done.returncode == 2 and "--run-dir" in done.stderr
 
 
 @pytest.mark.slow
 def test_eval_agent_path_solves_and_reports(polyglot_path, tmp_path):
     done = hgm("eval-agent", str(INITIAL_AGENT), TASK, "--llm", script(tmp_path, polyglot_path),
-               "--from", str(polyglot_path), "--sandbox", "bwrap", "--log-dir", str(tmp_path / "logs"))
+               "--from", str(polyglot_path), "--sandbox", "bwrap", "--output", str(tmp_path / "logs"))
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert "solved" in out and "550 in / 35 out" in out and "time: agent" in out
@@ -69,7 +69,7 @@ def test_eval_agent_takes_a_commit_from_a_run_archive(polyglot_path, tmp_path):
     run.mkdir()
     (run / "config.yaml").write_text(dump_config(load_config(None, ["sandbox.agent_timeout_s=300"])))
     _, sha = init_archive(run / "archive", INITIAL_AGENT)
-    done = hgm("eval-agent", sha[:10], TASK, "--run", str(run), "--llm", script(tmp_path, polyglot_path),
-               "--from", str(polyglot_path), "--log-dir", str(tmp_path / "logs"))
+    done = hgm("eval-agent", sha[:10], TASK, "--run-dir", str(run), "--llm", script(tmp_path, polyglot_path),
+               "--from", str(polyglot_path), "--output", str(tmp_path / "logs"))
     assert done.returncode == 0, done.stderr
     assert "solved" in done.stdout

@@ -247,7 +247,7 @@ def test_spend_bounds_name_unpriced_models_and_the_cap_that_bounds_them(tmp_path
     notes, warnings = spend_bounds(routes, BudgetConfig(max_usd_run=20))
     assert notes == ["LLM spend cap: $20.0 (budget.max_usd_run, known prices)"]
     assert len(warnings) == 1 and "ollama/llama3" in warnings[0] and "deepseek-chat" not in warnings[0]
-    assert "nothing bounds what they spend" in warnings[0] and "-o budget.max_tokens_run=" in warnings[0]
+    assert "nothing bounds what they spend" in warnings[0] and "--set budget.max_tokens_run=" in warnings[0]
     notes, warnings = spend_bounds(routes, BudgetConfig(max_usd_run=20, max_tokens_run=3_000_000))
     assert warnings == [] and notes[0] == ("LLM spend cap: $20.0 (budget.max_usd_run, known prices) and "
                                            "3,000,000 tokens (budget.max_tokens_run)")

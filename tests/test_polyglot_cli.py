@@ -29,7 +29,7 @@ def test_list_shows_subsets(polyglot_path: Path) -> None:
 def test_unknown_subset_and_task_are_user_errors(polyglot_path: Path) -> None:
     done = hgm("benchmark", "validate", "polyglot", "--from", str(polyglot_path), "--subset", "huge")
     assert done.returncode == 2 and "valid subsets: small, medium, all" in done.stderr
-    done = hgm("benchmark", "validate", "polyglot", "--from", str(polyglot_path), "--task", "go__nope")
+    done = hgm("benchmark", "validate", "polyglot", "--from", str(polyglot_path), "--tasks", "go__nope")
     assert done.returncode == 2 and "unknown Polyglot task 'go__nope'" in done.stderr
     assert "Traceback" not in done.stderr
 
@@ -56,7 +56,7 @@ def test_validate_names_unexpected_results(polyglot_path: Path, tmp_path: Path) 
     example = tree / "python/exercises/practice/beer-song/.meta/example.py"
     example.chmod(0o644)
     example.write_text("def recite(start, take=1):\n    return ['wrong']\n")
-    done = hgm("benchmark", "validate", "polyglot", "--from", str(tree), "--sandbox", "bwrap", "--jobs", "2")
+    done = hgm("benchmark", "validate", "polyglot", "--from", str(tree), "--sandbox", "bwrap", "--workers", "2")
     assert done.returncode == 1, done.stdout + done.stderr
     assert "python__beer-song reference: reference not solved" in done.stdout
     assert "known unsolvable: go__counter" in done.stdout

@@ -144,8 +144,8 @@ def run_args(run: Path, models: dict[str, str], polyglot: Path, cluster: Cluster
     return ["run", "--tasks", TASKS, "--from", str(polyglot), "--sandbox", "bwrap", "--executor", "ray",
             "--ray-address", cluster.address, "--downstream-llm", models["downstream"],
             "--self-improve-llm", models["self_improve"], "--diagnose-llm", models["diagnose"],
-            "--max-task-evals", str(budget), "--initial-evals", "2", "--seed", "1", "--output-dir", str(run),
-            "-o", "search.initial_expansions=1", "-o", "sandbox.agent_timeout_s=240", "--workers", "2"]
+            "--max-task-evals", str(budget), "--initial-evals", "2", "--seed", "1", "--run-dir", str(run),
+            "--set", "search.initial_expansions=1", "--set", "sandbox.agent_timeout_s=240", "--workers", "2"]
 
 
 def test_hgm_run_on_ray_grows_a_tree_with_the_local_invariants(tmp_path: Path, polyglot_path: Path,

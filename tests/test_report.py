@@ -151,7 +151,7 @@ def test_compare_and_report_errors_read_like_help(tmp_path: Path) -> None:
 
 
 def _sim(run: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "hgm.cli", "simulate", "--run-dir", str(run), "--budget", "400", *extra]
+    return [sys.executable, "-m", "hgm.cli", "simulate", "--run-dir", str(run), "--max-task-evals", "400", *extra]
 
 
 def _counted(run: Path) -> int:
@@ -164,7 +164,7 @@ def _counted(run: Path) -> int:
 
 def test_report_while_running_after_a_kill_and_after_resuming(tmp_path: Path) -> None:
     run = tmp_path / "sim"
-    proc = subprocess.Popen(_sim(run, "--delay", "0.05", "-o", "search.workers=2"), stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen(_sim(run, "--delay", "0.05", "--set", "search.workers=2"), stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
     try:
         end = time.monotonic() + 120
@@ -198,7 +198,7 @@ def test_report_while_running_after_a_kill_and_after_resuming(tmp_path: Path) ->
 
 def test_simulate_html_writes_the_comparison(tmp_path: Path) -> None:
     out = tmp_path / "sim.html"
-    done = hgm("simulate", "--seeds", "3", "--budget", "60", "--policies", "hgm,greedy", "--html", str(out))
+    done = hgm("simulate", "--seeds", "3", "--max-task-evals", "60", "--policies", "hgm,greedy", "--html", str(out))
     assert done.returncode == 0, done.stderr
     html = out.read_text()
     assert "final agent&#x27;s true utility" in html and "greedy seed 2" in html and "hgm seed 0" in html

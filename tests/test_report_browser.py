@@ -64,8 +64,8 @@ def run_args(run: Path, models: dict[str, str], polyglot: Path, budget: int, see
     return ["run", "--tasks", TASKS, "--from", str(polyglot), "--sandbox", "bwrap", "--policy", policy,
             "--downstream-llm", models["downstream"], "--self-improve-llm", models["self_improve"],
             "--diagnose-llm", models["diagnose"], "--max-task-evals", str(budget), "--initial-evals", "2",
-            "--seed", str(seed), "--output-dir", str(run), "-o", "search.initial_expansions=1",
-            "-o", "sandbox.agent_timeout_s=240"]
+            "--seed", str(seed), "--run-dir", str(run), "--set", "search.initial_expansions=1",
+            "--set", "sandbox.agent_timeout_s=240"]
 
 
 def counted(run: Path) -> int:
@@ -191,7 +191,7 @@ def test_comparison_renders(scripted_runs: tuple[Path, Path], tmp_path: Path) ->
 
 def test_a_1000_agent_report_and_a_simulated_comparison(tmp_path: Path) -> None:
     sim = tmp_path / "sim"
-    done = hgm("simulate", "--run-dir", str(sim), "--budget", "1300", "-o", "search.alpha=1.0")
+    done = hgm("simulate", "--run-dir", str(sim), "--max-task-evals", "1300", "--set", "search.alpha=1.0")
     assert done.returncode == 0, done.stderr
     assert hgm("report", str(sim)).returncode == 0
     with RunStore.open(sim, readonly=True) as s:
@@ -199,7 +199,7 @@ def test_a_1000_agent_report_and_a_simulated_comparison(tmp_path: Path) -> None:
         n_failed = sum(x.status == ExpansionStatus.FAILED for x in s.expansions())
     assert n_nodes >= 1000
     html = tmp_path / "simulate.html"
-    assert hgm("simulate", "--seeds", "3", "--budget", "200", "--html", str(html)).returncode == 0
+    assert hgm("simulate", "--seeds", "3", "--max-task-evals", "200", "--html", str(html)).returncode == 0
     with chromium() as browser:
         page, errors, outside = open_page(browser, sim / "report.html")
         page.wait_for_selector("#tree .scatterlayer .point")

@@ -28,8 +28,8 @@ def run_args(run: Path, models: dict[str, str], polyglot: Path, budget: int) -> 
     return ["run", "--tasks", TASKS, "--from", str(polyglot), "--sandbox", "bwrap",
             "--downstream-llm", models["downstream"], "--self-improve-llm", models["self_improve"],
             "--diagnose-llm", models["diagnose"], "--max-task-evals", str(budget), "--initial-evals", "2",
-            "--seed", "1", "--output-dir", str(run), "-o", "search.initial_expansions=1",
-            "-o", "sandbox.agent_timeout_s=240"]
+            "--seed", "1", "--run-dir", str(run), "--set", "search.initial_expansions=1",
+            "--set", "sandbox.agent_timeout_s=240"]
 
 
 @pytest.mark.slow
@@ -117,8 +117,8 @@ def test_llm_down_is_infra_errors_then_a_clear_stop_that_can_resume(tmp_path: Pa
     down.write_text(json.dumps([{"fault": 500, "repeat": 1000}]))
     models["downstream"] = f"scripted:{down}"
     run = tmp_path / "run"
-    done = hgm(*run_args(run, models, polyglot_path, budget=4), "-o", "llm.max_retries=0",
-               "-o", "search.max_consecutive_infra_errors=2")
+    done = hgm(*run_args(run, models, polyglot_path, budget=4), "--set", "llm.max_retries=0",
+               "--set", "search.max_consecutive_infra_errors=2")
     assert done.returncode == 2, done.stderr[-3000:]
     assert "2 infra errors in a row" in done.stderr and f"hgm run --resume {run}" in done.stderr
     assert "Traceback" not in done.stderr

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 def args(run: Path, models: dict[str, str], polyglot: Path, *extra: str) -> list[str]:
     return ["run", "--tasks", TASKS, "--from", str(polyglot), "--sandbox", "bwrap", "--workers", "2",
             "--downstream-llm", models["downstream"], "--self-improve-llm", models["self_improve"],
-            "--diagnose-llm", models["diagnose"], "--max-task-evals", "50", "--output-dir", str(run), *extra]
+            "--diagnose-llm", models["diagnose"], "--max-task-evals", "50", "--run-dir", str(run), *extra]
 
 
 def test_rewrites_that_never_get_a_plan_end_the_run(tmp_path: Path, polyglot_path: Path) -> None:
@@ -42,8 +42,8 @@ def test_rewrites_that_never_get_a_plan_end_the_run(tmp_path: Path, polyglot_pat
 def test_k_failed_rewrites_in_a_row_stop_the_run_and_say_how_to_resume(tmp_path: Path, polyglot_path: Path) -> None:
     models = write_scripts(tmp_path / "scripts", polyglot_path, diagnose="malformed")
     run = tmp_path / "run"
-    done = hgm(*args(run, models, polyglot_path, "--initial-evals", "1", "-o", "search.initial_expansions=1",
-                     "-o", "search.max_consecutive_failed_rewrites=4", "-o", "search.max_failed_rewrites_per_parent=50"))
+    done = hgm(*args(run, models, polyglot_path, "--initial-evals", "1", "--set", "search.initial_expansions=1",
+                     "--set", "search.max_consecutive_failed_rewrites=4", "--set", "search.max_failed_rewrites_per_parent=50"))
     assert done.returncode == 2, done.stderr[-3000:]
     err = " ".join(done.stderr.split())
     assert "4 rewrites failed in a row (search.max_consecutive_failed_rewrites)" in err

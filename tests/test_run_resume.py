@@ -58,7 +58,7 @@ def test_ctrl_c_then_sigkill_then_resume_loses_nothing(tmp_path: Path, polyglot_
     proc = start("run", "--tasks", TASKS, "--from", str(polyglot_path), "--sandbox", "bwrap",
                  "--downstream-llm", models["downstream"], "--self-improve-llm", models["self_improve"],
                  "--diagnose-llm", models["diagnose"], "--max-task-evals", str(BUDGET), "--initial-evals", "2", "--workers", "2",
-                 "--output-dir", str(run), "-o", "search.initial_expansions=1", "-o", "sandbox.agent_timeout_s=240")
+                 "--run-dir", str(run), "--set", "search.initial_expansions=1", "--set", "sandbox.agent_timeout_s=240")
     wait_for(run, proc, 1)
     proc.send_signal(signal.SIGINT)  # first Ctrl-C: no new work, the work in flight finishes
     _, err = proc.communicate(timeout=600)

@@ -51,7 +51,7 @@ def test_second_ctrl_c_leaves_no_process_cgroup_or_temp_dir(tmp_path: Path, poly
         [sys.executable, "-m", "hgm.cli", "run", "--tasks", TASKS, "--from", str(polyglot_path),
          "--sandbox", "bwrap", "--downstream-llm", f"scripted:{long}", "--self-improve-llm", models["self_improve"],
          "--diagnose-llm", models["diagnose"], "--max-task-evals", "4", "--initial-evals", "2", "--workers", "2",
-         "--output-dir", str(run), "-o", "search.initial_expansions=0", "--max-usd", "5"],
+         "--run-dir", str(run), "--set", "search.initial_expansions=0", "--max-usd", "5"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.monotonic() + 300
     while len(sleeping(marker)) < 4:  # both workers' agents are in their long command

@@ -74,11 +74,11 @@ def test_compare_runs_every_policy_with_the_same_search_code() -> None:
 
 def test_cli_table_and_json() -> None:
     runner = CliRunner()
-    out = runner.invoke(app, ["simulate", "--seeds", "2", "--budget", "40", "--policies", "hgm,dgm"],
+    out = runner.invoke(app, ["simulate", "--seeds", "2", "--max-task-evals", "40", "--policies", "hgm,dgm"],
                         env={"COLUMNS": "200"})
     assert out.exit_code == 0, out.output
     assert "hgm" in out.output and "dgm" in out.output and "best in tree" in out.output
-    out = runner.invoke(app, ["simulate", "--seeds", "2", "--budget", "40", "--json", "--preset", "deceptive"])
+    out = runner.invoke(app, ["simulate", "--seeds", "2", "--max-task-evals", "40", "--format", "json", "--preset", "deceptive"])
     rows = json.loads(out.stdout)
     assert [r["policy"] for r in rows] == ["hgm", "dgm", "greedy", "random"] and rows[0]["budget"] == 40
 
@@ -103,8 +103,8 @@ def test_sigkilled_run_resumes_without_losing_finished_work(tmp_path: Path) -> N
     run = tmp_path / "run"
     budget = 150
     proc = subprocess.Popen(
-        [sys.executable, "-m", "hgm.cli", "simulate", "--run-dir", str(run), "--budget", str(budget),
-         "--delay", "0.2", "-o", "search.workers=3"],
+        [sys.executable, "-m", "hgm.cli", "simulate", "--run-dir", str(run), "--max-task-evals", str(budget),
+         "--delay", "0.2", "--set", "search.workers=3"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     seen: dict[int, tuple[int, str, EvalStatus]] = {}
     deadline = time.monotonic() + 60

@@ -85,7 +85,7 @@ def test_solve_run_final_writes_the_patch_and_leaves_the_repo_alone(tmp_path: Pa
     before = (git(repo, "rev-parse", "HEAD"), git(repo, "status", "--porcelain"), (repo / "calc.py").read_text())
     out = tmp_path / "out"
     done = hgm("solve", f"{run}:final", "--repo", str(repo), "--statement", STATEMENT, "--llm", f"scripted:{script}",
-               "--sandbox", "bwrap", "--out", str(out))
+               "--sandbox", "bwrap", "--output", str(out))
     assert done.returncode == 0, done.stderr
     assert (out / "patch.diff").read_text() == EXPECTED_PATCH
     assert (git(repo, "rev-parse", "HEAD"), git(repo, "status", "--porcelain"), (repo / "calc.py").read_text()) == before
@@ -103,7 +103,7 @@ def test_solve_run_final_writes_the_patch_and_leaves_the_repo_alone(tmp_path: Pa
     issue = tmp_path / "issue.md"
     issue.write_text(STATEMENT)
     done = hgm("solve", f"{run}:1", "--repo", str(repo), "--issue", str(issue), "--llm", f"scripted:{script}",
-               "--sandbox", "bwrap", "--out", str(tmp_path / "out2"), "--apply")
+               "--sandbox", "bwrap", "--output", str(tmp_path / "out2"), "--apply")
     assert done.returncode == 0, done.stderr
     assert json.loads((tmp_path / "out2" / "summary.json").read_text())["agent"].startswith(f"node 1 of {run}")
     assert (repo / "calc.py").read_text() == "def add(a, b):\n    return a + b\n", "--apply changed the working tree"
@@ -115,7 +115,7 @@ def test_an_agent_that_changes_nothing_exits_1_and_says_where_to_look(tmp_path: 
     script = tmp_path / "noop.json"
     script.write_text(json.dumps([{"content": "I will not change anything."}]))
     done = hgm("solve", "initial", "--repo", str(repo), "--statement", STATEMENT, "--llm", f"scripted:{script}",
-               "--sandbox", "bwrap", "--out", str(tmp_path / "out"))
+               "--sandbox", "bwrap", "--output", str(tmp_path / "out"))
     assert done.returncode == 1, done.stderr
     assert "changed nothing" in done.stdout and (tmp_path / "out" / "patch.diff").read_text() == ""
 
@@ -135,7 +135,7 @@ def test_solve_errors_read_like_help(tmp_path: Path, repo: Path, run: Path) -> N
         ([f"{run}:9", "--repo", str(repo), "--statement", "x", *llm], "no node 9"),
     ]
     for args, expected in cases:
-        done = hgm("solve", *args, "--out", str(tmp_path / "never"))
+        done = hgm("solve", *args, "--output", str(tmp_path / "never"))
         assert done.returncode == 2 and expected in done.stderr, (args, done.stderr)
         assert "Traceback" not in done.stderr
     assert not (tmp_path / "never").exists(), "nothing is written before the checks pass"

@@ -54,8 +54,8 @@ def cli(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
 def test_the_seed_agent_solves_a_local_instance_in_its_environment(bench, sandbox, tmp_path):  # noqa: F811
     logs = tmp_path / "logs"
     done = cli("eval-agent", str(AGENT), TASK, "--swe-bench", "--dataset", str(LOCAL), "--sandbox", sandbox.name,
-               "--llm", solve_script(tmp_path / "llm.json"), "--log-dir", str(logs),
-               "-o", f"benchmark.build_base={BASE_IMAGE}", "-o", "sandbox.agent_timeout_s=300")
+               "--llm", solve_script(tmp_path / "llm.json"), "--output", str(logs),
+               "--set", f"benchmark.build_base={BASE_IMAGE}", "--set", "sandbox.agent_timeout_s=300")
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.startswith("solved"), done.stdout + done.stderr[-2000:]
     chat = (logs / "agent" / "chat.md").read_text()
@@ -85,8 +85,8 @@ def test_a_swe_bench_run_grows_a_tree_survives_sigkill_and_resumes(bench, polygl
     args = ["run", "--swe-bench", "--dataset", str(LOCAL), "--subset", "all", "--sandbox", "bwrap",
             "--downstream-llm", solve_script(tmp_path / "solve.json"), "--self-improve-llm", models["self_improve"],
             "--diagnose-llm", models["diagnose"], "--max-task-evals", "5", "--initial-evals", "3", "--workers", "1",
-            "--output-dir", str(run), "-o", "search.initial_expansions=1", "-o", "sandbox.agent_timeout_s=300",
-            "-o", f"benchmark.build_base={BASE_IMAGE}"]
+            "--run-dir", str(run), "--set", "search.initial_expansions=1", "--set", "sandbox.agent_timeout_s=300",
+            "--set", f"benchmark.build_base={BASE_IMAGE}"]
     proc = subprocess.Popen([sys.executable, "-m", "hgm.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env={**os.environ, "COLUMNS": "300"})
     end = time.monotonic() + 900

@@ -225,7 +225,7 @@ def spend_bounds(routes: Iterable[ModelRoute], budget: BudgetConfig) -> tuple[li
                      "tokens bounds them")
     elif unpriced:
         warnings.append(f"models without a known price: {', '.join(unpriced)}; nothing bounds what they spend. "
-                        "Set a run token cap (e.g. -o budget.max_tokens_run=5000000) or give them a price in a "
+                        "Set a run token cap (e.g. --set budget.max_tokens_run=5000000) or give them a price in a "
                         "provider table (llm.providers_file)")
     return notes, warnings
 

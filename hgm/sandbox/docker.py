@@ -64,7 +64,7 @@ CONTAINER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 ENGINE_FIX = (
     "Start Docker (e.g. `systemctl start docker`), or use Podman's Docker-compatible service: run "
     "`sudo scripts/setup_podman.sh` and `export DOCKER_HOST=unix:///run/podman.sock`; "
-    "or choose another backend (-o sandbox.backend=bwrap)."
+    "or choose another backend (--set sandbox.backend=bwrap)."
 )
 _counter = itertools.count()
 

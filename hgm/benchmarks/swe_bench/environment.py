@@ -318,7 +318,7 @@ class Environments:
             assert env.rootfs is not None
             return RootfsSandbox(env.rootfs)
         raise SandboxUnavailable(f"SWE-bench runs in the instance's environment, which the {sandbox.name!r} backend "
-                                 "cannot provide; use -o sandbox.backend=docker or bwrap")
+                                 "cannot provide; use --set sandbox.backend=docker or bwrap")
 
 
 def _git_env() -> dict[str, str]:
