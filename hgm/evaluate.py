@@ -24,11 +24,12 @@ from rich.console import Console
 from hgm.agent_runtime import AgentLLM, AgentRun, run_agent
 from hgm.benchmarks import Benchmark, Task, get_benchmark
 from hgm.config import HGMConfig
+from hgm.domain import EvalOutcome, EvalStatus
 from hgm.errors import UserError
+from hgm.jobs import GatewayAccess
 from hgm.llm.gateway import Gateway, SessionUsage
 from hgm.llm.providers import check_llm
 from hgm.sandbox import Sandbox, get_sandbox, limits_from
-from hgm.domain import EvalOutcome, EvalStatus
 
 ROLE = "downstream"
 
@@ -51,7 +52,7 @@ def _infra(error_type: str, error: str, **fields: object) -> EvalOutcome:
     return EvalOutcome(status=EvalStatus.INFRA_ERROR, error_type=error_type, error=error, **fields)  # type: ignore[arg-type]
 
 
-def evaluate(agent_dir: Path, task: Task, *, benchmark: Benchmark, gateway: Gateway, sandbox: Sandbox,
+def evaluate(agent_dir: Path, task: Task, *, benchmark: Benchmark, gateway: GatewayAccess, sandbox: Sandbox,
              config: HGMConfig, log_dir: Path, run_dir: Path | None = None, node_id: int | None = None,
              console: Console | None = None) -> EvalReport:
     """Evaluate the agent in `agent_dir` on `task`; never raises for a failure of this evaluation.
@@ -76,9 +77,9 @@ def evaluate(agent_dir: Path, task: Task, *, benchmark: Benchmark, gateway: Gate
         token = gateway.open_session(ROLE, model, node_id=node_id, task_id=task.id)
         run = run_agent(
             Path(agent_dir), workspace, ws.base_commit, task.problem_statement, language=task.language,
-            llm=AgentLLM(gateway.socket_path, token, model, gateway.context_window(model)), sandbox=where.sandbox, limits=limits_from(config.sandbox),
-            timeout_s=config.sandbox.agent_timeout_s, log_dir=log_dir, workdir=where.workdir, path=where.path,
-            console=console,
+            llm=AgentLLM(gateway.socket_path, token, model, gateway.context_window(model)), sandbox=where.sandbox,
+            limits=limits_from(config.sandbox), timeout_s=config.sandbox.agent_timeout_s, log_dir=log_dir,
+            workdir=where.workdir, path=where.path, console=console,
         )
         usage = gateway.close_session(token)
         token = None

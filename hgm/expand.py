@@ -69,7 +69,8 @@ class ExpansionFailed(Exception):
 
 
 class ExpansionInfra(Exception):
-    """Not the agent's fault: the LLM upstream failed for good, or the run's cost cap was reached."""
+    """Not the agent's fault: the LLM upstream failed for good, or the run's budget (not a session
+    cap) cut the session off."""
 
 
 @dataclass
@@ -133,7 +134,7 @@ class Expander:
                     usage = self.gateway.session_usage(token)
                     why = (payload.get("error") or {}).get("message", str(payload))
                     _append(transcript, f"error (HTTP {status})", why)
-                    if usage.upstream_failed or (usage.over_budget and self._run_cap_reached()):
+                    if usage.upstream_failed or usage.run_capped:
                         raise ExpansionInfra(f"diagnose LLM unavailable: {why}")
                     raise ExpansionFailed("DiagnosisFailed", f"diagnosis failed: the diagnose LLM answered HTTP "
                                                              f"{status}: {why}")
@@ -189,7 +190,7 @@ class Expander:
             finally:
                 usage = self.gateway.close_session(token)
                 sessions.append(usage)
-            if usage.upstream_failed or (usage.over_budget and self._run_cap_reached()):
+            if usage.upstream_failed or usage.run_capped:
                 raise ExpansionInfra(f"self-improve LLM unavailable: {usage.failure}")
             # The diff is taken with the archive's own git (never the agent-writable .git of the copy).
             child = self.archive.commit_dir(work, message, parent=parent_sha)
@@ -208,10 +209,6 @@ class Expander:
         attempt.append(child)
         self.validate(child, log_dir)
         return child  # the scheduler points refs/hgm/expansions/<id> at it when it commits the result
-
-    def _run_cap_reached(self) -> bool:
-        """The run's cost cap (not a session cap) cut the LLM off: an infra stop, not the agent's failure."""
-        return self.gateway.run_cap_reason is not None
 
     # -- validation --------------------------------------------------------------------------
     def validate(self, sha: str, log_dir: Path) -> None:

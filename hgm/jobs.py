@@ -71,11 +71,6 @@ class GatewayAccess(Protocol):
         """The Unix socket sandboxes reach the gateway on (mounted into them)."""
         ...
 
-    @property
-    def run_cap_reason(self) -> str | None:
-        """Why the run's LLM budget is spent for good (then every request is refused), or None."""
-        ...
-
     def context_window(self, model: str) -> int | None:
         """The model's context window in tokens, if the provider table knows it."""
         ...

@@ -56,7 +56,7 @@ def run_job(bench: Workbench, job: Job) -> JobResult:
 
 def _evaluate(bench: Workbench, job: EvalJob) -> JobResult:
     agent = bench.archive.checkout(job.commit, bench.agent_cache)
-    report = evaluate(agent, bench.tasks[job.task_id], benchmark=bench.benchmark, gateway=bench.gateway,  # type: ignore[arg-type]
+    report = evaluate(agent, bench.tasks[job.task_id], benchmark=bench.benchmark, gateway=bench.gateway,
                       sandbox=bench.sandbox, config=bench.config, log_dir=bench.log_root / job.log_dir,
                       run_dir=bench.log_root, node_id=job.node_id)
     o = report.outcome

@@ -51,7 +51,7 @@ def test_a_node_uses_the_central_gateway_through_the_relay(tmp_path: Path) -> No
                                 json={"messages": [{"role": "user", "content": "x"}]}).status_code == 401
         usage = client.close_session(token)
         assert (usage.calls, usage.prompt_tokens, usage.completion_tokens, usage.node_id) == (2, 14, 6, 4)
-        assert gateway.run_cost_usd > 0 and client.run_cap_reason is None is gateway.run_cap_reason
+        assert gateway.run_cost_usd > 0 and not usage.run_capped and gateway.run_cap_reason is None
         assert client.context_window(config.llm.downstream) == gateway.context_window(config.llm.downstream)
         assert store.llm_usage(node_id=4, task_id="python__x").calls == 2, "the head recorded the calls"
         with pytest.raises(Exception, match="unknown gateway session token|400"):

@@ -3,10 +3,10 @@
 Head: `RelayListener(gateway, host, port)` serves, on TCP, the gateway's OpenAI-compatible routes
 (`/v1/...`, answered by the same handler as the gateway's Unix socket) and a small control API
 for workers: open a session (`POST /hgm/sessions/open`), read or close one
-(`/hgm/sessions/usage`, `/hgm/sessions/close`), whether the run's budget is spent (`GET
-/hgm/run-cap`), a model's context window (`POST /hgm/context-window`). Every
-request must carry the run's relay secret (header X-HGM-Relay-Secret, random per run); the
-gateway keeps the key, the budgets and the accounting, as for local jobs.
+(`/hgm/sessions/usage`, `/hgm/sessions/close`: its usage says whether the run's budget cut it
+off), a model's context window (`POST /hgm/context-window`). Every request must carry the run's
+relay secret (header X-HGM-Relay-Secret, random per run); the gateway keeps the key, the budgets
+and the accounting, as for local jobs.
 
 Node: `LocalRelay(socket, head_url, secret)` serves a Unix socket that sandboxes mount, and
 forwards only the OpenAI routes to the head, adding the secret. An agent there has its session
@@ -81,12 +81,8 @@ class _ListenerHandler(GatewayHandler):
         return False
 
     def do_GET(self) -> None:
-        if not self._authorized():
-            return
-        if self.path == "/hgm/run-cap":
-            self._send(200, {"run_cap_reason": self.server.gateway.run_cap_reason})
-            return
-        super().do_GET()
+        if self._authorized():
+            super().do_GET()
 
     def do_POST(self) -> None:
         if not self._authorized():
@@ -261,10 +257,6 @@ class GatewayClient:
     @property
     def socket_path(self) -> Path:
         return self._relay.socket_path
-
-    @property
-    def run_cap_reason(self) -> str | None:
-        return self._call("GET", "/hgm/run-cap")["run_cap_reason"]
 
     def context_window(self, model: str) -> int | None:
         return self._call("POST", "/hgm/context-window", {"model": model})["context_window"]
