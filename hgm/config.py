@@ -103,6 +103,11 @@ class LLMConfig(Section):
     providers_file: Path | None = None
     """Provider table merged over hgm/configs/providers.yaml (default: ~/.config/hgm/providers.yaml if present)."""
 
+    @property
+    def request_worst_case_s(self) -> float:
+        """How long one request through the gateway can take with all its retries and backoffs."""
+        return (self.request_timeout_s + self.backoff_max_s) * (self.max_retries + 1)
+
 
 class SandboxConfig(Section):
     backend: Literal["bwrap", "docker", "none"] = "bwrap"

@@ -157,8 +157,7 @@ class Expander:
     def _chat(self, token: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         """One chat completion through the gateway's socket, like an agent's (so it works the same
         through a worker node's relay)."""
-        llm = self.config.llm
-        timeout = (llm.request_timeout_s + llm.backoff_max_s) * (llm.max_retries + 1) + 60
+        timeout = self.config.llm.request_worst_case_s + 60
         with httpx.Client(transport=httpx.HTTPTransport(uds=str(self.gateway.socket_path)), timeout=timeout) as c:
             r = c.post(f"{GATEWAY_BASE_URL}/chat/completions", json=body, headers={"Authorization": f"Bearer {token}"})
         try:

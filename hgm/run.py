@@ -307,8 +307,8 @@ class _Jobs:
 def deadlines(config: HGMConfig) -> dict[JobKind, float]:
     """Head-side time budget of each kind of job: its sandbox timeouts, its LLM calls' worst case
     (diagnosis: two requests with all retries), plus executor.deadline_slack_s."""
-    sb, llm, slack = config.sandbox, config.llm, config.executor.deadline_slack_s
-    diagnose = 2 * (llm.request_timeout_s + llm.backoff_max_s) * (llm.max_retries + 1)
+    sb, slack = config.sandbox, config.executor.deadline_slack_s
+    diagnose = 2 * config.llm.request_worst_case_s
     return {JobKind.EVAL: sb.agent_timeout_s + 2 * sb.test_timeout_s + slack,
             JobKind.EXPAND: diagnose + sb.agent_timeout_s + 3 * sb.validate_timeout_s + slack}
 

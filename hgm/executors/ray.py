@@ -200,9 +200,7 @@ def _build_workbench(spec: WorkerSpec) -> Any:
     sandbox = get_sandbox(config.sandbox.backend, config.sandbox)
     node_dir = cache_dir() / "cluster" / spec.run_id
     (node_dir / "agents").mkdir(parents=True, exist_ok=True)
-    llm = config.llm
-    relay = LocalRelay(spec.relay_url, spec.relay_secret,
-                       timeout_s=(llm.request_timeout_s + llm.backoff_max_s) * (llm.max_retries + 1) + 60).start()
+    relay = LocalRelay(spec.relay_url, spec.relay_secret, timeout_s=config.llm.request_worst_case_s + 60).start()
     scratch = Path(tempfile.mkdtemp(prefix="hgm-job-logs-"))
     return Workbench(config, benchmark, tasks, sandbox, GatewayClient(spec.relay_url, spec.relay_secret, relay),
                      node_archive(node_dir / "archive"), node_dir / "agents", scratch, remote=True)
