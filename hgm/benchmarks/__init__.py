@@ -4,7 +4,8 @@ A benchmark hands out `Task`s, builds the git workspace an agent works in (`make
 says where the agent runs on a task (`agent_environment`: the sandbox, where the workspace
 appears inside it, the PATH), and scores what the agent left there (`score`). Scoring never
 trusts the agent's workspace for anything but the solution: tests come from the benchmark itself
-and run in a fresh sandbox. `description` is the benchmark's part of the self-improvement prompts.
+and run in a fresh sandbox. `describe(name)` is the benchmark's part of the self-improvement prompts
+(each benchmark package's DESCRIPTION: what the tasks are and what decides them).
 """
 
 from __future__ import annotations
@@ -87,8 +88,6 @@ class Task(Protocol):
 
 class Benchmark(Protocol):
     name: str
-    description: str
-    """What the tasks are and what decides them (completes "the agent solves ...")."""
 
     def tasks(self, subset: str = "all") -> list[Task]:
         """Tasks of a named subset, in a stable order. Unknown subset: UserError."""
@@ -131,7 +130,8 @@ def get_benchmark(config: BenchmarkConfig) -> Benchmark:
 
 
 def describe(name: str) -> str:
-    """A benchmark's `description`, without loading its tasks (for the self-improvement prompts)."""
+    """What the benchmark's tasks are and what decides them (completes "the agent's tasks are ..." in
+    the self-improvement prompts), without loading its tasks."""
     if name == "swe-bench":
         from hgm.benchmarks.swe_bench import DESCRIPTION
     else:

@@ -27,7 +27,6 @@ DESCRIPTION = ("Exercism exercises in Python, Rust, Go, JavaScript, Java and C++
 class PolyglotBenchmark:
     root: Path
     name: str = "polyglot"
-    description: str = DESCRIPTION
 
     @classmethod
     def open(cls, path: Path | None = None) -> PolyglotBenchmark:

@@ -35,7 +35,6 @@ class SWEBenchBenchmark:
     split: str = "test"
     envs: Environments = field(default_factory=Environments)
     name: str = "swe-bench"
-    description: str = DESCRIPTION
     _tasks: dict[str, SWEBenchTask] | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
