@@ -85,7 +85,7 @@ def node_prepare(
 
 @app.command("eval-agent")
 def eval_agent(
-    agent: Annotated[str, typer.Argument(help="`initial` (the seed agent), an agent directory, or (with --run) a commit / node id of the run's archive.")],
+    agent: Annotated[str, typer.Argument(help="`initial` (the seed agent), an agent directory, or (with --run-dir) a commit / node id of the run's archive.")],
     task: Annotated[str, typer.Argument(help="Task id: Polyglot (python__transpose) or a SWE-bench instance (django__django-11099).")],
     run: RunDirOpt = None,
     llm: Annotated[Optional[str], typer.Option("--llm", help="Model the agent uses (llm.downstream), e.g. deepseek-chat or scripted:FILE.")] = None,

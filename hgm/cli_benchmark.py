@@ -112,7 +112,7 @@ def prepare(name: BenchArg, from_: FromOpt = None, lang: LangOpt = None,
 
 def validate(
     name: BenchArg,
-    subset: Annotated[str, typer.Option(help="small, medium or all.")] = "all",
+    subset: Annotated[str, typer.Option(help="Polyglot: small, medium or all. SWE-bench: a subset (`hgm benchmark list swe-bench`) or a file of instance ids.")] = "all",
     lang: LangOpt = None,
     jobs: Annotated[int, typer.Option("--workers", min=1, help="Parallel test runs.")] = 2,
     sandbox: Annotated[str, typer.Option(help="bwrap or none (SWE-bench: docker or bwrap).")] = "bwrap",

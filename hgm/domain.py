@@ -54,7 +54,7 @@ class DispatchState(StrEnum):
 
 @dataclass
 class EvalOutcome:
-    """What one task evaluation produced (returned by the evaluate callable)."""
+    """What one task evaluation produced (a job's result, committed by the scheduler)."""
 
     status: EvalStatus
     agent_s: float | None = None
@@ -75,7 +75,7 @@ class EvalOutcome:
 
 @dataclass
 class ExpansionOutcome:
-    """What one self-modification produced (returned by the expand callable)."""
+    """What one self-modification produced (a job's result, committed by the scheduler)."""
 
     status: ExpansionStatus
     commit: str | None = None

@@ -13,8 +13,9 @@ executor it opens a dispatch (kind, row id, attempt) in `dispatches` first. A re
 open: a duplicate delivery, or a late result of an attempt that was since declared lost and
 redone (`redispatch`), finds it closed and is dropped. Its LLM calls are in `llm_calls` anyway.
 
-One connection guarded by a lock serves all threads (workers are threads); SQLite serializes
-writers anyway, and the lock keeps each read-modify-write atomic.
+One connection guarded by a lock serves every thread of `hgm run`: the scheduler, which alone
+writes results, and the gateway's request threads, which record LLM calls (jobs never touch the
+store). SQLite serializes writers anyway, and the lock keeps each read-modify-write atomic.
 
 LLM requests are stored so that a conversation costs storage in proportion to its length, not
 its square (an agent sends its whole conversation with every request): each message, and each

@@ -398,7 +398,7 @@ def test_long_socket_path_falls_back_and_harness_client_works(tmp_path: Path) ->
     with Gateway(deep / "gw.sock", llm=LLMConfig(**FAST), recorder=calls, env={}) as gw:
         assert len(str(gw.socket_path)) <= 100 and gw.socket_path.is_socket()
         token = gw.open_session("diagnose", f"scripted:{script}", node_id=1)
-        reply = gw.client(token).chat.completions.create(model="x", messages=[{"role": "user", "content": "diagnose please"}])
+        reply = agent(gw, token).chat.completions.create(model="x", messages=[{"role": "user", "content": "diagnose please"}])
     assert reply.choices[0].message.content == "did diagnose"
     assert calls[0]["role"] == "diagnose" and not gw.socket_path.exists()
     assert not gw.socket_path.parent.exists(), "the fallback directory under /tmp is removed too"

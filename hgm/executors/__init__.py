@@ -11,7 +11,9 @@ a result is committed. `wait` returns what finished, as `Delivery`s:
 - `lost`: the worker process or node died under the job (redone by the scheduler as the next
   attempt, never booked against the agent).
 
-Executors by name (executor.name): `local` (threads in the `hgm run` process, the default).
+Executors by name (executor.name, chosen by hgm/run.py's `make_executor`): `local` (threads in the
+`hgm run` process, the default, hgm/executors/local.py) and `ray` (Ray tasks on a cluster's sandbox
+slots, hgm/executors/ray.py).
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@
 - `pricing`: token usage as providers report it, its price, and a request's cost bound.
 - `gateway`: `Gateway` (OpenAI-compatible, Unix socket, per-session tokens, retries, session and
   run budgets held by reservations, running usage totals, recording, cassettes) and `SessionUsage`.
+- `relay`: how the jobs on a Ray cluster's worker nodes reach the central gateway (keys stay on the head).
 - `scripted`: `ScriptedServer`, the script-driven OpenAI-compatible server used by tests.
 """
 

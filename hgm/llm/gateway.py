@@ -7,6 +7,9 @@ to the sandbox, and reads `gw.close_session(token)` afterwards. The agent connec
     openai.OpenAI(base_url="http://hgm-gateway/v1", api_key=TOKEN,
                   http_client=httpx.Client(transport=httpx.HTTPTransport(uds=SOCKET)))
 
+The harness's own calls (the diagnosis, hgm/expand.py) go through the socket the same way, so they
+are recorded like an agent's and work unchanged through a worker node's relay (hgm/llm/relay.py).
+
 Endpoints: POST /v1/chat/completions (`stream: true` gets the finished answer as SSE chunks),
 GET /v1/models (the session's model). The requested `model` is replaced by the session's.
 The real key never leaves the harness. Upstream 408/409/429/5xx, timeouts and connection
@@ -44,8 +47,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import httpx
-import openai
 
 from hgm.config import BudgetConfig, LLMConfig
 from hgm.domain import Usage
@@ -259,11 +260,6 @@ class Gateway:
         """The scripted LLM server started for `scripted:PATH` (tests read its received requests)."""
         route = self.providers.resolve(model)
         return self._scripted.get(route.script) if route.script else None
-
-    def client(self, token: str, **kwargs: Any) -> openai.OpenAI:
-        """An openai client for harness-side calls (e.g. diagnosis) through this gateway, recorded like an agent's."""
-        return openai.OpenAI(base_url=GATEWAY_BASE_URL, api_key=token, **kwargs,
-                             http_client=httpx.Client(transport=httpx.HTTPTransport(uds=str(self.socket_path))))
 
     @staticmethod
     def agent_env(token: str, socket_path_in_sandbox: str | Path) -> dict[str, str]:
