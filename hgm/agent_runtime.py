@@ -55,14 +55,22 @@ def venv_key(requirements: str) -> str:
     return h.hexdigest()[:20]
 
 
+def _requirements(agent_dir: Path) -> str:
+    req_file = agent_dir / "requirements.txt"
+    return req_file.read_text() if req_file.is_file() else ""
+
+
+def venv_dir(agent_dir: Path) -> Path:
+    """Where the venv of agent_dir/requirements.txt is (or will be) cached."""
+    return cache_dir() / "venvs" / venv_key(_requirements(agent_dir))
+
+
 def agent_venv(agent_dir: Path, *, console: Console | None = None) -> Path:
     """The venv holding agent_dir/requirements.txt (built on first use, then cached)."""
-    req_file = agent_dir / "requirements.txt"
-    requirements = req_file.read_text() if req_file.is_file() else ""
-    root = cache_dir() / "venvs"
+    requirements = _requirements(agent_dir)
+    venv = venv_dir(agent_dir)
+    root, key = venv.parent, venv.name
     root.mkdir(parents=True, exist_ok=True)
-    key = venv_key(requirements)
-    venv = root / key
     if (venv / "bin" / "python").exists():
         return venv
     with open(root / f"{key}.lock", "w") as lock:

@@ -118,10 +118,6 @@ def eval_agent(
     except ValueError as e:
         raise UserError(f"bad option: {e}") from None
     log_dir = log_dir or Path("hgm-evals") / f"{task}-{_time.strftime('%Y%m%d-%H%M%S')}"
-    if agent == "initial":
-        from hgm.paths import INITIAL_AGENT
-
-        agent = str(INITIAL_AGENT)
     report = evaluate.eval_agent(agent, task, config=cfg, run_dir=run, log_dir=log_dir, console=console)
     o = report.outcome
     color = {"solved": "green", "failed": "red", "empty_patch": "yellow"}.get(o.status, "magenta")

@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from hgm.doctor import Finding
-
-INITIAL_AGENT = Path(__file__).parent / "agents" / "initial"
+from hgm.paths import INITIAL_AGENT
 
 
 def prepare_polyglot(benchmark_path: Path | None) -> str:
@@ -49,12 +48,10 @@ def prepare_node(benchmark_path: Path | None) -> list[str]:
 
 def node_findings(benchmark_path: Path | None = None) -> list[Finding]:
     """What this machine has and lacks for running jobs (the doctor's checks plus the seed agent's venv)."""
-    from hgm.agent_runtime import venv_key
+    from hgm.agent_runtime import venv_dir
     from hgm.doctor import check_polyglot_toolchains, check_polyglot_tree, check_sandbox
-    from hgm.paths import cache_dir
 
-    requirements = (INITIAL_AGENT / "requirements.txt").read_text()
-    venv = cache_dir() / "venvs" / venv_key(requirements)
+    venv = venv_dir(INITIAL_AGENT)
     ready = (venv / "bin" / "python").exists()
     seed = Finding("seed agent venv", ready, str(venv) if ready else "not built", "" if ready else "hgm node prepare")
     return [*check_sandbox(), *check_polyglot_tree(benchmark_path), *check_polyglot_toolchains(), seed]

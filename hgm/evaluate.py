@@ -29,6 +29,7 @@ from hgm.errors import UserError
 from hgm.jobs import GatewayAccess
 from hgm.llm.gateway import Gateway, SessionUsage
 from hgm.llm.providers import check_llm
+from hgm.paths import resolve_agent_dir
 from hgm.sandbox import Sandbox, get_sandbox, limits_from
 
 ROLE = "downstream"
@@ -113,15 +114,13 @@ def evaluate(agent_dir: Path, task: Task, *, benchmark: Benchmark, gateway: Gate
 
 
 def resolve_agent(ref: str, run_dir: Path | None, dest: Path) -> Path:
-    """An agent directory: `ref` itself if it is one; with a run, a commit / node-N of its archive
-    exported into `dest`."""
-    path = Path(ref).expanduser()
-    if path.is_dir():
-        if not (path / "coding_agent.py").is_file():
-            raise UserError(f"{path} is not an agent directory (no coding_agent.py in it)")
-        return path.resolve()
+    """An agent directory: `initial` or a directory (hgm.paths.resolve_agent_dir); with a run, a
+    commit / node-N of its archive exported into `dest`."""
+    if ref == "initial" or Path(ref).expanduser().is_dir():
+        return resolve_agent_dir(ref)
     if run_dir is None:
-        raise UserError(f"no agent directory {ref!r}; give a path, or --run-dir DIR to take a commit from a run's archive")
+        raise UserError(f"no agent directory {ref!r}; give `initial`, a path, or --run-dir DIR to take a commit "
+                        "from a run's archive")
     from hgm.archive import Archive
 
     archive = Archive.open(run_dir / "archive")
