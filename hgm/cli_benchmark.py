@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import sys
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
@@ -39,10 +41,41 @@ def _tree(from_: Path | None) -> Path | None:
     return load_config().benchmark.path
 
 
-def _stdout() -> Console:
+def result_console() -> Console:
     """Results: as wide as needed when written to a file or CI log (rich assumes 80 columns)."""
     console = Console()
     return console if console.is_terminal else Console(width=160)
+
+
+def validate_with_progress(total: int, run: Callable[[Callable[[Any], None]], list[Any]]) -> tuple[list[Any], float]:
+    """`run(on_done)` under a progress bar (stderr): unexpected results as they come, and one line per
+    result when there is no live bar (a log). Returns (checks, wall seconds)."""
+    out = Console(stderr=True)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    start = time.monotonic()
+    with Progress(*columns, console=out) as progress:
+        bar = progress.add_task("validating", total=total)
+
+        def done(check: Any) -> None:
+            progress.advance(bar)
+            if check.problem:
+                progress.console.print(f"[red]UNEXPECTED[/] {check.task.id} ({check.kind}): {check.problem}")
+            elif not out.is_terminal:
+                n = int(progress.tasks[0].completed)
+                out.print(f"[{n}/{total}] {check.task.id} {check.kind}: {check.status} ({check.seconds:.1f} s)")
+
+        checks = run(done)
+    return checks, time.monotonic() - start
+
+
+def exit_on_unexpected(checks: list[Any], logs: Path) -> None:
+    """List the unexpected results with their logs, say where all logs are; exit 1 if any."""
+    bad = [c for c in checks if c.problem]
+    for c in bad:
+        result_console().print(f"[red]unexpected[/] {c.task.id} {c.kind}: {c.problem}  (log: {c.output_path})")
+    result_console().print(f"logs: {logs}")
+    if bad:
+        raise typer.Exit(1)
 
 
 def _languages(langs: list[str] | None) -> list[str]:
@@ -126,7 +159,7 @@ def validate(
     """Run every reference solution (must be solved) and untouched stub (must not be); SWE-bench:
     every gold patch (must be resolved) and unpatched base (must not be)."""
     from hgm.benchmarks.polyglot import PolyglotBenchmark, deps
-    from hgm.benchmarks.polyglot.validate import FREE_PASSES, UNSOLVABLE, Check, summarize, timed
+    from hgm.benchmarks.polyglot.validate import FREE_PASSES, UNSOLVABLE, summarize
     from hgm.benchmarks.polyglot.validate import validate as run_validation
     from hgm.sandbox import get_sandbox
 
@@ -147,21 +180,8 @@ def validate(
             with out.status(f"preparing {language} test dependencies (once) ..."):
                 deps.prepare(bench.root, language)
     logs = log_dir or Path(tempfile.mkdtemp(prefix="hgm-validate-"))
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=out) as progress:
-        bar = progress.add_task("validating", total=2 * len(selected))
-
-        def done(check: Check) -> None:
-            progress.advance(bar)
-            if check.problem:
-                progress.console.print(f"[red]UNEXPECTED[/] {check.task.id} ({check.kind}): {check.problem}")
-            elif not out.is_terminal:  # no live bar in a log: one line per result
-                n = int(progress.tasks[0].completed)
-                out.print(f"[{n}/{2 * len(selected)}] {check.task.id} {check.kind}: {check.score.status} "
-                          f"({check.score.test_s:.1f} s)")
-
-        checks, wall = timed(lambda: run_validation(selected, sandbox=box, log_dir=logs, timeout_s=timeout,
-                                                    jobs=jobs, on_done=done))
+    checks, wall = validate_with_progress(2 * len(selected), lambda done: run_validation(
+        selected, sandbox=box, log_dir=logs, timeout_s=timeout, jobs=jobs, on_done=done))
     table = Table(title=f"polyglot validation ({subset}, sandbox {sandbox}, workers {jobs}): wall {wall:.0f} s")
     for col in ("language", "tasks", "refs solved", "stubs unsolved", "free passes", "unexpected",
                 "test s (sum)", "slowest"):
@@ -170,19 +190,14 @@ def validate(
         table.add_row(r.language, str(r.tasks), str(r.references_solved), str(r.stubs_unsolved),
                       str(r.free_passes), f"[red]{r.unexpected}[/]" if r.unexpected else "0",
                       f"{r.test_s:.0f}", f"{r.slowest[1]} {r.slowest[0]:.1f} s")
-    _stdout().print(table)
+    result_console().print(table)
     free = sorted(c.task.id for c in checks if c.free_pass)
-    _stdout().print(f"expected free passes (refactoring stubs that already pass): {', '.join(free) or 'none'}"
-                    f" (known: {', '.join(sorted(FREE_PASSES))})")
+    result_console().print(f"expected free passes (refactoring stubs that already pass): {', '.join(free) or 'none'}"
+                           f" (known: {', '.join(sorted(FREE_PASSES))})")
     for c in checks:
         if c.kind == "reference" and c.task.id in UNSOLVABLE:
-            _stdout().print(f"known unsolvable: {c.task.id} ({c.score.status}): {UNSOLVABLE[c.task.id]}")
-    bad = [c for c in checks if c.problem]
-    for c in bad:
-        _stdout().print(f"[red]unexpected[/] {c.task.id} {c.kind}: {c.problem}  (log: {c.score.output_path})")
-    _stdout().print(f"logs: {logs}")
-    if bad:
-        raise typer.Exit(1)
+            result_console().print(f"known unsolvable: {c.task.id} ({c.status}): {UNSOLVABLE[c.task.id]}")
+    exit_on_unexpected(checks, logs)
 
 
 def doctor(

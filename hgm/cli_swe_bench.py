@@ -6,11 +6,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import typer
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from hgm.cli_benchmark import exit_on_unexpected, result_console, validate_with_progress
 from hgm.errors import UserError
 
 
@@ -29,11 +29,6 @@ def _select(bench, subset: str | None, tasks: str | None, default: str) -> list:
     if tasks:
         return [bench.task(t.strip()) for t in tasks.split(",") if t.strip()]
     return bench.tasks(subset or default)
-
-
-def _stdout() -> Console:
-    console = Console()
-    return console if console.is_terminal else Console(width=160)
 
 
 def fetch(dataset: str | None, subset: str | None, tasks: str | None, sandbox: str | None, base: str | None) -> None:
@@ -83,15 +78,15 @@ def list_subsets(dataset: str | None) -> None:
             repos[repo] = repos.get(repo, 0) + 1
         table.add_row(name, str(len(ids)), str(sum(i in every for i in ids)),
                       ", ".join(f"{k} {v}" for k, v in sorted(repos.items(), key=lambda kv: -kv[1])[:6]))
-    _stdout().print(table)
-    _stdout().print("aliases: small = verified-10, medium = verified-50, big = verified-140; "
+    result_console().print(table)
+    result_console().print("aliases: small = verified-10, medium = verified-50, big = verified-140; "
                     "--subset FILE takes any list of instance ids")
 
 
 def validate(dataset: str | None, subset: str, tasks: str | None, jobs: int, sandbox: str, log_dir: Path | None,
              timeout: float, base: str | None) -> None:
     """Gold patches must be resolved, unpatched bases not; the same table as Polyglot's."""
-    from hgm.benchmarks.swe_bench.validate import Check, summarize
+    from hgm.benchmarks.swe_bench.validate import summarize
     from hgm.benchmarks.swe_bench.validate import validate as run_validation
     from hgm.sandbox import get_sandbox
 
@@ -103,21 +98,8 @@ def validate(dataset: str | None, subset: str, tasks: str | None, jobs: int, san
         for task in selected:
             bench.envs.get(task, backend=sandbox)
     logs = log_dir or Path(tempfile.mkdtemp(prefix="hgm-validate-swe-"))
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    start = time.monotonic()
-    with Progress(*columns, console=out) as progress:
-        bar = progress.add_task("validating", total=2 * len(selected))
-
-        def done(check: Check) -> None:
-            progress.advance(bar)
-            if check.problem:
-                progress.console.print(f"[red]UNEXPECTED[/] {check.task.id} ({check.kind}): {check.problem}")
-            elif not out.is_terminal:
-                out.print(f"{check.task.id} {check.kind}: {check.run.status} ({check.run.timings.get('eval_s', 0):.1f} s)")
-
-        checks = run_validation(selected, sandbox=box, envs=bench.envs, log_dir=logs, timeout_s=timeout, jobs=jobs,
-                                on_done=done)
-    wall = time.monotonic() - start
+    checks, wall = validate_with_progress(2 * len(selected), lambda done: run_validation(
+        selected, sandbox=box, envs=bench.envs, log_dir=logs, timeout_s=timeout, jobs=jobs, on_done=done))
     table = Table(title=f"swe-bench validation ({bench.dataset}, sandbox {sandbox}, workers {jobs}): wall {wall:.0f} s")
     for col in ("repository", "tasks", "gold solved", "bases unsolved", "unexpected", "test s (sum)", "slowest"):
         table.add_column(col, justify="left" if col in ("repository", "slowest") else "right")
@@ -125,10 +107,5 @@ def validate(dataset: str | None, subset: str, tasks: str | None, jobs: int, san
         table.add_row(r.repo, str(r.tasks), str(r.gold_solved), str(r.empty_unsolved),
                       f"[red]{r.unexpected}[/]" if r.unexpected else "0", f"{r.test_s:.0f}",
                       f"{r.slowest[1]} {r.slowest[0]:.1f} s")
-    _stdout().print(table)
-    bad = [c for c in checks if c.problem]
-    for c in bad:
-        _stdout().print(f"[red]unexpected[/] {c.task.id} {c.kind}: {c.problem}  (log: {c.run.output_path})")
-    _stdout().print(f"logs: {logs}")
-    if bad:
-        raise typer.Exit(1)
+    result_console().print(table)
+    exit_on_unexpected(checks, logs)

@@ -10,10 +10,12 @@ and run in a fresh sandbox. `describe(name)` is the benchmark's part of the self
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from hgm.domain import VerdictFlag
 from hgm.errors import UserError
@@ -127,6 +129,22 @@ def get_benchmark(config: BenchmarkConfig) -> Benchmark:
 
         return SWEBenchBenchmark.open(config.dataset, config.split, build_base=config.build_base)
     raise UserError(f"unknown benchmark {config.name!r}; known: {', '.join(BENCHMARKS)}")
+
+
+T = TypeVar("T")
+C = TypeVar("C")
+
+
+def run_checks(work: Iterable[tuple[T, str]], check: Callable[[T, str], C], *, jobs: int,
+               on_done: Callable[[C], None]) -> list[C]:
+    """`hgm benchmark validate`'s runs: check(task, kind) for each pair (a known-good and a
+    known-bad solution per task), `jobs` at a time; on_done(result) as each one finishes."""
+    done: list[C] = []
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        for future in as_completed([pool.submit(check, task, kind) for task, kind in work]):
+            done.append(future.result())
+            on_done(done[-1])
+    return done
 
 
 def describe(name: str) -> str:

@@ -7,13 +7,11 @@ so a green validation means the scorer can tell right from wrong on this machine
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
-from hgm.benchmarks import TaskScore, TaskStatus
+from hgm.benchmarks import TaskScore, TaskStatus, run_checks
 from hgm.benchmarks.polyglot.loader import LANGUAGES, PolyglotTask
 from hgm.benchmarks.polyglot.scoring import run_tests
 from hgm.benchmarks.polyglot.workspace import reference_changes
@@ -37,6 +35,18 @@ class Check:
     kind: str
     """"reference" or "stub"."""
     score: TaskScore
+
+    @property
+    def status(self) -> TaskStatus:
+        return self.score.status
+
+    @property
+    def seconds(self) -> float:
+        return self.score.test_s
+
+    @property
+    def output_path(self) -> Path | None:
+        return self.score.output_path
 
     @property
     def free_pass(self) -> bool:
@@ -76,14 +86,7 @@ def validate(
                           timeout_s=timeout_s, limits=limits)
         return Check(task, kind, score)
 
-    checks: list[Check] = []
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = [pool.submit(one, t, k) for t, k in work]
-        for future in as_completed(futures):
-            check = future.result()
-            checks.append(check)
-            on_done(check)
-    return sorted(checks, key=lambda c: (c.task.id, c.kind))
+    return sorted(run_checks(work, one, jobs=jobs, on_done=on_done), key=lambda c: (c.task.id, c.kind))
 
 
 @dataclass
@@ -110,8 +113,3 @@ def summarize(checks: list[Check]) -> list[LanguageSummary]:
         row.test_s += c.score.test_s
         row.slowest = max(row.slowest, (c.score.test_s, f"{c.task.name} ({c.kind})"))
     return [r for r in rows.values() if r.tasks]
-
-
-def timed(fn: Callable[[], list[Check]]) -> tuple[list[Check], float]:
-    start = time.monotonic()
-    return fn(), time.monotonic() - start

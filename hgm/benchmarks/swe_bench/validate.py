@@ -9,11 +9,10 @@ does), which is what shows the FAIL_TO_PASS tests really fail there.
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
-from hgm.benchmarks import TaskStatus
+from hgm.benchmarks import TaskStatus, run_checks
 from hgm.benchmarks.swe_bench.dataset import SWEBenchTask
 from hgm.benchmarks.swe_bench.environment import Environments
 from hgm.benchmarks.swe_bench.scoring import EvalRun, run_eval
@@ -26,6 +25,18 @@ class Check:
     kind: str
     """"gold" or "empty"."""
     run: EvalRun
+
+    @property
+    def status(self) -> TaskStatus:
+        return self.run.status
+
+    @property
+    def seconds(self) -> float:
+        return self.run.timings.get("eval_s", 0.0)
+
+    @property
+    def output_path(self) -> Path | None:
+        return self.run.output_path
 
     @property
     def problem(self) -> str | None:
@@ -48,13 +59,8 @@ def validate(tasks: list[SWEBenchTask], *, sandbox: Sandbox, envs: Environments,
         return Check(task, kind, run_eval(task, patch, sandbox=sandbox, envs=envs, log_dir=log_dir / task.id / kind,
                                           timeout_s=timeout_s))
 
-    checks: list[Check] = []
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = [pool.submit(one, t, k) for t in tasks for k in ("gold", "empty")]
-        for future in as_completed(futures):
-            checks.append(future.result())
-            on_done(checks[-1])
-    return sorted(checks, key=lambda c: (c.task.id, c.kind))
+    work = [(t, k) for t in tasks for k in ("gold", "empty")]
+    return sorted(run_checks(work, one, jobs=jobs, on_done=on_done), key=lambda c: (c.task.id, c.kind))
 
 
 @dataclass
@@ -76,7 +82,6 @@ def summarize(checks: list[Check]) -> list[RepoSummary]:
         row.gold_solved += c.kind == "gold" and c.run.status is TaskStatus.SOLVED
         row.empty_unsolved += c.kind == "empty" and c.run.status is TaskStatus.FAILED
         row.unexpected += c.problem is not None
-        seconds = c.run.timings.get("eval_s", 0.0)
-        row.test_s += seconds
-        row.slowest = max(row.slowest, (seconds, f"{c.task.id} ({c.kind})"))
+        row.test_s += c.seconds
+        row.slowest = max(row.slowest, (c.seconds, f"{c.task.id} ({c.kind})"))
     return sorted(rows.values(), key=lambda r: r.repo)
