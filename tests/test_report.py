@@ -5,12 +5,9 @@ the curves' numbers, grouping and CIs, and reports of a run that is going, kille
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -22,11 +19,7 @@ from hgm.report import load_run, write_report
 from hgm.report.compare import ci95, group_labels, write_comparison
 from hgm.show_tree import FINAL_META
 from hgm.store import RunStore
-
-
-def hgm(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "hgm.cli", *args], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "COLUMNS": "200"})
+from live_runs import hgm, in_flight, report_live_then_kill
 
 
 def _eval(store: RunStore, node: int, task: str, status: EvalStatus, **kw: object) -> None:
@@ -154,36 +147,17 @@ def _sim(run: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "hgm.cli", "simulate", "--run-dir", str(run), "--max-task-evals", "400", *extra]
 
 
-def _counted(run: Path) -> int:
-    try:
-        with RunStore.open(run, readonly=True) as s:
-            return sum(e.status in (EvalStatus.SOLVED, EvalStatus.FAILED, EvalStatus.EMPTY_PATCH) for e in s.evaluations())
-    except Exception:  # not created yet
-        return 0
-
-
 def test_report_while_running_after_a_kill_and_after_resuming(tmp_path: Path) -> None:
     run = tmp_path / "sim"
     proc = subprocess.Popen(_sim(run, "--delay", "0.05", "--set", "search.workers=2"), stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
-    try:
-        end = time.monotonic() + 120
-        while _counted(run) < 20:
-            assert proc.poll() is None and time.monotonic() < end, proc.stderr.read() if proc.stderr else ""
-            time.sleep(0.2)
-        live = hgm("report", str(run), "-o", str(tmp_path / "live.html"))
-        assert live.returncode == 0, live.stderr
-        assert "· running ·" in (tmp_path / "live.html").read_text()
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+    report_live_then_kill(proc, run, results=20, live=tmp_path / "live.html", timeout_s=120)
     killed = hgm("report", str(run), "-o", str(tmp_path / "killed.html"))
     assert killed.returncode == 0, killed.stderr
     with RunStore.open(run, readonly=True) as s:
-        in_flight = any(e.status == EvalStatus.IN_FLIGHT for e in s.evaluations())
         nodes = len(s.nodes())
     html = (tmp_path / "killed.html").read_text()
-    assert ("· killed ·" if in_flight else "· stopped ·") in html and f"· {nodes} agents ·" in html
+    assert ("· killed ·" if in_flight(run) else "· stopped ·") in html and f"· {nodes} agents ·" in html
     assert set(_panels(html)) == {str(i) for i in range(1, nodes + 1)}
 
     resumed = subprocess.run(_sim(run), capture_output=True, text=True, timeout=300)

@@ -11,17 +11,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from browser import ARTIFACTS, chromium, missing
-from hgm.domain import EvalStatus, ExpansionStatus
+from hgm.domain import ExpansionStatus
 from hgm.store import RunStore
+from live_runs import hgm, in_flight, report_live_then_kill
 from llm_scripts import write_scripts
 
 # Skipped (with the reason) only on a developer's machine without Chromium; in CI (CI=true), where
@@ -55,25 +54,12 @@ def artifacts() -> Path:
     return path
 
 
-def hgm(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "hgm.cli", *args], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "COLUMNS": "300"})
-
-
 def run_args(run: Path, models: dict[str, str], polyglot: Path, budget: int, seed: int, policy: str) -> list[str]:
     return ["run", "--tasks", TASKS, "--from", str(polyglot), "--sandbox", "bwrap", "--policy", policy,
             "--downstream-llm", models["downstream"], "--self-improve-llm", models["self_improve"],
             "--diagnose-llm", models["diagnose"], "--max-task-evals", str(budget), "--initial-evals", "2",
             "--seed", str(seed), "--run-dir", str(run), "--set", "search.initial_expansions=1",
             "--set", "sandbox.agent_timeout_s=240"]
-
-
-def counted(run: Path) -> int:
-    try:
-        with RunStore.open(run, readonly=True) as s:
-            return sum(e.status in (EvalStatus.SOLVED, EvalStatus.FAILED, EvalStatus.EMPTY_PATCH) for e in s.evaluations())
-    except Exception:  # being created
-        return 0
 
 
 @pytest.fixture(scope="module")
@@ -89,23 +75,10 @@ def scripted_runs(tmp_path_factory: pytest.TempPathFactory, polyglot_path: Path)
     proc = subprocess.Popen([sys.executable, "-m", "hgm.cli", *run_args(run, models, polyglot_path, 6, 1, "hgm"),
                              "--workers", "2", "--agent", str(agent)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True, env={**os.environ, "COLUMNS": "300"})
-    try:
-        end = time.monotonic() + 600
-        while counted(run) < 2:
-            assert proc.poll() is None and time.monotonic() < end, proc.stderr.read() if proc.stderr else ""
-            time.sleep(0.3)
-        live = hgm("report", str(run), "-o", str(tmp / "live.html"))
-        assert live.returncode == 0, live.stderr
-        assert "· running ·" in (tmp / "live.html").read_text()
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+    report_live_then_kill(proc, run, results=2, live=tmp / "live.html", timeout_s=600)
     killed = hgm("report", str(run), "-o", str(tmp / "killed.html"))
     assert killed.returncode == 0, killed.stderr
-    with RunStore.open(run, readonly=True) as s:
-        cut = any(e.status == EvalStatus.IN_FLIGHT for e in s.evaluations()) or \
-            any(x.status == ExpansionStatus.IN_FLIGHT for x in s.expansions())
-    assert ("· killed ·" if cut else "· stopped ·") in (tmp / "killed.html").read_text()
+    assert ("· killed ·" if in_flight(run) else "· stopped ·") in (tmp / "killed.html").read_text()
     resumed = hgm("run", "--resume", str(run))
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     done = hgm("report", str(run))
