@@ -150,15 +150,22 @@ class DispatchRow:
 
 @dataclass(frozen=True)
 class Usage:
-    """Sums over LLM calls; cost_usd is None when any call's cost is unknown."""
+    """Sums over LLM calls (`Usage()` is none, `a + b` both); cost_usd is None when any call's cost
+    is unknown."""
 
-    calls: int
-    prompt_tokens: int
-    completion_tokens: int
-    cached_tokens: int
-    cost_usd: float | None
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    cost_usd: float | None = 0.0
     known_cost_usd: float = 0.0
     """Sum over the calls whose cost is known (what a run's cost cap counts)."""
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(self.calls + other.calls, self.prompt_tokens + other.prompt_tokens,
+                     self.completion_tokens + other.completion_tokens, self.cached_tokens + other.cached_tokens,
+                     None if self.cost_usd is None or other.cost_usd is None else self.cost_usd + other.cost_usd,
+                     self.known_cost_usd + other.known_cost_usd)
 
 
 @dataclass(frozen=True)

@@ -164,14 +164,14 @@ class _View:
         t = Table("role", "calls", "prompt tok", "completion tok", "$ (+? = some prices unknown)", box=None,
                   pad_edge=False)
         usage = self.gateway.usage_by_role()  # running totals: no scan of the store
-        calls = prompt = completion = 0
         for role in ROLES:
-            u = usage.get(role, Usage(0, 0, 0, 0, 0.0))
-            calls, prompt, completion = calls + u.calls, prompt + u.prompt_tokens, completion + u.completion_tokens
+            u = usage.get(role, Usage())
             t.add_row(role, str(u.calls), f"{u.prompt_tokens:,}", f"{u.completion_tokens:,}",
                       f"{u.known_cost_usd:.4f}" + ("+?" if u.cost_usd is None else ""))
+        total = sum((usage.get(role, Usage()) for role in ROLES), Usage())
         cap = f" of the ${self.budget_usd} cap" if self.budget_usd is not None else ""
-        t.add_row("total", str(calls), f"{prompt:,}", f"{completion:,}", f"{self.gateway.run_cost_usd:.4f}{cap}")
+        t.add_row("total", str(total.calls), f"{total.prompt_tokens:,}", f"{total.completion_tokens:,}",
+                  f"{self.gateway.run_cost_usd:.4f}{cap}")
         if self.budget_tokens is not None:
             t.add_row("token cap", "", f"{self.gateway.run_tokens:,} of {self.budget_tokens:,} tokens", "", "")
         return t

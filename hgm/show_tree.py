@@ -12,6 +12,7 @@ and are shown with a marker, their number and (json) their tasks.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -175,12 +176,16 @@ ROLE_ORDER = ("self_improve", "downstream", "diagnose")
 """LLM roles in the order reports list them (others, if any, follow alphabetically)."""
 
 
+def in_role_order(roles: Iterable[str]) -> list[str]:
+    """`roles` in ROLE_ORDER, other roles after them alphabetically."""
+    return sorted(roles, key=lambda r: (ROLE_ORDER.index(r) if r in ROLE_ORDER else len(ROLE_ORDER), r))
+
+
 def load_usage(run_dir: Path) -> dict[str, Usage]:
     """LLM usage by role, read-only (works after the run too: every call is in the store)."""
     with RunStore.open(run_dir, readonly=True) as store:
         by_role = store.llm_usage_by_role()
-    return dict(sorted(by_role.items(), key=lambda kv: (ROLE_ORDER.index(kv[0]) if kv[0] in ROLE_ORDER else 99,
-                                                         kv[0])))
+    return {role: by_role[role] for role in in_role_order(by_role)}
 
 
 def _usage_rows(by_role: dict[str, Usage]) -> list[list[str]]:
@@ -188,10 +193,7 @@ def _usage_rows(by_role: dict[str, Usage]) -> list[list[str]]:
         return f"{u.known_cost_usd:.4f}" + ("" if u.cost_usd is not None else "+?")
 
     rows = [[r, str(u.calls), str(u.prompt_tokens), str(u.completion_tokens), dollars(u)] for r, u in by_role.items()]
-    total = Usage(*(sum(getattr(u, f) for u in by_role.values()) for f in ("calls", "prompt_tokens",
-                                                                             "completion_tokens", "cached_tokens")),
-                  None if any(u.cost_usd is None for u in by_role.values()) else 0.0,
-                  sum(u.known_cost_usd for u in by_role.values()))
+    total = sum(by_role.values(), Usage())
     return rows + [["total", str(total.calls), str(total.prompt_tokens), str(total.completion_tokens), dollars(total)]]
 
 

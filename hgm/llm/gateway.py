@@ -122,13 +122,6 @@ class _Session:
                             self.over_budget, self.upstream_failed, self.failure, self.run_capped)
 
 
-def _add(usage: Usage, calls: int, tokens: TokenUsage, cost: float | None) -> Usage:
-    return Usage(usage.calls + calls, usage.prompt_tokens + tokens.prompt_tokens,
-                 usage.completion_tokens + tokens.completion_tokens, usage.cached_tokens + tokens.cached_tokens,
-                 None if usage.cost_usd is None or cost is None else usage.cost_usd + cost,
-                 usage.known_cost_usd + (cost or 0.0))
-
-
 class Gateway:
     """OpenAI-compatible gateway on a Unix socket, served from a thread."""
 
@@ -416,7 +409,8 @@ class Gateway:
 
     def _record(self, record: dict[str, Any], *, usage: TokenUsage, cost: float | None, **fields: Any) -> None:
         with self._lock:
-            self._usage[record["role"]] = _add(self._usage.get(record["role"], Usage(0, 0, 0, 0, 0.0)), 1, usage, cost)
+            call = Usage(1, usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens, cost, cost or 0.0)
+            self._usage[record["role"]] = self._usage.get(record["role"], Usage()) + call
         if self.recorder is not None:
             self.recorder(**record, **fields, prompt_tokens=usage.prompt_tokens,
                           completion_tokens=usage.completion_tokens, cached_tokens=usage.cached_tokens, cost_usd=cost)

@@ -23,7 +23,7 @@ from scipy.special import betaincinv
 from hgm.config import HGMConfig
 from hgm.domain import EvalStatus, EvaluationRow, ExpansionRow, ExpansionStatus, LLMCallUsage, NodeRow, Usage
 from hgm.policies import COUNTED
-from hgm.show_tree import FINAL_META, ROLE_ORDER, NodeStats, tree_stats
+from hgm.show_tree import FINAL_META, NodeStats, in_role_order, tree_stats
 from hgm.store import DB_NAME, RunStore
 
 
@@ -90,7 +90,7 @@ class RunData:
         return self.curves.best_agent[-1] if self.curves.best_agent else None
 
     def roles(self) -> list[str]:
-        return sorted(self.usage, key=lambda r: (ROLE_ORDER.index(r) if r in ROLE_ORDER else 99, r))
+        return in_role_order(self.usage)
 
 
 def is_run_dir(path: Path) -> bool:
@@ -176,7 +176,7 @@ def build_curves(nodes: list[NodeRow], evaluations: Iterable[EvaluationRow], exp
     failed_times = np.sort([_finish_time(x) for x in expansions if x.status == ExpansionStatus.FAILED])
     node_times = np.sort([n.created_at for n in nodes])
     call_times = np.array([c.created_at for c in calls])
-    roles = sorted({c.role for c in calls}, key=lambda r: (ROLE_ORDER.index(r) if r in ROLE_ORDER else 99, r))
+    roles = in_role_order({c.role for c in calls})
     cum_tokens = {r: np.cumsum([c.prompt_tokens + c.completion_tokens if c.role == r else 0 for c in calls])
                   for r in roles}
     cum_dollars = {r: np.cumsum([(c.cost_usd or 0.0) if c.role == r else 0.0 for c in calls]) for r in roles}
