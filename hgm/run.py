@@ -254,7 +254,8 @@ def _run_tmp() -> Path:
 
 @dataclass
 class _Jobs:
-    """The scheduler's half of every job: decision -> job, and result -> outcome to commit."""
+    """The scheduler's half of every job: decision -> job, and result -> outcome to commit; and the
+    agents' node-<id> branches in the archive."""
 
     run_dir: Path
     store: RunStore
@@ -262,7 +263,8 @@ class _Jobs:
     config: HGMConfig
     task_ids: list[str]
     event: Callable[[str], None]
-    _commits: dict[int, str] = field(default_factory=dict)
+    named: dict[int, str] = field(default_factory=dict)
+    """Node id -> commit of the agents whose branch is set."""
 
     def prepare(self, decision: Decision) -> object:
         if isinstance(decision, Evaluate):
@@ -298,10 +300,17 @@ class _Jobs:
         self.event(f"rewrite {decision.expansion_id} of node {decision.parent_id}: {o.reason[:160]}")
         return o
 
+    def name_new_agents(self) -> None:
+        """Point the branch of each agent that landed since (the store gave it its id) at its commit."""
+        for n in self.store.nodes():
+            if n.id not in self.named and n.commit:
+                self.archive.set_node(n.id, n.commit)
+                self.named[n.id] = n.commit
+
     def _commit(self, node_id: int) -> str:
-        if node_id not in self._commits:
-            self._commits.update((n.id, n.commit) for n in self.store.nodes() if n.commit)
-        return self._commits[node_id]
+        if node_id not in self.named:
+            self.name_new_agents()
+        return self.named[node_id]
 
 
 def deadlines(config: HGMConfig) -> dict[JobKind, float]:
@@ -341,7 +350,6 @@ def _search(run_dir: Path, store: RunStore, prepared: Prepared, archive: Archive
             console: Console) -> int:
     config = prepared.config
     view = _View(gateway, run_dir, config.budget.max_usd_run, config.budget.max_tokens_run)
-    commits = {n.id: n.commit for n in store.nodes()}
     bench = Workbench(config, prepared.benchmark, prepared.tasks, prepared.sandbox, gateway, archive, tmp / "agents",
                       run_dir)
     live_on = threading.Event()
@@ -352,25 +360,22 @@ def _search(run_dir: Path, store: RunStore, prepared: Prepared, archive: Archive
         if not live_on.is_set():
             console.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {text}", highlight=False, soft_wrap=True)
 
-    jobs = _Jobs(run_dir, store, archive, config, list(prepared.tasks), event)
+    named = {n.id: n.commit for n in store.nodes() if n.commit}  # _root set their branches
+    jobs = _Jobs(run_dir, store, archive, config, list(prepared.tasks), event, named)
     with ExitStack() as stack:
         executor = make_executor(prepared, bench, gateway, store, stack)
-        return _schedule(run_dir, store, prepared, archive, gateway, console, view, commits, jobs, executor, live_on)
+        return _schedule(run_dir, store, prepared, gateway, console, view, jobs, executor, live_on)
 
 
-def _schedule(run_dir: Path, store: RunStore, prepared: Prepared, archive: Archive, gateway: Gateway,
-              console: Console, view: _View, commits: dict[int, str | None], jobs: _Jobs, executor: Executor,
-              live_on: threading.Event) -> int:
+def _schedule(run_dir: Path, store: RunStore, prepared: Prepared, gateway: Gateway, console: Console, view: _View,
+              jobs: _Jobs, executor: Executor, live_on: threading.Event) -> int:
     config = prepared.config
 
     stop_reason: list[str] = []
 
     def on_progress(p: Progress) -> None:  # called by the scheduler after each commit
-        if p.agents > len(commits):  # a child just landed: name its branch in the archive
-            for n in store.nodes():
-                if n.id not in commits and n.commit:
-                    archive.set_node(n.id, n.commit)
-                    commits[n.id] = n.commit
+        if p.agents > len(jobs.named):  # a child just landed
+            jobs.name_new_agents()
         spent = gateway.run_cap_reason
         if spent is not None and not stop_reason:
             stop_reason.append(spent)
@@ -418,8 +423,7 @@ def _schedule(run_dir: Path, store: RunStore, prepared: Prepared, archive: Archi
     finally:
         for s, h in old.items():
             signal.signal(s, h)
-    return _finish(run_dir, store, archive, search, [] if interrupts >= 2 else result, interrupts, stop_reason,
-                   console)
+    return _finish(run_dir, store, search, [] if interrupts >= 2 else result, stop_reason, console)
 
 
 def _abandon(sandbox: Sandbox, search_thread: threading.Thread) -> None:
@@ -432,8 +436,8 @@ def _abandon(sandbox: Sandbox, search_thread: threading.Thread) -> None:
              "" if not search_thread.is_alive() else "; some workers were still busy (outside a sandbox)")
 
 
-def _finish(run_dir: Path, store: RunStore, archive: Archive, search: Search, result: list[object],
-            interrupts: int, stop_reason: list[str], console: Console) -> int:
+def _finish(run_dir: Path, store: RunStore, search: Search, result: list[object], stop_reason: list[str],
+            console: Console) -> int:
     resume = f"hgm run --resume {run_dir}"
     if result and isinstance(result[0], BaseException):
         log.error("the search stopped on an error: %s", result[0])
