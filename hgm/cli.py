@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from hgm.config import HGMConfig, load_config
+from hgm.config import HGMConfig, load_config, set_keys
 from hgm.errors import UserError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Grow better coding agents with the Huxley-Gödel Machine.")
@@ -50,8 +50,7 @@ def _set_benchmark(cfg: HGMConfig, benchmark: str | None, swe_bench: bool, polyg
     chosen = [n for n, on in (("swe-bench", swe_bench), ("polyglot", polyglot)) if on] + ([benchmark] if benchmark else [])
     if len(set(chosen)) > 1:
         raise UserError(f"choose one benchmark, not {' and '.join(sorted(set(chosen)))}")
-    if chosen:
-        cfg.benchmark.name = chosen[0]  # type: ignore[assignment]
+    set_keys(cfg, {"benchmark.name": chosen[0] if chosen else None})
     if dataset:
         if cfg.benchmark.name != "swe-bench":
             raise UserError("--dataset is for SWE-bench; add --swe-bench")
@@ -107,16 +106,8 @@ def eval_agent(
     if run is not None and config is None and (run / "config.yaml").is_file():
         config = run / "config.yaml"
     cfg = resolve_config(config, override)
-    try:
-        if llm:
-            cfg.llm.downstream = llm
-        if sandbox:
-            cfg.sandbox.backend = sandbox  # type: ignore[assignment]
-        if from_:
-            cfg.benchmark.path = from_
-        _set_benchmark(cfg, benchmark, swe_bench, polyglot, dataset)
-    except ValueError as e:
-        raise UserError(f"bad option: {e}") from None
+    set_keys(cfg, {"llm.downstream": llm or None, "sandbox.backend": sandbox or None, "benchmark.path": from_ or None})
+    _set_benchmark(cfg, benchmark, swe_bench, polyglot, dataset)
     log_dir = log_dir or Path("hgm-evals") / f"{task}-{_time.strftime('%Y%m%d-%H%M%S')}"
     report = evaluate.eval_agent(agent, task, config=cfg, run_dir=run, log_dir=log_dir, console=console)
     o = report.outcome
@@ -186,15 +177,10 @@ def run(
         code = run_mod.resume_run(resume, console, changes={k: v for k, v in given.items() if k in may_change})
     else:
         cfg = resolve_config(config, override)
-        try:
-            for key, value in given.items():
-                section, name = key.split(".")
-                setattr(getattr(cfg, section), name, value)
-            if tasks:
-                cfg.benchmark.task_ids = [t.strip() for t in tasks.split(",") if t.strip()]
-            _set_benchmark(cfg, benchmark, swe_bench, polyglot, dataset)
-        except ValueError as e:
-            raise UserError(f"bad option: {e}") from None
+        set_keys(cfg, given)
+        if tasks:
+            cfg.benchmark.task_ids = [t.strip() for t in tasks.split(",") if t.strip()]
+        _set_benchmark(cfg, benchmark, swe_bench, polyglot, dataset)
         if cfg.benchmark.name == "swe-bench" and cfg.sandbox.backend == "none":
             raise UserError("SWE-bench runs agents and tests in each instance's environment: use --sandbox docker "
                             "or --sandbox bwrap, not none")

@@ -74,7 +74,7 @@ def solve(
 ) -> None:
     """Run an agent (e.g. the best one a search found) on your own repository and problem; write the patch."""
     from hgm import solve as solve_mod
-    from hgm.config import load_config
+    from hgm.config import load_config, set_keys
 
     if (issue is None) == (statement is None):
         raise UserError("give the problem as exactly one of --issue FILE or --statement TEXT")
@@ -85,13 +85,7 @@ def solve(
     if config is None and run_dir is not None and (run_dir / "config.yaml").is_file():
         config = run_dir / "config.yaml"
     cfg = load_config(config, override or [])
-    try:
-        if llm:
-            cfg.llm.downstream = llm
-        if sandbox:
-            cfg.sandbox.backend = sandbox  # type: ignore[assignment]
-    except ValueError as e:
-        raise UserError(f"bad option: {e}") from None
+    set_keys(cfg, {"llm.downstream": llm or None, "sandbox.backend": sandbox or None})
     out = out or Path("hgm-solve") / f"{Path(repo).resolve().name}-{time.strftime('%Y%m%d-%H%M%S')}"
     err = Console(stderr=True)
     with err.status(f"[bold]{agent}[/] is working on a copy of {repo} in the sandbox"):

@@ -7,6 +7,7 @@ key or a value of the wrong type is a UserError that names the problem.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -225,6 +226,18 @@ def load_config(path: Path | None = None, overrides: list[str] | tuple[str, ...]
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()
         )
         raise UserError(f"invalid configuration: {problems}") from None
+
+
+def set_keys(config: HGMConfig, values: Mapping[str, object]) -> None:
+    """Set `section.key` values from command-line flags on a loaded config (None: not given), each
+    validated; a bad value is a UserError naming it."""
+    try:
+        for key, value in values.items():
+            if value is not None:
+                section, name = key.split(".")
+                setattr(getattr(config, section), name, value)
+    except ValueError as e:
+        raise UserError(f"bad option: {e}") from None
 
 
 def dump_config(config: HGMConfig) -> str:

@@ -35,7 +35,7 @@ from rich.table import Table
 from hgm.agent_runtime import agent_venv
 from hgm.archive import Archive, init_archive
 from hgm.benchmarks import Benchmark, Task, get_benchmark
-from hgm.config import HGMConfig
+from hgm.config import HGMConfig, set_keys
 from hgm.domain import EvalOutcome, EvalStatus, ExpansionOutcome, ExpansionStatus, JobKind, Usage
 from hgm.errors import UserError
 from hgm.executors import Executor
@@ -116,12 +116,7 @@ def resume_run(run_dir: Path, console: Console, changes: dict[str, object] | Non
         config = probe.config
     if has_nodes and not (run_dir / "archive").exists():
         raise UserError(f"{run_dir} has agents in its store but no archive/ directory; it cannot be resumed")
-    try:
-        for key, value in (changes or {}).items():
-            section, name = key.split(".")
-            setattr(getattr(config, section), name, value)
-    except ValueError as e:
-        raise UserError(f"bad option: {e}") from None
+    set_keys(config, changes or {})
     prepared = prepare(config)  # keys, benchmark, sandbox: checked before the store is written to
     store = RunStore.open(run_dir)  # marks work left in flight as interrupted
     return _drive(run_dir, store, prepared, console, resumed=True, cut=cut)
