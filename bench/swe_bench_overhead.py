@@ -77,7 +77,7 @@ def main() -> None:
             env = bench.envs.get(task, backend=backend)
             box = bench.envs.sandbox(env, sandbox)
             rows: dict[str, list[float]] = {}
-            for i in range(args.repeat):
+            for _ in range(args.repeat):
                 t = time.monotonic()
                 box.exec(["true"], cwd="/", env={"PATH": env.path}, timeout=60, limits=Limits())
                 rows.setdefault("start", []).append(time.monotonic() - t)

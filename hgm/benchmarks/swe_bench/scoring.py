@@ -148,7 +148,7 @@ def _verdict(task: SWEBenchTask, spec: Any, output: Path, report: dict[str, Any]
              classify: Any) -> EvalRun:
     from swebench.harness.grading import get_logs_eval
 
-    status_map, parsed = get_logs_eval(spec, str(output))
+    status_map, _ = get_logs_eval(spec, str(output))
     if not report.get("patch_successfully_applied"):  # swebench found no parsable test results
         exit_code = _finished_test_command(output.read_text(errors="replace"))
         if exit_code is not None:
