@@ -8,7 +8,9 @@ Booking rules. The agent's own misbehaviour (crash, endless loop, output flood, 
 its time or token budget) is contained by the sandbox and the gateway, and the task is scored
 on whatever it left in the workspace. What is not the agent's fault is an `infra_error`, never
 a failure: the upstream LLM down for good (the gateway marks the session upstream_failed), the
-sandbox unable to start, a missing toolchain or instance image, or any exception in the harness itself.
+run's LLM budget cutting the agent off (run_capped, `RunCostCap`; a session's own cap is the
+agent's), the sandbox unable to start, a missing toolchain or instance image, or any exception in
+the harness itself.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from rich.console import Console
@@ -108,6 +110,9 @@ def evaluate(agent_dir: Path, task: Task, *, benchmark: Benchmark, gateway: Gate
                          cost_usd=usage.cost_usd if usage else None)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    if usage is not None and usage.run_capped:  # scored all the same: its logs show what the agent left
+        outcome = replace(outcome, status=EvalStatus.INFRA_ERROR, error_type="RunCostCap",
+                          error=f"the run's budget cut the agent off ({usage.failure})")
     (log_dir / "outcome.txt").write_text(f"{outcome}\n")
     return EvalReport(outcome, log_dir, log_dir / "agent" / "chat.md", log_dir / "patch.diff", test_output,
                       usage, run)

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import io
 import tarfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from hgm.archive import Archive
 from hgm.benchmarks import Benchmark, Task
 from hgm.config import HGMConfig
-from hgm.domain import EvalStatus
 from hgm.evaluate import evaluate
 from hgm.expand import Expander
 from hgm.jobs import EvalJob, ExpandJob, GatewayAccess, Job, JobResult
@@ -59,12 +58,7 @@ def _evaluate(bench: Workbench, job: EvalJob) -> JobResult:
     report = evaluate(agent, bench.tasks[job.task_id], benchmark=bench.benchmark, gateway=bench.gateway,
                       sandbox=bench.sandbox, config=bench.config, log_dir=bench.log_root / job.log_dir,
                       run_dir=bench.log_root, node_id=job.node_id)
-    o = report.outcome
-    if report.usage is not None and report.usage.run_capped:
-        # The run's budget cut this agent off: not the agent's failure, so it does not count.
-        o = replace(o, status=EvalStatus.INFRA_ERROR, error_type="RunCostCap",
-                    error=f"the run's budget cut the agent off ({report.usage.failure})")
-    return JobResult(o, logs=_logs(bench, job.log_dir))
+    return JobResult(report.outcome, logs=_logs(bench, job.log_dir))
 
 
 def _logs(bench: Workbench, log_dir: str) -> bytes | None:

@@ -161,6 +161,20 @@ def test_budget_cap_stops_the_session_and_later_work_goes_on(tmp_path, benchmark
         h.gateway.stop()
 
 
+def test_the_runs_budget_cutting_the_agent_off_is_an_infra_error(tmp_path, benchmark, sandbox):
+    h = Harness(tmp_path, benchmark, sandbox, ["budget.max_tokens_run=1000"])
+    try:  # the first request may use more than the whole run's token cap: refused before it is sent
+        report = h.evaluate([create("transpose.py", "x = 1\n"), DONE], name="run-capped")
+        assert report.usage.run_capped and "token cap 1000 reached" in report.usage.failure
+        o = report.outcome
+        assert o.status == EvalStatus.INFRA_ERROR and o.error_type == "RunCostCap", o
+        assert "RunCostCap" in (report.log_dir / "outcome.txt").read_text()
+        assert [c[1] for c in h.calls()] == ["run_cap"]
+        assert [e.status for e in h.store.evaluations()] == [EvalStatus.INFRA_ERROR]
+    finally:
+        h.gateway.stop()
+
+
 def fake_agent(tmp_path: Path, body: str) -> Path:
     agent = tmp_path / "agent"
     agent.mkdir()
