@@ -20,7 +20,9 @@ from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import DiffLexer
 
+from hgm.archive import Archive
 from hgm.domain import EvaluationRow, ExpansionRow, ExpansionStatus, NodeRow
+from hgm.errors import UserError
 from hgm.report.data import RunData
 
 MAX_DIFF_CHARS = 200_000
@@ -36,20 +38,19 @@ class Diffs:
     """Diffs of nodes against their parents, from RUN_DIR/archive when there is one."""
 
     def __init__(self, run_dir: Path) -> None:
-        path = run_dir / "archive"
-        self.repo = None
-        if path.is_dir():
+        self.archive: Archive | None = None
+        if (run_dir / "archive").is_dir():
             try:
-                self.repo = git.Repo(path)
-            except (git.InvalidGitRepositoryError, git.NoSuchPathError):
-                self.repo = None
+                self.archive = Archive.open(run_dir / "archive")
+            except UserError:  # not a git repository
+                self.archive = None
 
     def of(self, parent: str | None, child: str | None) -> str | None:
         """The unified diff, or None when the code is not in an archive."""
-        if self.repo is None or not (parent and child and _SHA.match(parent) and _SHA.match(child)):
+        if self.archive is None or not (parent and child and _SHA.match(parent) and _SHA.match(child)):
             return None
         try:
-            return self.repo.git.diff(parent, child)
+            return self.archive.diff(parent, child)
         except git.GitCommandError as e:
             return f"(the archive could not diff {parent[:12]}..{child[:12]}: {e.stderr.strip()})"
 
