@@ -3,9 +3,10 @@
 
 A node runs jobs with what it has on disk: the toolchains (scripts/install_toolchains.sh, as root),
 the benchmark tree with its prepared test dependencies, and the seed agent's virtualenv. Preparing
-runs `PREPARE_STEPS` in order; another benchmark adds its own step (SWE-bench: pull the instance
-images) by appending to that list. The report runs `node_findings` on every node that offers
-sandbox slots, pinned to that node, and names what each one is missing.
+runs `PREPARE_STEPS` in order (Polyglot's test dependencies, the seed agent's venv); SWE-bench's
+instance images are not among them: `hgm benchmark fetch swe-bench` on each node gets them. The
+report runs `node_findings` on every node that offers sandbox slots, pinned to that node, and
+names what each one is missing (the Polyglot checks).
 """
 
 from __future__ import annotations
@@ -34,8 +35,7 @@ def prepare_seed_agent(benchmark_path: Path | None) -> str:
 
 
 PREPARE_STEPS: list[Callable[[Path | None], str]] = [prepare_polyglot, prepare_seed_agent]
-"""What `hgm node prepare` does on a node, in order; each step returns a line saying what it did.
-SWE-bench: append a step that pulls / builds the instance images this node will run."""
+"""What `hgm node prepare` does on a node, in order; each step returns a line saying what it did."""
 
 
 def prepare_node(benchmark_path: Path | None) -> list[str]:

@@ -12,7 +12,8 @@ random task the parent has not solved is diagnosed from its statement alone. The
 on a worker with only the job (hgm/jobs.py) and never reads the store.
 
 Every outcome is an `ExpansionOutcome` with reason, error_type, logs under
-RUN_DIR/nodes/<parent>/expansions/<expansion_id>/ and the LLM cost of both sessions.
+RUN_DIR/nodes/<parent>/expansions/<expansion_id>/ (`-aN` for a redone attempt N) and the LLM cost
+of both sessions.
 """
 
 from __future__ import annotations
