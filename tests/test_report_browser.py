@@ -19,6 +19,7 @@ import pytest
 
 from browser import ARTIFACTS, chromium, missing
 from hgm.domain import ExpansionStatus
+from hgm.show_tree import tree_stats
 from hgm.store import RunStore
 from live_runs import hgm, in_flight, report_live_then_kill
 from llm_scripts import write_scripts
@@ -31,6 +32,7 @@ pytestmark = [pytest.mark.slow,
 INITIAL_AGENT = Path(__file__).resolve().parents[1] / "hgm" / "agents" / "initial"
 TASKS = "python__transpose,python__proverb,python__beer-song"
 MARKER = "# my own agent, for the report test"
+NO_RESULT_FILL = "rgb(200, 200, 200)"  # the report's grey (#c8c8c8), as the browser reports it
 POINTS_JS = """(name) => {
   const trace = Array.from(document.querySelectorAll('#tree .scatterlayer .trace'))
     .find(t => t.__data__ && t.__data__[0].trace.name === name);
@@ -109,11 +111,22 @@ def assert_not_blank(png: Path) -> None:
     assert colors is not None and len(colors) > 100, f"{png} looks blank ({len(colors or [])} colours)"
 
 
+def assert_coloured_by(fills: dict[int, str], values: dict[int, float | None]) -> None:
+    """Drawn colours follow `values` (one colour per value, grey for none), whatever the values are."""
+    assert fills.keys() == values.keys()
+    for i in fills:
+        assert (fills[i] == NO_RESULT_FILL) == (values[i] is None), (i, fills[i], values[i])
+        for j in fills:
+            if values[i] is not None and values[j] is not None:
+                assert (fills[i] == fills[j]) == (round(values[i], 9) == round(values[j], 9)), (fills, values)
+
+
 def test_report_renders_and_a_click_shows_the_diff(scripted_runs: tuple[Path, Path]) -> None:
     run, _ = scripted_runs
     with RunStore.open(run, readonly=True) as s:
         nodes = s.nodes()
         child = next(x.child_id for x in s.expansions() if x.status == ExpansionStatus.COMMITTED)
+        stats = tree_stats(s)
     html = (run / "report.html").read_text()
     assert "· finished ·" in html
     assert f"The initial agent from {run.parent / 'my-agent'}" in json.loads(
@@ -132,10 +145,17 @@ def test_report_renders_and_a_click_shows_the_diff(scripted_runs: tuple[Path, Pa
         assert page.inner_text("#panel h3").startswith(f"Node {child} ")
         diff = page.inner_text("#panel .diff")
         assert "+# lesson: run the tests before you stop" in diff and "prompts.py" in diff
-        before = [p["fill"] for p in drawn(page)]
+        own = {i: s.solved / s.evaluated if s.evaluated else None for i, s in stats.items()}
+        cmp = {i: s.cmp for i, s in stats.items()}
+        before = {p["node"]: p["fill"] for p in drawn(page)}
+        assert_coloured_by(before, own)
         page.get_by_text("CMP", exact=True).click()
         page.wait_for_timeout(300)
-        assert [p["fill"] for p in drawn(page)] != before, "the colour switch recolours the agents"
+        after = {p["node"]: p["fill"] for p in drawn(page)}
+        assert_coloured_by(after, cmp)
+        assert page.text_content("#tree .cbtitle text") == "CMP", "the colour bar names what it shows"
+        if any(own[i] != cmp[i] for i in stats):  # which outcomes a scripted run gets depends on timing
+            assert after != before, "the colour switch recolours the agents"
         assert page.locator("#curves-plot .scatterlayer .trace").count() >= 5
         assert page.locator("#matrix-plot .hm, #matrix-plot .heatmaplayer image").count() >= 1
         shot = artifacts() / "report.png"
