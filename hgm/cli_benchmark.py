@@ -88,19 +88,31 @@ def _languages(langs: list[str] | None) -> list[str]:
 
 
 def fetch(name: BenchArg, dest: Annotated[Optional[Path], typer.Option("-o", "--output", help="Polyglot: clone here instead of the cache dir.")] = None,
+          from_: Annotated[Optional[Path], typer.Option("--from", help="Polyglot: copy this local polyglot-benchmark tree instead of cloning (offline).")] = None,
           dataset: DatasetOpt = None, subset: Annotated[Optional[str], typer.Option(help="SWE-bench subset (default: the config's).")] = None,
           tasks: TasksOpt = None, sandbox: Annotated[Optional[str], typer.Option(help="SWE-bench: docker or bwrap (default: the config's backend).")] = None,
           base: BaseOpt = None) -> None:
-    """Polyglot: clone the benchmark at its pinned commit (needs github.com). SWE-bench: pull (or build)
-    the instance images of a subset with progress, and export what the sandbox backend needs."""
-    from hgm.benchmarks.polyglot.loader import UPSTREAM_COMMIT, fetch as do_fetch
+    """Polyglot: clone the benchmark at its pinned commit (needs github.com), or copy a local tree
+    (--from). SWE-bench: pull (or build) the instance images of a subset with progress, and export what
+    the sandbox backend needs."""
+    from hgm.benchmarks.polyglot.loader import UPSTREAM_COMMIT, install_copy
+    from hgm.benchmarks.polyglot.loader import fetch as do_fetch
 
     if name == "swe-bench":
         from hgm.cli_swe_bench import fetch as swe_fetch
 
+        if from_ is not None or dest is not None:
+            raise UserError("--from and -o are for polyglot; SWE-bench instances come from --dataset "
+                            "(a Hub name, a local file or a task-repo directory)")
         return swe_fetch(dataset, subset, tasks, sandbox, base)
     _polyglot(name)
-    path = do_fetch(dest)
+    if from_ is not None:
+        with Console(stderr=True).status(f"copying {from_}"):
+            path = install_copy(from_, dest)
+        Console().print(f"polyglot copied from {from_} to {path}; commands use it without --from")
+        return
+    with Console(stderr=True).status(f"cloning the Polyglot benchmark at {UPSTREAM_COMMIT[:12]}"):
+        path = do_fetch(dest)
     Console().print(f"polyglot at {UPSTREAM_COMMIT[:12]} in {path}")
 
 

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from hgm.benchmarks import check_subset
 from hgm.cli_benchmark import exit_on_unexpected, result_console, validate_with_progress
 from hgm.errors import UserError
 
@@ -34,6 +35,10 @@ def _select(bench, subset: str | None, tasks: str | None, default: str) -> list:
 def fetch(dataset: str | None, subset: str | None, tasks: str | None, sandbox: str | None, base: str | None) -> None:
     """Pull (or build) each selected instance image once, with progress; export its /testbed (and,
     for bwrap, its root filesystem) into the cache."""
+    from hgm.config import load_config
+
+    if not tasks:
+        check_subset("swe-bench", subset or load_config().benchmark.subset)
     bench, cfg = _open(dataset, base)
     backend = sandbox or cfg.sandbox.backend
     if backend not in ("docker", "bwrap"):
@@ -90,6 +95,8 @@ def validate(dataset: str | None, subset: str, tasks: str | None, jobs: int, san
     from hgm.benchmarks.swe_bench.validate import validate as run_validation
     from hgm.sandbox import get_sandbox
 
+    if not tasks:
+        check_subset("swe-bench", subset or "all")
     bench, _ = _open(dataset, base)
     selected = _select(bench, subset, tasks, "all")
     box = get_sandbox(sandbox)

@@ -34,7 +34,7 @@ from rich.table import Table
 
 from hgm.agent_runtime import agent_venv
 from hgm.archive import Archive, init_archive
-from hgm.benchmarks import Benchmark, Task, get_benchmark
+from hgm.benchmarks import Benchmark, Task, check_subset, get_benchmark
 from hgm.config import HGMConfig, set_keys
 from hgm.domain import EvalOutcome, EvalStatus, ExpansionOutcome, ExpansionStatus, JobKind, Usage
 from hgm.errors import UserError
@@ -72,6 +72,8 @@ class Prepared:
 
 def prepare(config: HGMConfig) -> Prepared:
     """Check keys, benchmark, tasks and sandbox; UserError with the fix for the first problem."""
+    if not config.benchmark.task_ids:  # a typo first, before keys, trees or the Hub
+        check_subset(config.benchmark.name, config.benchmark.subset)
     routes = check_llm(config.llm, [config.llm.downstream, config.llm.self_improve, config.llm.diagnose])
     benchmark = get_benchmark(config.benchmark)
     if config.benchmark.task_ids:

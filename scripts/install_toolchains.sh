@@ -42,10 +42,10 @@ if ! go_ok; then
 fi
 
 python3 -c 'import hgm.cli' 2>/dev/null || python3 -m pip install --disable-pip-version-check -q -e .
-if [ -n "$from" ]; then
-  python3 -m hgm.cli benchmark prepare polyglot --from "$from"
+if [ -n "$from" ]; then  # a local tree becomes the default one: `hgm run` needs no --from
+  python3 -m hgm.cli benchmark fetch polyglot --from "$from"
 else
   python3 -m hgm.cli benchmark fetch polyglot
-  python3 -m hgm.cli benchmark prepare polyglot
 fi
+python3 -m hgm.cli benchmark prepare polyglot
 echo "polyglot toolchains ok: $(go env GOVERSION), $(cargo --version), node $(node --version), $(javac -version 2>&1), $(g++ --version | head -1)"

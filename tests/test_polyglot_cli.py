@@ -26,6 +26,28 @@ def test_list_shows_subsets(polyglot_path: Path) -> None:
     assert "cpp 26, go 39, java 47, javascript 49, python 34, rust 30" in done.stdout
 
 
+def test_fetch_from_a_local_tree_makes_it_the_default(polyglot_path: Path, tmp_path: Path) -> None:
+    """Offline set-up: `fetch --from` copies a local tree into the cache; later commands need no --from."""
+    cache = {"HGM_CACHE_DIR": str(tmp_path / "cache")}
+    done = hgm("benchmark", "list", "polyglot", env_extra=cache)
+    assert done.returncode == 2 and "hgm benchmark fetch polyglot" in done.stderr, done.stderr
+    for _ in range(2):  # the second fetch replaces the first copy
+        done = hgm("benchmark", "fetch", "polyglot", "--from", str(polyglot_path), env_extra=cache)
+        assert done.returncode == 0, done.stderr
+    copy = tmp_path / "cache" / "benchmarks" / "polyglot"
+    assert "commands use it without --from" in done.stdout and str(copy) in done.stdout.replace("\n", "")
+    done = hgm("benchmark", "list", "polyglot", env_extra=cache)
+    assert done.returncode == 0, done.stderr
+    assert "cpp 26, go 39, java 47, javascript 49, python 34, rust 30" in done.stdout
+    assert all(p.stat().st_mode & 0o200 for p in [copy, *copy.rglob("*")] if p.is_dir()), "copy deletable"
+    executables = [p.relative_to(polyglot_path) for p in polyglot_path.rglob("*") if p.is_file() and p.stat().st_mode & 0o100]
+    assert all((copy / p).stat().st_mode & 0o100 for p in executables)
+    done = hgm("benchmark", "fetch", "polyglot", "--from", str(tmp_path / "nowhere"), env_extra=cache)
+    assert done.returncode == 2 and "no Polyglot benchmark tree" in done.stderr and copy.is_dir()
+    done = hgm("benchmark", "fetch", "swe-bench", "--from", str(polyglot_path), env_extra=cache)
+    assert done.returncode == 2 and "--dataset" in done.stderr
+
+
 def test_unknown_subset_and_task_are_user_errors(polyglot_path: Path) -> None:
     done = hgm("benchmark", "validate", "polyglot", "--from", str(polyglot_path), "--subset", "huge")
     assert done.returncode == 2 and "valid subsets: small, medium, all" in done.stderr

@@ -169,3 +169,20 @@ def test_changes_the_agent_committed_still_count(env, tmp_path):
     (ws.path / "pkg" / "core.py").write_text("def answer():\n    return 42\n")
     git(ws.path, "-c", "user.name=a", "-c", "user.email=a@x", "commit", "-qam", "the agent committed")
     assert "+    return 42" in agent_patch(ws.path)
+
+
+def test_a_mistyped_subset_fails_before_any_dataset_is_loaded():
+    """The default dataset is the Hub's: a typo must be named at once, not after the Hub's retries."""
+    import os
+    import sys
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "0"}
+    for argv in (["benchmark", "fetch", "swe-bench", "--subset", "verified-61"],
+                 ["benchmark", "validate", "swe-bench", "--subset", "verified-61"],
+                 ["run", "--swe-bench", "--subset", "verified-61", "--self-improve-llm", "scripted:x.json",
+                  "--downstream-llm", "scripted:x.json", "--diagnose-llm", "scripted:x.json"]):
+        done = subprocess.run([sys.executable, "-m", "hgm.cli", *argv], capture_output=True, text=True, env=env,
+                              timeout=120)
+        assert done.returncode == 2, (argv, done.stderr)
+        assert "unknown SWE-bench subset 'verified-61'" in done.stderr and "verified-60" in done.stderr, done.stderr
+        assert "huggingface" not in done.stderr.lower(), done.stderr

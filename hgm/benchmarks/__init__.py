@@ -131,6 +131,16 @@ def get_benchmark(config: BenchmarkConfig) -> Benchmark:
     raise UserError(f"unknown benchmark {config.name!r}; known: {', '.join(BENCHMARKS)}")
 
 
+def check_subset(benchmark: str, subset: str) -> None:
+    """UserError for a subset `benchmark` does not have, before any tree is resolved or dataset
+    loaded (a typo must not wait for the Hub first)."""
+    if benchmark == "swe-bench":
+        from hgm.benchmarks.swe_bench.dataset import subset_ids
+    else:
+        from hgm.benchmarks.polyglot.loader import subset_ids
+    subset_ids(subset)
+
+
 T = TypeVar("T")
 C = TypeVar("C")
 

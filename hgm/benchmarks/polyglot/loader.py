@@ -7,6 +7,7 @@ test and example (reference) files. Task id: `<lang>__<name>`.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -127,6 +128,24 @@ def resolve_root(path: Path | None) -> Path:
             "or pass --from PATH (or set benchmark.path) to a local polyglot-benchmark checkout."
         )
     return root
+
+
+def install_copy(src: Path, dest: Path | None = None) -> Path:
+    """Copy a local polyglot-benchmark tree (a checkout, an unpacked archive) into `dest` (default:
+    the cache dir), so that commands find it without --from: the offline `hgm benchmark fetch`."""
+    root = resolve_root(src)  # UserError unless it holds all six languages
+    dest = dest or default_path()
+    if dest.exists() and dest.resolve() == root:
+        return dest
+    tmp = dest.with_name(dest.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(root, tmp, symlinks=True, copy_function=shutil.copy)  # modes: gradlew stays executable
+    for dirpath, _, _ in os.walk(tmp):  # copytree copies directory modes; a read-only source must
+        os.chmod(dirpath, 0o755)        # not make the copy undeletable by the next fetch
+    shutil.rmtree(dest, ignore_errors=True)
+    tmp.rename(dest)
+    return dest
 
 
 def fetch(dest: Path | None = None, *, commit: str = UPSTREAM_COMMIT, url: str = UPSTREAM_URL) -> Path:
