@@ -252,7 +252,7 @@ def test_spend_bounds_name_unpriced_models_and_the_cap_that_bounds_them(tmp_path
     assert warnings == [] and notes[0] == ("LLM spend cap: $20.0 (budget.max_usd_run, known prices) and "
                                            "3,000,000 tokens (budget.max_tokens_run)")
     assert notes[1] == "models without a known price: ollama/llama3; the run token cap of 3,000,000 tokens bounds them"
-    assert spend_bounds(routes[:1], BudgetConfig()) == (["LLM spend cap: none"], [])
+    assert spend_bounds(routes[:1], BudgetConfig()) == (["LLM spend cap: none (set one with --max-usd)"], [])
 
 
 def test_context_windows_and_output_caps_come_from_the_table(tmp_path: Path) -> None:

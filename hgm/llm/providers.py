@@ -217,7 +217,7 @@ def spend_bounds(routes: Iterable[ModelRoute], budget: BudgetConfig) -> tuple[li
     usd, tokens = budget.max_usd_run, budget.max_tokens_run
     caps = [f"${usd} (budget.max_usd_run, known prices)" if usd is not None else "",
             f"{tokens:,} tokens (budget.max_tokens_run)" if tokens is not None else ""]
-    notes = [f"LLM spend cap: {' and '.join(c for c in caps if c) or 'none'}"]
+    notes = [f"LLM spend cap: {' and '.join(c for c in caps if c) or 'none (set one with --max-usd)'}"]
     warnings = []
     unpriced = sorted({r.name for r in routes if r.price is None})
     if unpriced and tokens is not None:
