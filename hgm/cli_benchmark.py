@@ -109,7 +109,8 @@ def fetch(name: BenchArg, dest: Annotated[Optional[Path], typer.Option("-o", "--
     if from_ is not None:
         with Console(stderr=True).status(f"copying {from_}"):
             path = install_copy(from_, dest)
-        Console().print(f"polyglot copied from {from_} to {path}; commands use it without --from")
+        where = "commands use it without --from" if dest is None else f"pass --from {path} to commands"
+        Console().print(f"polyglot copied from {from_} to {path}; {where}")
         return
     with Console(stderr=True).status(f"cloning the Polyglot benchmark at {UPSTREAM_COMMIT[:12]}"):
         path = do_fetch(dest)

@@ -143,6 +143,8 @@ def install_copy(src: Path, dest: Path | None = None) -> Path:
     shutil.copytree(root, tmp, symlinks=True, copy_function=shutil.copy)  # modes: gradlew stays executable
     for dirpath, _, _ in os.walk(tmp):  # copytree copies directory modes; a read-only source must
         os.chmod(dirpath, 0o755)        # not make the copy undeletable by the next fetch
+    if dest.is_symlink():
+        dest.unlink()
     shutil.rmtree(dest, ignore_errors=True)
     tmp.rename(dest)
     return dest
