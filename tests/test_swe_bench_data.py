@@ -186,3 +186,39 @@ def test_a_mistyped_subset_fails_before_any_dataset_is_loaded():
         assert done.returncode == 2, (argv, done.stderr)
         assert "unknown SWE-bench subset 'verified-61'" in done.stderr and "verified-60" in done.stderr, done.stderr
         assert "huggingface" not in done.stderr.lower(), done.stderr
+
+
+def test_exports_share_the_files_they_have_in_common(tmp_path):
+    """Root filesystems of images on the same base layers keep one copy of each identical file;
+    anything that differs in content or metadata stays a file of its own."""
+    import os
+    import shutil
+
+    from hgm.benchmarks.swe_bench.environment import share_identical_files
+
+    first = tmp_path / "first"
+    (first / "usr" / "lib").mkdir(parents=True)
+    files = {"usr/lib/libbig.so": b"x" * 100_000, "usr/lib/same-size.txt": b"aaaa", "usr/lib/touched.txt": b"bbbb",
+             "usr/lib/copied.txt": b"c", "empty": b""}
+    for rel, data in files.items():
+        (first / rel).write_bytes(data)
+        os.utime(first / rel, ns=(1_600_000_000_000_000_000, 1_600_000_000_000_000_000))
+    second = tmp_path / "second"
+    shutil.copytree(first, second, copy_function=shutil.copy2)  # the same layer in another image
+    (second / "usr/lib/same-size.txt").write_bytes(b"AAAA")  # same size and mtime, other content
+    os.utime(second / "usr/lib/same-size.txt", ns=(1_600_000_000_000_000_000, 1_600_000_000_000_000_000))
+    os.utime(second / "usr/lib/touched.txt")  # same content, other mtime
+    (second / "usr/lib/only-second.txt").write_bytes(b"d")
+    (second / "link").symlink_to("usr/lib/libbig.so")
+
+    saved = share_identical_files(second, [first, second])
+
+    def same(rel: str) -> bool:
+        return (first / rel).stat().st_ino == (second / rel).stat().st_ino
+
+    assert same("usr/lib/libbig.so") and same("usr/lib/copied.txt") and saved == 100_000 + 1
+    assert not same("usr/lib/same-size.txt") and not same("usr/lib/touched.txt") and not same("empty")
+    assert (second / "usr/lib/same-size.txt").read_bytes() == b"AAAA" and (second / "link").is_symlink()
+    assert sorted(p.name for p in second.rglob("*")) == sorted(
+        ["usr", "lib", "libbig.so", "same-size.txt", "touched.txt", "copied.txt", "only-second.txt", "empty", "link"])
+    assert share_identical_files(second, [first]) == 0, "a second pass finds them linked already"

@@ -7,7 +7,8 @@ The image is the one source of truth, on both backends:
   `hgm.sandbox.docker.DockerSandbox` with that image.
 - bwrap: the image's root filesystem, exported once to cache_dir()/swe_bench/rootfs/<image id>,
   replaces the host's system inside bwrap (`RootfsSandbox`): the same files, Python and test
-  runner as in the container. Obtaining it needs an engine once; running it does not.
+  runner as in the container. Obtaining it needs an engine once; running it does not. Files an
+  export has in common with an earlier one (the shared base layers) are hard links to one copy.
 - The pristine /testbed of the image (with its .git, as the image has it) is exported once to
   cache_dir()/swe_bench/testbeds/<image id>/; agent workspaces and scoring copies are made from
   it on the host and mounted at /testbed (the containers' root filesystem stays read-only).
@@ -19,11 +20,14 @@ built raises `EnvironmentUnavailable` (an infra error for the evaluation, never 
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import filecmp
 import hashlib
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -104,6 +108,44 @@ def _untar(chunks: Iterable[bytes], dest: Path, *excludes: str) -> None:
         code = proc.wait()
     if code != 0:
         raise RuntimeError(f"tar -x into {dest} failed (exit {code}): {err.strip()[:500]}")
+
+
+def share_identical_files(new: Path, others: Iterable[Path]) -> int:
+    """Hard-link each regular file of the export `new` to the same file of an earlier export (same
+    relative path, size, mode, owner, mtime and content), so that images built on the same base
+    layers (the official ones share their OS and conda layers) keep one copy on disk. Exports are
+    never written to (bwrap mounts them read-only), so sharing is safe. Returns the bytes saved."""
+    others = [o for o in others if o != new]
+    saved = 0
+    for dirpath, _, files in os.walk(new):
+        for name in files:
+            path = os.path.join(dirpath, name)
+            st = os.lstat(path)
+            if not stat.S_ISREG(st.st_mode) or st.st_size == 0:
+                continue
+            rel = os.path.relpath(path, new)
+            for other in others:
+                twin = os.path.join(other, rel)
+                try:
+                    ot = os.lstat(twin)
+                except OSError:
+                    continue
+                if (ot.st_ino, ot.st_dev) == (st.st_ino, st.st_dev):
+                    break
+                if (stat.S_ISREG(ot.st_mode) and (ot.st_size, ot.st_mode, ot.st_uid, ot.st_gid, ot.st_mtime_ns)
+                        == (st.st_size, st.st_mode, st.st_uid, st.st_gid, st.st_mtime_ns)
+                        and filecmp.cmp(path, twin, shallow=False)):
+                    link = path + ".hgm-link"
+                    try:
+                        os.link(twin, link)
+                        os.replace(link, path)
+                    except OSError:  # another filesystem, the link limit: keep the copy
+                        with contextlib.suppress(OSError):
+                            os.unlink(link)
+                        continue
+                    saved += st.st_size
+                    break
+    return saved
 
 
 class Environments:
@@ -272,6 +314,7 @@ class Environments:
             try:
                 with self._container(image) as cid:
                     _untar(self.client.api.export(cid), tmp, *(p for d in ROOTFS_SKIP for p in (f"{d}/*", f"./{d}/*")))
+                share_identical_files(tmp, [d for d in done.parent.iterdir() if (d / ".hgm-rootfs").is_file()])
                 (tmp / ".hgm-rootfs").write_text(f"{image}\n{image_id}\n")
                 os.replace(tmp, done)
             finally:
