@@ -15,17 +15,16 @@ Only with bwrap: killing the parent outside a pid namespace would hit the test p
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 from hgm.benchmarks import TaskStatus
-from hgm.benchmarks.polyglot import PolyglotBenchmark, deps
-from hgm.benchmarks.polyglot.languages import SPECS
+from hgm.benchmarks.polyglot import PolyglotBenchmark
 from hgm.benchmarks.polyglot.scoring import run_tests
 from hgm.domain import VerdictFlag
 from hgm.sandbox import get_sandbox
+from toolchains import require_language
 
 pytestmark = pytest.mark.slow
 
@@ -56,20 +55,9 @@ def bwrap():
     return get_sandbox("bwrap")
 
 
-def _require(language: str) -> None:
-    tc = SPECS[language].toolchain()
-    problem = tc.fix if not tc.ok else None
-    if problem is None and not deps.is_ready(language):
-        problem = f"hgm benchmark prepare polyglot --lang {language}"
-    if problem:
-        if os.environ.get("CI"):
-            pytest.fail(f"{language} not set up on CI: {problem}")
-        pytest.skip(f"{language} not set up: {problem}")
-
-
 def _score(bench, bwrap, tmp_path: Path, task_id: str, attack: str):
     task = bench.task(task_id)
-    _require(task.language)
+    require_language(task.language)
     changes = {target: (HOSTILE / name).read_text().replace("HGM_ATTACK", attack).encode()
                for target, name in SOLUTIONS[task_id].items()}
     timeout = SLEEP_TIMEOUT_S if attack == "slept_past_timeout" else 300

@@ -7,17 +7,16 @@ the prepared shared dependencies); on CI a missing piece fails, elsewhere it ski
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 from hgm.benchmarks import TaskStatus
 from hgm.benchmarks.polyglot import PolyglotBenchmark, deps
-from hgm.benchmarks.polyglot.languages import SPECS
 from hgm.benchmarks.polyglot.scoring import run_tests
 from hgm.benchmarks.polyglot.workspace import make_workspace
 from hgm.sandbox import get_sandbox
+from toolchains import require_language
 
 pytestmark = pytest.mark.slow
 
@@ -31,17 +30,6 @@ SAMPLE = [
 ]
 
 
-def _require(language: str) -> None:
-    tc = SPECS[language].toolchain()
-    problem = None if tc.ok else tc.fix
-    if problem is None and not deps.is_ready(language):
-        problem = f"hgm benchmark prepare polyglot --lang {language}"
-    if problem:
-        if os.environ.get("CI"):
-            pytest.fail(f"{language} not set up on CI: {problem}")
-        pytest.skip(f"{language} not set up: {problem}")
-
-
 @pytest.fixture(scope="module")
 def bwrap():
     return get_sandbox("bwrap")
@@ -51,7 +39,7 @@ def bwrap():
 def test_reference_solved_and_stub_not(polyglot_path: Path, tmp_path: Path, bwrap, task_id: str) -> None:
     bench = PolyglotBenchmark.open(polyglot_path)
     task = bench.task(task_id)
-    _require(task.language)
+    require_language(task.language)
     ws = make_workspace(task, tmp_path / "ws")
     for target, example in task.reference_files().items():
         (ws.path / target).parent.mkdir(parents=True, exist_ok=True)
@@ -64,7 +52,7 @@ def test_reference_solved_and_stub_not(polyglot_path: Path, tmp_path: Path, bwra
 
 def test_sandboxed_tests_cannot_write_shared_deps(polyglot_path: Path, tmp_path: Path, bwrap) -> None:
     """A solution that tries to poison the shared node_modules fails to (read-only mount)."""
-    _require("javascript")
+    require_language("javascript")
     bench = PolyglotBenchmark.open(polyglot_path)
     task = bench.task("javascript__bottle-song")
     target = deps.deps_dir("javascript") / "node_modules" / "jest" / "package.json"
