@@ -1,6 +1,6 @@
 """SWE-bench evaluation overhead on the local instances (tests/data/swe_bench), per backend.
 
-    DOCKER_HOST=unix:///run/podman.sock python bench/swe_bench_overhead.py [--cold] [--repeat 3]
+    python bench/swe_bench_overhead.py [--cold] [--repeat 3]
 
 Per scored gold patch: container (or bwrap) start (an exec of `true` in the instance environment),
 testbed copy, patch apply (start + the official apply chain), the eval script (start + test run),

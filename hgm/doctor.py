@@ -78,6 +78,7 @@ def check_docker() -> list[Finding]:
     from hgm.sandbox.docker import (
         ENGINE_FIX,
         connect,
+        find_engine,
         image_present,
         leftover_containers,
     )
@@ -85,7 +86,8 @@ def check_docker() -> list[Finding]:
     try:
         client = connect(timeout=10)
     except SandboxUnavailable as e:
-        return [Finding("sandbox docker engine", False, str(e).split(" (")[0], ENGINE_FIX, optional=True)]
+        return [Finding("sandbox docker engine", False, str(e).replace(ENGINE_FIX, "").strip(), ENGINE_FIX,
+                        optional=True)]
     try:
         version = client.version()
         image = SandboxConfig().docker_image
@@ -94,7 +96,9 @@ def check_docker() -> list[Finding]:
     except Exception as e:  # noqa: BLE001 - an engine that answers ping but fails later is a finding
         return [Finding("sandbox docker engine", False, f"engine error: {e}"[:200], ENGINE_FIX, optional=True)]
     engine = next((c["Name"] for c in version.get("Components") or []), "Docker Engine")
-    out = [Finding("sandbox docker engine", True, f"{engine} {version.get('Version', '?')}", optional=True)]
+    url, how = find_engine()
+    out = [Finding("sandbox docker engine", True, f"{engine} {version.get('Version', '?')} at {url} ({how})",
+                   optional=True)]
     out.append(Finding("sandbox docker image", present, image if present else f"{image} not built",
                        "" if present else "hgm docker build (no registry: scripts/setup_podman.sh, then "
                        "hgm docker build --base localhost/debian:bookworm)", optional=True))  # fmt: skip

@@ -38,6 +38,6 @@ fi
 if [ "$docker" = 1 ]; then
   step "docker evaluation image (hgm docker build; CI: python, rust, javascript toolchains only)"
   target=full; [ -n "${CI:-}" ] && target=ci
-  DOCKER_HOST="${DOCKER_HOST:-unix:///run/podman.sock}" hgm docker build --base localhost/debian:bookworm --target "$target"
+  hgm docker build --base localhost/debian:bookworm --target "$target"
 fi
 hgm doctor || true   # a report of what works; problems are explained, set-up goes on

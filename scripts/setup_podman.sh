@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Make a Docker Engine API available without Docker: Podman's Docker-compatible service.
 #
-# Idempotent; run as root on Debian 12 (CI does, then exports DOCKER_HOST):
-#   sudo scripts/setup_podman.sh && export DOCKER_HOST=unix:///run/podman.sock
+# Idempotent; run as root on Debian 12 (CI does); hgm finds the socket with no DOCKER_HOST:
+#   sudo scripts/setup_podman.sh
 # Steps (each skipped when already done):
 #   1. apt install podman runc debootstrap
 #   2. /etc/containers/containers.conf: runc + cgroupfs (crun cannot set rlimits/cgroups here)
@@ -79,4 +79,4 @@ else
   say "base image $BASE_IMAGE imported"
 fi
 
-say "done. Now: export DOCKER_HOST=unix://$SOCK && hgm docker build --base $BASE_IMAGE"
+say "done. Now: hgm docker build --base $BASE_IMAGE (hgm finds $SOCK; another PODMAN_SOCK path: export DOCKER_HOST=unix://$SOCK)"

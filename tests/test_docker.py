@@ -1,14 +1,15 @@
 """The docker backend beyond the shared conformance suite: engine discovery, cleanup, the image.
 
-Tests marked `docker` need a Docker Engine API (Docker, or Podman per scripts/setup_podman.sh with
-DOCKER_HOST exported) and the evaluation image (`hgm docker build`); they skip, naming what is
-absent, otherwise. The stream parser tests need nothing.
+Tests marked `docker` need a Docker Engine API (Docker, or Podman per scripts/setup_podman.sh,
+found with no DOCKER_HOST) and the evaluation image (`hgm docker build`); they skip naming what is
+absent (fail on CI, which sets both up). The stream parser tests need nothing.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -19,6 +20,8 @@ import pytest
 
 from hgm.sandbox import Mount, SandboxUnavailable
 from hgm.sandbox._docker_stream import Demux
+
+from engines import missing_engine
 
 # --- the attach-stream parser (no engine needed) ----------------------------------------------
 
@@ -54,8 +57,55 @@ def test_no_engine_is_unavailable_with_the_fix(monkeypatch, tmp_path):
     with pytest.raises(SandboxUnavailable) as e:
         get_sandbox("docker")
     message = str(e.value)
-    assert "nothing.sock" in message and "setup_podman.sh" in message
-    assert "DOCKER_HOST=unix:///run/podman.sock" in message
+    assert "nothing.sock" in message and "setup_podman.sh" in message and "DOCKER_HOST" in message
+
+
+def listening(path):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.bind(str(path))
+    s.listen()
+    return s
+
+
+def test_discovery_takes_the_first_socket_that_answers_and_explicit_docker_host_wins(monkeypatch, tmp_path):
+    from hgm.sandbox.docker import find_engine
+
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    stale, live, later = tmp_path / "stale.sock", tmp_path / "live.sock", tmp_path / "later.sock"
+    listening(stale).close()  # the socket file of a service that is gone: refuses connections
+    with listening(live), listening(later):
+        absent = tmp_path / "absent.sock"
+        assert find_engine([absent, stale, live, later]) == (f"unix://{live}", "found, DOCKER_HOST unset")
+        monkeypatch.setenv("DOCKER_HOST", "tcp://10.1.2.3:2375")
+        assert find_engine([live]) == ("tcp://10.1.2.3:2375", "from DOCKER_HOST")
+    monkeypatch.delenv("DOCKER_HOST")
+    url, how = find_engine([absent, stale])
+    assert url is None and str(absent) in how and str(stale) in how
+
+
+def test_the_candidates_are_the_usual_rootful_then_rootless_sockets(monkeypatch, tmp_path):
+    from hgm.sandbox.docker import socket_candidates
+
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    assert [str(p) for p in socket_candidates()] == [
+        "/var/run/docker.sock", "/run/podman/podman.sock", "/run/podman.sock",
+        f"{tmp_path}/podman/podman.sock", f"/run/user/{os.getuid()}/podman/podman.sock"]
+
+
+@pytest.mark.docker
+def test_hgm_finds_this_machines_engine_with_no_docker_host(monkeypatch):
+    """What scripts/install.sh leaves (Podman's service at /run/podman.sock) works with no export."""
+    from hgm.sandbox.docker import connect, find_engine
+
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    try:
+        client = connect(timeout=10)
+    except SandboxUnavailable as e:
+        missing_engine(f"no Docker engine here: {e}")
+    assert client.ping() and find_engine()[0].startswith("unix://")
+    doctor = subprocess.run([sys.executable, "-m", "hgm.cli", "doctor"], capture_output=True, text=True,
+                            env={k: v for k, v in os.environ.items() if k != "DOCKER_HOST"} | {"COLUMNS": "300"})
+    assert f"at {find_engine()[0]} (found, DOCKER_HOST unset)" in doctor.stdout + doctor.stderr, doctor.stdout
 
 
 # --- against a real engine --------------------------------------------------------------------
@@ -68,7 +118,7 @@ def client():
     try:
         return connect()
     except SandboxUnavailable as e:
-        pytest.skip(f"no Docker engine here: {e}")
+        missing_engine(f"no Docker engine here: {e}")
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +128,7 @@ def sandbox(client):
     try:
         return DockerSandbox(client=client, run_id="test-docker")
     except SandboxUnavailable as e:
-        pytest.skip(f"evaluation image absent: {e}")
+        missing_engine(f"evaluation image absent: {e}")
 
 
 def hgm_containers(client, run_id: str = "test-docker") -> list[str]:

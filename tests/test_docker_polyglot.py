@@ -3,14 +3,13 @@
 Same scorer, scripts and host-prepared dependencies as with bwrap (mounted at their host paths);
 the toolchains come from the evaluation image (or the host's, where Polyglot mounts them in).
 Needs a Docker Engine API with the image (`hgm docker build`), and the languages' test
-dependencies (`hgm benchmark prepare polyglot`); skips naming what is absent (fails on CI
-when CI exported DOCKER_HOST, i.e. set up an engine).
+dependencies (`hgm benchmark prepare polyglot`); skips naming what is absent (fails on CI,
+which sets them up).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -25,6 +24,8 @@ from hgm.benchmarks.polyglot.scoring import run_tests
 from hgm.benchmarks.polyglot.workspace import make_workspace
 from hgm.sandbox import SandboxUnavailable, get_sandbox
 
+from engines import missing_engine
+
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 SAMPLE = {
@@ -37,18 +38,12 @@ SAMPLE = {
 }
 
 
-def _missing(what: str) -> None:
-    if os.environ.get("CI") and os.environ.get("DOCKER_HOST"):  # CI set up an engine: it must work
-        pytest.fail(f"not set up on CI: {what}")
-    pytest.skip(what)
-
-
 @pytest.fixture(scope="module")
 def docker_sandbox():
     try:
         return get_sandbox("docker")
     except SandboxUnavailable as e:
-        _missing(f"docker backend unavailable: {e}")
+        missing_engine(f"docker backend unavailable: {e}")
 
 
 @pytest.mark.parametrize("language", list(SAMPLE))
@@ -56,7 +51,7 @@ def test_reference_solved_and_stub_not_in_docker(polyglot_path: Path, tmp_path: 
     if language not in docker_sandbox.toolchains:
         pytest.skip(f"image {docker_sandbox.image} has no {language} toolchain (built with --target ci)")
     if not SPECS[language].toolchain().ok or not deps.is_ready(language):
-        _missing(f"{language} not prepared on the host: hgm benchmark prepare polyglot --lang {language}")
+        missing_engine(f"{language} not prepared on the host: hgm benchmark prepare polyglot --lang {language}")
     bench = PolyglotBenchmark.open(polyglot_path)
     task = bench.task(SAMPLE[language])
     ws = make_workspace(task, tmp_path / "ws")

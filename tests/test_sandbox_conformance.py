@@ -21,6 +21,8 @@ import pytest
 from hgm.errors import UserError
 from hgm.sandbox import BACKENDS, Limits, Mount, SandboxClosed, SandboxUnavailable, get_sandbox
 
+from engines import missing_engine
+
 BACKENDS_UNDER_TEST = [
     "bwrap",
     "none",
@@ -40,6 +42,8 @@ def sandbox(request):
             return BwrapSandbox(use_cgroups=False)
         return get_sandbox(request.param)
     except SandboxUnavailable as e:
+        if request.param == "docker":
+            missing_engine(f"docker unavailable here: {e}")
         pytest.skip(f"{request.param} unavailable here: {e}")
 
 

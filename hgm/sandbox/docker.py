@@ -2,8 +2,10 @@
 
 Decisions (measured against Podman 4.3's Docker-compatible service, see scripts/setup_podman.sh):
 
-- Engine: found the way docker-py finds it (`docker.from_env()`: DOCKER_HOST, else the default
-  socket). Mount sources are host paths, so the engine must run on this machine.
+- Engine: DOCKER_HOST when set (as docker-py reads it), else the first of the usual Docker and
+  Podman sockets (`SOCKET_CANDIDATES`: rootful, then rootless) that accepts a connection
+  (`find_engine`); so `hgm` works after scripts/setup_podman.sh with no export. Mount sources are
+  host paths, so the engine must run on this machine.
 - One container per exec, created, attached (stdin/stdout/stderr, before start so no output is
   missed), started, and removed in `finally` (after success, failure, timeout or Ctrl-C).
   Containers carry the labels `hgm=1`, `hgm.run`, `hgm.pid`, `hgm.host`; leftovers of dead
@@ -63,27 +65,63 @@ DEFAULT_IMAGE = "hgm-eval:latest"
 CONTAINER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 ENGINE_FIX = (
     "Start Docker (e.g. `systemctl start docker`), or use Podman's Docker-compatible service: run "
-    "`sudo scripts/setup_podman.sh` and `export DOCKER_HOST=unix:///run/podman.sock`; "
+    "`sudo scripts/setup_podman.sh` (hgm finds its socket; an engine elsewhere: export DOCKER_HOST=unix://PATH); "
     "or choose another backend (--set sandbox.backend=bwrap)."
 )
 _counter = itertools.count()
 
 
+def socket_candidates() -> list[Path]:
+    """Where Docker and Podman put their Docker-API socket, rootful first, then rootless
+    (scripts/setup_podman.sh starts Podman's at /run/podman.sock)."""
+    found = [Path("/var/run/docker.sock"), Path("/run/podman/podman.sock"), Path("/run/podman.sock")]
+    if os.environ.get("XDG_RUNTIME_DIR"):
+        found.append(Path(os.environ["XDG_RUNTIME_DIR"]) / "podman" / "podman.sock")
+    found.append(Path(f"/run/user/{os.getuid()}/podman/podman.sock"))
+    return list(dict.fromkeys(found))
+
+
+def _accepts(path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(2)
+        try:
+            s.connect(str(path))
+        except OSError:
+            return False
+    return True
+
+
+def find_engine(candidates: Sequence[Path] | None = None) -> tuple[str | None, str]:
+    """The Docker Engine API to use: (URL, how it was chosen). DOCKER_HOST when set always wins;
+    else the first of `candidates` (default `socket_candidates()`) that accepts a connection;
+    else (None, what was tried)."""
+    if os.environ.get("DOCKER_HOST"):
+        return os.environ["DOCKER_HOST"], "from DOCKER_HOST"
+    candidates = socket_candidates() if candidates is None else list(candidates)
+    for path in candidates:
+        if path.is_socket() and _accepts(path):
+            return f"unix://{path}", "found, DOCKER_HOST unset"
+    return None, "DOCKER_HOST unset and no socket answers at " + ", ".join(map(str, candidates))
+
+
 def connect(timeout: float = 60) -> docker.DockerClient:
-    """A client of the engine docker-py finds (DOCKER_HOST, else the default socket), or
-    SandboxUnavailable saying how to start one."""
+    """A client of the engine `find_engine` names, or SandboxUnavailable saying how to start one."""
     try:
         import docker
     except ImportError:
         raise SandboxUnavailable("the `docker` Python package is missing: pip install 'docker>=7.1'") from None
-    where = os.environ.get("DOCKER_HOST") or "the default socket (unix:///var/run/docker.sock)"
+    url, how = find_engine()
+    if url is None:
+        raise SandboxUnavailable(f"no Docker engine: {how}. {ENGINE_FIX}")
     import requests
 
     try:
-        client = docker.from_env(timeout=int(timeout))
+        # from_env keeps DOCKER_TLS_VERIFY / DOCKER_CERT_PATH working with an explicit DOCKER_HOST
+        client = docker.from_env(timeout=int(timeout)) if os.environ.get("DOCKER_HOST") else \
+            docker.DockerClient(base_url=url, timeout=int(timeout))
         client.ping()
     except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
-        raise SandboxUnavailable(f"no Docker engine answers at {where} ({_short(e)}). {ENGINE_FIX}") from None
+        raise SandboxUnavailable(f"no Docker engine answers at {url} ({_short(e)}). {ENGINE_FIX}") from None
     return client
 
 
