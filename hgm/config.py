@@ -60,7 +60,8 @@ class SearchConfig(Section):
     max_consecutive_failed_rewrites: int = Field(10, ge=1)
     """Stop the run with an error after this many failed rewrites in a row (each costs LLM calls)."""
     max_failed_rewrites_per_parent: int = Field(3, ge=1)
-    """An agent whose last this-many rewrites failed is no longer chosen as a parent."""
+    """An agent whose last this-many rewrites failed is no longer chosen as a parent; rewrites in flight
+    count too, so no agent ever has more than this many failed-or-running rewrites."""
 
 
 class ExecutorConfig(Section):

@@ -17,7 +17,10 @@ Deliberate choices (where DESIGN.md leaves room):
   evaluates a uniformly drawn agent.
 - empty_patch counts as a failure of the agent; infra_error counts for nothing and frees the pair.
 - An agent whose last `max_failed_rewrites_per_parent` rewrites failed is never a parent again
-  (every policy): a parent that keeps failing would otherwise keep costing rewrites.
+  (every policy): a parent that keeps failing would otherwise keep costing rewrites. Rewrites in
+  flight count as if they will fail, so with W workers no parent ever has more outstanding
+  (failed + in flight) rewrites than the limit (which also caps the root's parallel initial
+  expansions at the limit).
 """
 
 from __future__ import annotations
@@ -144,9 +147,11 @@ class Policy:
         return (budget / max(budget - used, 1)) ** self.config.beta
 
     def rewritable(self, tree: Tree) -> list[Agent]:
-        """Agents whose rewrites have not failed `max_failed_rewrites_per_parent` times in a row."""
+        """Agents with fewer than `max_failed_rewrites_per_parent` rewrites failed since their last
+        child plus rewrites in flight (which may fail too)."""
         limit = self.config.max_failed_rewrites_per_parent
-        return [a for a in sorted(tree.agents.values(), key=lambda a: a.id) if a.failed_rewrites_in_a_row < limit]
+        return [a for a in sorted(tree.agents.values(), key=lambda a: a.id)
+                if a.failed_rewrites_in_a_row + a.expansions_in_flight < limit]
 
     def eligible_parents(self, tree: Tree) -> list[Agent]:
         """Rewritable agents with `parent_min_successes`; if none has them, every rewritable agent

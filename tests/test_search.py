@@ -569,6 +569,39 @@ def test_when_nothing_can_be_evaluated_or_rewritten_the_run_ends() -> None:
     assert all(x.status == ExpansionStatus.FAILED for x in store.expansions())
 
 
+def test_rewrites_in_flight_count_toward_the_per_parent_limit() -> None:
+    """Two workers, limit 3: rewrites 1 and 2 fail while 3 is still running; the free worker must
+    evaluate instead of starting a 4th rewrite of the root (it did before in-flight ones counted)."""
+    evaluating = threading.Event()
+    fake = Fake(budget=100)
+
+    def expand(parent_id: int, expansion_id: int) -> ExpansionOutcome:
+        if expansion_id == 3:
+            assert evaluating.wait(10), "the free worker never evaluated while rewrite 3 was running"
+        return always_failing_expand(parent_id, expansion_id)
+
+    def evaluate(node_id: int, task_id: str, eval_id: int) -> EvalOutcome:
+        evaluating.set()
+        return fake.evaluate(node_id, task_id, eval_id)
+
+    store = new_store()
+    config = cfg(max_task_evals=100, initial_evals=0, initial_expansions=5, workers=2, max_failed_rewrites_per_parent=3)
+    with pytest.raises(SearchExhausted):
+        Search(store, config, tasks(3), local(expand, evaluate, 2)).run()
+    assert [x.id for x in store.expansions()] == [1, 2, 3], "no 4th rewrite of the root was started"
+    assert len(store.evaluations()) == 3
+
+
+def test_a_parent_with_rewrites_in_flight_is_not_rewritable_past_the_limit() -> None:
+    p = HGMPolicy(cfg(max_failed_rewrites_per_parent=3))
+    t = Tree(n_tasks=5)
+    root = t.add_agent(1, None, None)
+    root.failed_rewrites_in_a_row, root.expansions_in_flight = 2, 0
+    assert [a.id for a in p.rewritable(t)] == [1]
+    root.expansions_in_flight = 1  # 2 failed + 1 that may fail: the limit is reached
+    assert p.rewritable(t) == [] and p.eligible_parents(t) == []
+
+
 def test_a_parent_whose_rewrites_keep_failing_is_no_longer_chosen() -> None:
     fake = Fake(budget=80)
 
