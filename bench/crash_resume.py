@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hgm.archive import Archive
-from hgm.domain import EvalStatus, ExpansionStatus
+from hgm.domain import EvalStatus, ExpansionStatus, MetaKey
 from hgm.store import DB_NAME, RunStore
 
 DEFAULT_TREE = Path(__file__).resolve().parents[2] / "shared" / "polyglot-benchmark"
@@ -125,7 +125,7 @@ def check_finished_run(run: Path, budget: int) -> dict[str, object]:
     with RunStore.open(run, readonly=True) as s:
         counted = [(e.node_id, e.task_id) for e in s.evaluations() if e.status in COUNTED]
         nodes = s.nodes()
-        final = s.get_meta("final_agent")
+        final = s.get_meta(MetaKey.FINAL_AGENT)
         spent = s.llm_usage()
     archive = Archive.open(run / "archive")
     missing = [n.id for n in nodes if not n.commit or archive.resolve(f"node-{n.id}") != n.commit]

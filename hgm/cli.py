@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from hgm.config import HGMConfig, load_config, set_keys
+from hgm.domain import EvalStatus
 from hgm.errors import UserError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Grow better coding agents with the Huxley-Gödel Machine.")
@@ -111,7 +112,8 @@ def eval_agent(
     log_dir = log_dir or Path("hgm-evals") / f"{task}-{_time.strftime('%Y%m%d-%H%M%S')}"
     report = evaluate.eval_agent(agent, task, config=cfg, run_dir=run, log_dir=log_dir, console=console)
     o = report.outcome
-    color = {"solved": "green", "failed": "red", "empty_patch": "yellow"}.get(o.status, "magenta")
+    colors = {EvalStatus.SOLVED: "green", EvalStatus.FAILED: "red", EvalStatus.EMPTY_PATCH: "yellow"}
+    color = colors.get(o.status, "magenta")
     cost = "unknown" if o.cost_usd is None else f"${o.cost_usd:.4f}"
     out = Console()
     out.print(f"[bold {color}]{o.status}[/]  {task}" + (f"  {escape(o.detail)}" if o.detail else ""))

@@ -9,22 +9,89 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-INTERRUPTED = "Interrupted"
-"""error_type of work that was in flight when its process stopped (set on reopen)."""
-
 
 class EvalStatus(StrEnum):
+    """How one task evaluation ended (a benchmark's scorer returns one of the first four)."""
+
     SOLVED = "solved"
     FAILED = "failed"
     EMPTY_PATCH = "empty_patch"
+    """The agent left the solution files unchanged; the tests were not run."""
     INFRA_ERROR = "infra_error"
+    """The harness could not run the agent or the tests (see ErrorType): never the agent's failure."""
     IN_FLIGHT = "in_flight"
+    """Started, not finished (a store row only)."""
+
+
+class ErrorType(StrEnum):
+    """What broke, in an evaluation's or expansion's `error_type` (infra_error, or a failed rewrite).
+
+    A row may also hold the class name of an unexpected exception that the one boundary of an
+    evaluation or expansion caught (e.g. "OSError"); the values are stored as these strings."""
+
+    INTERRUPTED = "Interrupted"
+    """In flight when its process stopped (set when the store is reopened); redone on resume."""
+    WORKER_LOST = "WorkerLost"
+    """The job's worker (process or node) died every time it was dispatched."""
+    DEADLINE_EXCEEDED = "DeadlineExceeded"
+    """The job ran past its deadline and was cancelled."""
+    RUN_COST_CAP = "RunCostCap"
+    """The run's dollar or token cap cut the agent's LLM session off."""
+    UPSTREAM_FAILED = "UpstreamFailed"
+    """The LLM provider failed for good (after the gateway's retries)."""
+    TEST_INFRA = "TestInfra"
+    """The scorer reported infra_error without saying what broke."""
+    TOOLCHAIN_MISSING = "ToolchainMissing"
+    """The task language's toolchain is not installed or unusable in the sandbox."""
+    DEPS_MISSING = "DepsMissing"
+    """The task's test dependencies were not prepared (`hgm benchmark prepare`)."""
+    SANDBOX_UNAVAILABLE = "SandboxUnavailable"
+    """The sandbox could not start or run the command."""
+    IMAGE_UNAVAILABLE = "ImageUnavailable"
+    """A SWE-bench instance's environment image could not be had."""
+    EVAL_LOG_UNPARSABLE = "EvalLogUnparsable"
+    """SWE-bench: the test run left no results its log parser could read."""
+    EXPANSION_INFRA = "ExpansionInfra"
+    """A rewrite stopped for a reason not the agent's: the LLM upstream failed, or the run's budget
+    cut the session off."""
+    DIAGNOSIS_FAILED = "DiagnosisFailed"
+    """Failed rewrite: the diagnosis LLM gave no usable answer."""
+    AGENT_CRASHED = "AgentCrashed"
+    """Failed rewrite: the parent agent exited with an error while rewriting itself."""
+    EMPTY_DIFF = "EmptyDiff"
+    """Failed rewrite: the parent agent changed nothing."""
+    VALIDATION_FAILED = "ValidationFailed"
+    """Failed rewrite: the child does not compile, or fails its own tests or a smoke run."""
 
 
 class VerdictFlag(StrEnum):
+    """Why a verdict looks manipulated (an evaluation's `flag`)."""
+
     SUSPECTED_TAMPERING = "suspected_tampering"
     """Tests exited 0 but their machine-readable report was missing, partial or disagreed with the
     console: scored failed, and flagged for a person to look at."""
+
+
+class MetaKey(StrEnum):
+    """Keys of the run store's `meta` table."""
+
+    FORMAT = "format"
+    """Always hgm.store.STORE_FORMAT: tells a run store from any other SQLite file."""
+    SCHEMA_VERSION = "schema_version"
+    CONFIG = "config"
+    """The resolved HGMConfig, as JSON."""
+    CREATED_AT = "created_at"
+    """Unix time the run was created."""
+    RUN_ID = "run_id"
+    """A random id of the run, made when it first runs on the ray executor (workers' caches go by it)."""
+    INITIAL_AGENT = "initial_agent"
+    """Absolute path of the initial agent's directory."""
+    FINALISTS = "finalists"
+    """JSON {node id: evaluations it must reach} of the finalists' re-evaluation, once it began."""
+    FINAL_AGENT = "final_agent"
+    """The node id of the agent the run named best, once it ended."""
+    SIMULATE_WORLD = "simulate_world"
+    """`hgm simulate`: the simulated world (true success rates), as JSON."""
 
 
 class ExpansionStatus(StrEnum):
@@ -63,6 +130,7 @@ class EvalOutcome:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     error_type: str | None = None
+    """An ErrorType, or an unexpected exception's class name (infra_error only)."""
     error: str | None = None
     """Traceback or reason, for infra_error."""
     log_dir: str | None = None
@@ -114,7 +182,7 @@ class EvaluationRow:
     error: str | None
     log_dir: str | None
     detail: str | None = None
-    flag: str | None = None
+    flag: VerdictFlag | None = None
 
 
 @dataclass(frozen=True)

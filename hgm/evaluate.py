@@ -26,7 +26,7 @@ from rich.console import Console
 from hgm.agent_runtime import AgentLLM, AgentRun, run_agent
 from hgm.benchmarks import Benchmark, Task, get_benchmark
 from hgm.config import HGMConfig
-from hgm.domain import EvalOutcome, EvalStatus
+from hgm.domain import ErrorType, EvalOutcome, EvalStatus
 from hgm.errors import UserError
 from hgm.jobs import GatewayAccess
 from hgm.llm.gateway import Gateway, SessionUsage
@@ -89,16 +89,16 @@ def evaluate(agent_dir: Path, task: Task, *, benchmark: Benchmark, gateway: Gate
         tokens = dict(prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
                       cost_usd=usage.cost_usd, agent_s=run.duration_s, log_dir=rel_log)
         if usage.upstream_failed:
-            outcome = _infra("UpstreamFailed", usage.failure or "the LLM upstream failed", **tokens)
+            outcome = _infra(ErrorType.UPSTREAM_FAILED, usage.failure or "the LLM upstream failed", **tokens)
         else:
             score = benchmark.score(task, workspace, sandbox=sandbox, log_dir=log_dir,
                                     timeout_s=config.sandbox.test_timeout_s)
             (log_dir / "patch.diff").write_text(score.patch)
             test_output = score.output_path
             if score.infra_error:  # toolchain / dependencies / sandbox missing: not the agent's doing
-                outcome = _infra(score.error_type or "TestInfra", score.detail, test_s=score.test_s, **tokens)
+                outcome = _infra(score.error_type or ErrorType.TEST_INFRA, score.detail, test_s=score.test_s, **tokens)
             else:
-                outcome = EvalOutcome(status=EvalStatus(score.status.value), test_s=score.test_s,
+                outcome = EvalOutcome(status=score.status, test_s=score.test_s,
                                       detail=score.detail, flag=score.flag, **tokens)
     except Exception as e:  # the one boundary of an evaluation: record, do not propagate
         if token is not None:
@@ -111,7 +111,7 @@ def evaluate(agent_dir: Path, task: Task, *, benchmark: Benchmark, gateway: Gate
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if usage is not None and usage.run_capped:  # scored all the same: its logs show what the agent left
-        outcome = replace(outcome, status=EvalStatus.INFRA_ERROR, error_type="RunCostCap",
+        outcome = replace(outcome, status=EvalStatus.INFRA_ERROR, error_type=ErrorType.RUN_COST_CAP,
                           error=f"the run's budget cut the agent off ({usage.failure})")
     (log_dir / "outcome.txt").write_text(f"{outcome}\n")
     return EvalReport(outcome, log_dir, log_dir / "agent" / "chat.md", log_dir / "patch.diff", test_output,

@@ -36,7 +36,7 @@ from hgm.agent_runtime import AgentLLM, VenvBuildError, agent_venv, run_agent
 from hgm.archive import Archive
 from hgm.benchmarks import Task, describe
 from hgm.config import HGMConfig
-from hgm.domain import EvalStatus, EvaluationRow, ExpansionOutcome, ExpansionStatus
+from hgm.domain import ErrorType, EvalStatus, EvaluationRow, ExpansionOutcome, ExpansionStatus
 from hgm.jobs import ExpandJob, GatewayAccess
 from hgm.llm.gateway import GATEWAY_BASE_URL, SessionUsage
 from hgm.memory_store import MemoryStore
@@ -64,7 +64,7 @@ _COMPILE_ALL = (
 class ExpansionFailed(Exception):
     """The rewrite did not produce a valid child (the agent's or the diagnosis's fault)."""
 
-    def __init__(self, error_type: str, reason: str):
+    def __init__(self, error_type: ErrorType, reason: str):
         super().__init__(reason)
         self.error_type, self.reason = error_type, reason
 
@@ -137,15 +137,16 @@ class Expander:
                     _append(transcript, f"error (HTTP {status})", why)
                     if usage.upstream_failed or usage.run_capped:
                         raise ExpansionInfra(f"diagnose LLM unavailable: {why}")
-                    raise ExpansionFailed("DiagnosisFailed", f"diagnosis failed: the diagnose LLM answered HTTP "
-                                                             f"{status}: {why}")
+                    raise ExpansionFailed(ErrorType.DIAGNOSIS_FAILED,
+                                          f"diagnosis failed: the diagnose LLM answered HTTP {status}: {why}")
                 content = payload["choices"][0]["message"].get("content") or ""
                 _append(transcript, f"answer {attempt}", content)
                 try:
                     plan = parse_diagnosis(content)
                 except ValueError as e:
                     if attempt == 2:
-                        raise ExpansionFailed("DiagnosisFailed", f"diagnosis failed: malformed answer ({e})") from None
+                        raise ExpansionFailed(ErrorType.DIAGNOSIS_FAILED,
+                                              f"diagnosis failed: malformed answer ({e})") from None
                     messages += [{"role": "assistant", "content": content},
                                  {"role": "user", "content": prompts.DIAGNOSE_RETRY.format(error=e)}]
                     continue
@@ -201,9 +202,9 @@ class Expander:
         if not diff.strip():
             if crashed:
                 stderr = run.stderr_path.read_text(errors="replace") if run.stderr_path.is_file() else ""
-                raise ExpansionFailed("AgentCrashed", f"agent crashed while rewriting itself ({how}); no change: "
-                                                      f"{_tail(stderr, 4)}")
-            raise ExpansionFailed("EmptyDiff", "empty diff: the agent changed nothing in its code"
+                raise ExpansionFailed(ErrorType.AGENT_CRASHED, f"agent crashed while rewriting itself ({how}); "
+                                      f"no change: {_tail(stderr, 4)}")
+            raise ExpansionFailed(ErrorType.EMPTY_DIFF, "empty diff: the agent changed nothing in its code"
                                   + (f" ({usage.failure})" if usage.failure else ""))
         self.archive.set_ref(f"refs/hgm/attempts/{expansion_id}", child)  # inspectable even if rejected
         attempt.append(child)
@@ -221,12 +222,13 @@ class Expander:
                 venv = agent_venv(child)
             except VenvBuildError as e:
                 _append(report, "requirements", str(e))
-                raise ExpansionFailed("ValidationFailed", f"validation failed: its requirements do not install: "
-                                      f"{_tail(str(e))}") from None
+                raise ExpansionFailed(ErrorType.VALIDATION_FAILED,
+                                      f"validation failed: its requirements do not install: {_tail(str(e))}") from None
             python = str(venv / "bin" / "python")
             if not (child / "tests").is_dir():
                 _append(report, "tests", "no tests/ directory")
-                raise ExpansionFailed("ValidationFailed", "validation failed: the agent's tests/ directory is gone")
+                raise ExpansionFailed(ErrorType.VALIDATION_FAILED,
+                                      "validation failed: the agent's tests/ directory is gone")
             checks = [
                 ("compile", [python, "-c", _COMPILE_ALL]),
                 ("--help", [python, "coding_agent.py", "--help"]),
@@ -242,8 +244,8 @@ class Expander:
                         f"{r.stdout}\n{r.stderr}")
                 if not r.ok:
                     why = "timed out" if r.timed_out else f"exit {r.returncode}"
-                    raise ExpansionFailed("ValidationFailed", f"validation failed: {name} ({why}): "
-                                                              f"{_tail(r.stdout + r.stderr)}")
+                    raise ExpansionFailed(ErrorType.VALIDATION_FAILED,
+                                          f"validation failed: {name} ({why}): {_tail(r.stdout + r.stderr)}")
 
 
 # -- pieces that need no sandbox ----------------------------------------------------------

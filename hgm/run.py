@@ -36,7 +36,7 @@ from hgm.agent_runtime import agent_venv
 from hgm.archive import Archive, init_archive
 from hgm.benchmarks import Benchmark, Task, check_subset, get_benchmark
 from hgm.config import HGMConfig, set_keys
-from hgm.domain import EvalOutcome, EvalStatus, ExpansionOutcome, ExpansionStatus, JobKind, Usage
+from hgm.domain import EvalOutcome, EvalStatus, ExpansionOutcome, ExpansionStatus, JobKind, MetaKey, Usage
 from hgm.errors import UserError
 from hgm.executors import Executor
 from hgm.executors.local import LocalExecutor
@@ -47,7 +47,6 @@ from hgm.llm.providers import ModelRoute, check_llm, spend_bounds
 from hgm.paths import INITIAL_AGENT
 from hgm.sandbox import Sandbox, get_sandbox
 from hgm.search import Decision, Evaluate, Progress, Search, SearchExhausted, lower_bounds
-from hgm.show_tree import FINAL_META
 from hgm.store import DB_NAME, RunStore
 from hgm.worker import Workbench, run_job, unpack_logs
 
@@ -100,7 +99,7 @@ def new_run(run_dir: Path, config: HGMConfig, console: Console, initial_agent: P
     check_output_dir(run_dir)
     prepared = prepare(config)
     store = RunStore.create(run_dir, config)
-    store.set_meta("initial_agent", str(Path(initial_agent).resolve()))
+    store.set_meta(MetaKey.INITIAL_AGENT, str(Path(initial_agent).resolve()))
     return _drive(run_dir, store, prepared, console, resumed=False, initial_agent=initial_agent)
 
 
@@ -219,7 +218,7 @@ def _drive(run_dir: Path, store: RunStore, prepared: Prepared, console: Console,
         if any(cut):
             log.info("%d evaluations and %d rewrites were in flight when the run stopped: marked interrupted, "
                      "redone", *cut)
-        agent = initial_agent or Path(store.get_meta("initial_agent") or INITIAL_AGENT)
+        agent = initial_agent or Path(store.get_meta(MetaKey.INITIAL_AGENT) or INITIAL_AGENT)
         archive, root = _root(run_dir, store, agent)
         (tmp / "agents").mkdir()
         with console.status("preparing the initial agent's environment"):
@@ -332,10 +331,10 @@ def make_executor(prepared: Prepared, bench: Workbench, gateway: Gateway, store:
     executor = RayExecutor(address=ex.ray_address, head_address=ex.head_address, local_slots=config.search.workers)
     stack.callback(executor.close)
     listener = stack.enter_context(RelayListener(gateway, executor.node_ip, ex.relay_port))
-    run_id = store.get_meta("run_id")
+    run_id = store.get_meta(MetaKey.RUN_ID)
     if run_id is None:
         run_id = uuid.uuid4().hex[:16]
-        store.set_meta("run_id", run_id)
+        store.set_meta(MetaKey.RUN_ID, run_id)
     spec = WorkerSpec(run_id, config.model_dump_json(), tuple(prepared.tasks), listener.url, listener.secret)
     executor.start(spec, bench.archive.bundle)
     log.info("ray executor: %d worker slots in %s; gateway relay on %s", executor.slots(), executor.address,
@@ -453,7 +452,7 @@ def _finish(run_dir: Path, store: RunStore, search: Search, result: list[object]
         console.print(f"[yellow]Stopped.[/] Every finished result is saved. Resume with:\n  {resume}", soft_wrap=True)
         log.info("stopped by the user; resume with: %s", resume)
         return 130
-    store.set_meta(FINAL_META, str(final))
+    store.set_meta(MetaKey.FINAL_AGENT, str(final))
     sha = next(n.commit for n in store.nodes() if n.id == final)
     agent = search.tree.agents[final]
     bound = float(lower_bounds([agent], search.config.final_quantile)[0])

@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from hgm.config import SearchConfig
-from hgm.domain import EvalOutcome, EvalStatus, ExpansionOutcome, ExpansionStatus, JobKind
+from hgm.domain import ErrorType, EvalOutcome, EvalStatus, ExpansionOutcome, ExpansionStatus, JobKind, MetaKey
 from hgm.errors import UserError
 from hgm.executors import Delivery, Executor, JobKey
 from hgm.memory_store import MemoryStore
@@ -212,7 +212,7 @@ class Search:
         self.redispatched = 0
         self._exhausted = ""
         self.tree, self._root_attempts = self._rebuild()
-        saved = store.get_meta("finalists")
+        saved = store.get_meta(MetaKey.FINALISTS)
         self.finalists = {int(k): v for k, v in json.loads(saved).items()} if saved else None
 
     # -- the loop ------------------------------------------------------------------------------
@@ -238,7 +238,7 @@ class Search:
         final = self.final_agent()
         completed = not self._stop.is_set()
         if completed:
-            self.store.set_meta("final_agent", str(final))
+            self.store.set_meta(MetaKey.FINAL_AGENT, str(final))
         return SearchResult(final, completed, self.tree.evals_done)
 
     def final_agent(self) -> int:
@@ -284,10 +284,10 @@ class Search:
             decision = running.decision
             if d.lost is not None:
                 if d.key.attempt < self.max_attempts:
-                    self._count_infra("WorkerLost", d.lost)
+                    self._count_infra(ErrorType.WORKER_LOST, d.lost)
                     self._redo(decision, d.lost)
                     return
-                outcome = _infra(decision, "WorkerLost", f"the job's worker was lost {d.key.attempt} times; "
+                outcome = _infra(decision, ErrorType.WORKER_LOST, f"the job's worker was lost {d.key.attempt} times; "
                                                           f"last: {d.lost}")
             elif d.error is not None:
                 outcome = _infra(decision, *d.error)
@@ -315,7 +315,7 @@ class Search:
                     self.executor.cancel(key)
                     budget = self.deadlines[key.kind]
                     log.info("%s %d attempt %d passed its %g s deadline: cancelled", *_key_args(key), budget)
-                    self._commit(running.decision, _infra(running.decision, "DeadlineExceeded",
+                    self._commit(running.decision, _infra(running.decision, ErrorType.DEADLINE_EXCEEDED,
                                                           f"the job ran past its {budget:g} s deadline and was "
                                                           "cancelled"))
 
@@ -352,7 +352,7 @@ class Search:
             else:
                 agent.claimed_tasks.discard(decision.task_id)  # infra error: the pair may be retried
         del self._running[key]
-        if outcome.status == "infra_error":
+        if outcome.status in (EvalStatus.INFRA_ERROR, ExpansionStatus.INFRA_ERROR):
             self._count_infra(outcome.error_type, outcome.error)
         else:
             self._consecutive_infra = 0
@@ -444,7 +444,7 @@ class Search:
     def _start_finalists(self) -> None:
         top = self.policy.rank(self.tree)[: self.config.finalists]
         self.finalists = {i: self.tree.agents[i].evals + self.config.finalist_evals for i in top}
-        self.store.set_meta("finalists", json.dumps(self.finalists))
+        self.store.set_meta(MetaKey.FINALISTS, json.dumps(self.finalists))
 
     def _finalist_job(self) -> Evaluate | str | None:
         assert self.finalists is not None

@@ -20,12 +20,11 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
+from hgm.domain import EvalStatus, ExpansionStatus, MetaKey, Usage, VerdictFlag
 from hgm.policies import COUNTED
 from hgm.policies import Tree as CladeCounters
-from hgm.domain import EvalStatus, ExpansionStatus, Usage, VerdictFlag
 from hgm.store import RunStore
 
-FINAL_META = "final_agent"
 """Store meta key holding the final agent's node id once a run has named it."""
 TAMPERING_MARK = "(!)"
 """Marks an agent with flagged (suspected tampering) evaluations."""
@@ -86,7 +85,7 @@ def tree_stats(store: RunStore) -> dict[int, NodeStats]:
         a = counters.agents[s.id]
         s.solved, s.evaluated = a.own_successes, a.evals
         s.clade_solved, s.clade_evaluated = a.clade_successes, a.clade_successes + a.clade_failures
-    final = store.get_meta(FINAL_META)
+    final = store.get_meta(MetaKey.FINAL_AGENT)
     if final is not None and int(final) in stats:
         stats[int(final)].final = True
     return stats

@@ -34,11 +34,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hgm.config import CONFIG_DIR, HGMConfig, SearchConfig
+from hgm.domain import EvalOutcome, EvalStatus, ExpansionOutcome, ExpansionStatus, MetaKey
 from hgm.errors import UserError
 from hgm.executors.local import LocalExecutor
-from hgm.search import POLICIES, HGMPolicy, Search, SearchResult, job_function
-from hgm.domain import EvalOutcome, EvalStatus, ExpansionOutcome, ExpansionStatus
 from hgm.memory_store import MemoryStore
+from hgm.search import POLICIES, HGMPolicy, Search, SearchResult, job_function
 from hgm.store import RunStore
 
 PRESET_DIR = CONFIG_DIR / "simulate"
@@ -275,14 +275,14 @@ def run_in_dir(run_dir: Path, world: World, config: HGMConfig, delay_s: float = 
     """
     if (Path(run_dir) / "run.sqlite").exists():
         store = RunStore.open(run_dir)
-        saved = store.get_meta("simulate_world")
+        saved = store.get_meta(MetaKey.SIMULATE_WORLD)
         if saved is None:
             store.close()
             raise UserError(f"{run_dir} holds a real run, not a simulated one; give --run-dir a new directory")
         world, config = World.model_validate_json(saved), store.config
     else:
         store = RunStore.create(run_dir, config)
-        store.set_meta("simulate_world", world.model_dump_json())
+        store.set_meta(MetaKey.SIMULATE_WORLD, world.model_dump_json())
     with store:
         sim = SimWorld(world, config.search.seed)
         sim.delay_s = delay_s
@@ -300,7 +300,7 @@ def sleep_job(delay_s: float, job: object, _bundles: list[object] | None = None)
     """Synthetic work for executor benchmarks and tests: sleep, then a result that depends only on
     the decision's ids (an evaluation solves 1 task in 3; every rewrite yields a child). It runs
     anywhere: the local executor calls it with a decision, a Ray worker as `function(spec, job, bundles)`."""
-    from hgm.search import Expand, Evaluate
+    from hgm.search import Evaluate, Expand
 
     time.sleep(delay_s)
     if isinstance(job, Expand):

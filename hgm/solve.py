@@ -29,12 +29,12 @@ from rich.console import Console
 from hgm.agent_runtime import AgentLLM, run_agent
 from hgm.archive import Archive
 from hgm.config import HGMConfig
+from hgm.domain import MetaKey
 from hgm.errors import UserError
 from hgm.llm.gateway import Gateway
 from hgm.llm.providers import check_llm
 from hgm.paths import INITIAL_AGENT, resolve_agent_dir
 from hgm.sandbox import get_sandbox, limits_from
-from hgm.show_tree import FINAL_META
 from hgm.store import DB_NAME, RunStore
 
 ROLE = "solve"
@@ -86,7 +86,7 @@ def agent_from_spec(spec: str, dest: Path) -> tuple[Path, str]:
     node = spec.rpartition(":")[2]
     if node == "final":
         with RunStore.open(run, readonly=True) as store:
-            final = store.get_meta(FINAL_META)
+            final = store.get_meta(MetaKey.FINAL_AGENT)
         if final is None:
             raise UserError(f"{run} has not named a final agent yet (still running, stopped or killed); give "
                             f"{run}:NODE instead (`hgm show-tree {run}` lists the nodes)")

@@ -42,19 +42,21 @@ from pydantic import ValidationError
 
 from hgm.config import HGMConfig, dump_config
 from hgm.domain import (
-    INTERRUPTED,
     DispatchRow,
     DispatchState,
-    JobKind,
+    ErrorType,
     EvalOutcome,
     EvalStatus,
     EvaluationRow,
     ExpansionOutcome,
     ExpansionRow,
     ExpansionStatus,
+    JobKind,
     LLMCallUsage,
+    MetaKey,
     NodeRow,
     Usage,
+    VerdictFlag,
 )
 from hgm.errors import UserError
 
@@ -127,8 +129,8 @@ class RunStore:
         with conn:  # schema and meta in one transaction: a kill leaves a whole store or an empty file
             conn.executescript("BEGIN;" + _SCHEMA)
             conn.executemany("INSERT INTO meta(key, value) VALUES (?, ?)", [
-                ("format", STORE_FORMAT), ("schema_version", str(SCHEMA_VERSION)),
-                ("config", config.model_dump_json()), ("created_at", repr(time.time()))])
+                (MetaKey.FORMAT, STORE_FORMAT), (MetaKey.SCHEMA_VERSION, str(SCHEMA_VERSION)),
+                (MetaKey.CONFIG, config.model_dump_json()), (MetaKey.CREATED_AT, repr(time.time()))])
         (run_dir / "config.yaml").write_text(dump_config(config))
         return cls(run_dir, conn, config, readonly=False)
 
@@ -148,16 +150,16 @@ class RunStore:
                 conn.close()
             raise UserError(f"{db} is not a readable hgm run store ({e}); point to a run directory "
                             "made by `hgm run`") from None
-        if meta.get("format") != STORE_FORMAT:
+        if meta.get(MetaKey.FORMAT) != STORE_FORMAT:
             conn.close()
             raise UserError(f"{db} is an SQLite file but not an hgm run store")
-        version = int(meta.get("schema_version", "0"))
+        version = int(meta.get(MetaKey.SCHEMA_VERSION, "0"))
         if version != SCHEMA_VERSION:
             conn.close()
             raise UserError(f"{db} has store schema version {version}; this hgm reads version "
                             f"{SCHEMA_VERSION}. Use the hgm version that wrote it.")
         try:
-            config = HGMConfig.model_validate_json(meta["config"])
+            config = HGMConfig.model_validate_json(meta[MetaKey.CONFIG])
         except (KeyError, ValidationError) as e:
             conn.close()
             raise UserError(f"{db} holds no valid run config ({e})") from None
@@ -181,9 +183,9 @@ class RunStore:
         reason = "the process stopped while this was in flight; redone on resume"
         with self._write() as c:
             c.execute("UPDATE evaluations SET status=?, finished_at=?, error_type=?, error=? WHERE status=?",
-                      (EvalStatus.INFRA_ERROR, now, INTERRUPTED, reason, EvalStatus.IN_FLIGHT))
+                      (EvalStatus.INFRA_ERROR, now, ErrorType.INTERRUPTED, reason, EvalStatus.IN_FLIGHT))
             c.execute("UPDATE expansions SET status=?, finished_at=?, error_type=?, error=? WHERE status=?",
-                      (ExpansionStatus.INFRA_ERROR, now, INTERRUPTED, reason, ExpansionStatus.IN_FLIGHT))
+                      (ExpansionStatus.INFRA_ERROR, now, ErrorType.INTERRUPTED, reason, ExpansionStatus.IN_FLIGHT))
             c.execute("UPDATE dispatches SET state=?, closed_at=?, reason=? WHERE state=?",
                       (DispatchState.INTERRUPTED, now, reason, DispatchState.OPEN))
 
@@ -249,7 +251,7 @@ class RunStore:
     def evaluations(self, node_id: int | None = None) -> list[EvaluationRow]:
         where, args = ("WHERE node_id=?", (node_id,)) if node_id is not None else ("", ())
         rows = self._read(f"SELECT {_EVAL_COLS} FROM evaluations {where} ORDER BY id", args)
-        return [EvaluationRow(*r[:3], EvalStatus(r[3]), *r[4:]) for r in rows]
+        return [EvaluationRow(*r[:3], EvalStatus(r[3]), *r[4:15], VerdictFlag(r[15]) if r[15] else None) for r in rows]
 
     # -- expansions ------------------------------------------------------------------------
     def start_expansion(self, parent_id: int) -> int:

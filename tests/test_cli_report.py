@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 
 from hgm.config import load_config
-from hgm.domain import EvalOutcome, EvalStatus, ExpansionOutcome, ExpansionStatus
-from hgm.show_tree import FINAL_META
+from hgm.domain import EvalOutcome, EvalStatus, ExpansionOutcome, ExpansionStatus, MetaKey
 from hgm.store import RunStore
 
 LONG = "Teach the agent to read the failing test's output line by line before it edits any file " * 2
@@ -41,7 +40,7 @@ def _run(path: Path, *, final: bool, in_flight: bool = False, policy: str = "hgm
     if in_flight:
         store.start_evaluation(child, "python__b")
     if final:
-        store.set_meta(FINAL_META, str(child))
+        store.set_meta(MetaKey.FINAL_AGENT, str(child))
     store.close()
 
 

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from hgm.benchmarks import TaskStatus
 from hgm.benchmarks.polyglot import PolyglotBenchmark, deps
 from hgm.benchmarks.polyglot.languages import SPECS
 from hgm.benchmarks.polyglot.scoring import run_tests
 from hgm.benchmarks.polyglot.workspace import make_workspace
+from hgm.domain import EvalStatus
 from hgm.sandbox import SandboxUnavailable, get_sandbox
 
 from engines import missing_engine
@@ -60,11 +60,11 @@ def test_reference_solved_and_stub_not_in_docker(polyglot_path: Path, tmp_path: 
         (ws.path / target).write_bytes((task.path / example).read_bytes())
     t0 = time.monotonic()
     solved = bench.score(task, ws, sandbox=docker_sandbox, log_dir=tmp_path / "ref", timeout_s=300)
-    assert solved.status is TaskStatus.SOLVED, f"{solved.detail}\n{solved.output_path.read_text()[-3000:]}"
+    assert solved.status is EvalStatus.SOLVED, f"{solved.detail}\n{solved.output_path.read_text()[-3000:]}"
     print(f"{task.id}: reference scored in {time.monotonic() - t0:.1f} s")
 
     stub = run_tests(task, {}, sandbox=docker_sandbox, log_dir=tmp_path / "stub", timeout_s=300)
-    assert stub.status is TaskStatus.FAILED, f"{stub.detail}\n{stub.output_path.read_text()[-3000:]}"
+    assert stub.status is EvalStatus.FAILED, f"{stub.detail}\n{stub.output_path.read_text()[-3000:]}"
 
 
 def test_eval_agent_runs_the_agent_and_the_tests_in_docker(polyglot_path: Path, tmp_path: Path, docker_sandbox):

@@ -18,13 +18,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from toolchains import require_language
 
-from hgm.benchmarks import TaskStatus
 from hgm.benchmarks.polyglot import PolyglotBenchmark
 from hgm.benchmarks.polyglot.scoring import run_tests
-from hgm.domain import VerdictFlag
+from hgm.domain import EvalStatus, VerdictFlag
 from hgm.sandbox import get_sandbox
-from toolchains import require_language
 
 pytestmark = pytest.mark.slow
 
@@ -67,7 +66,7 @@ def _score(bench, bwrap, tmp_path: Path, task_id: str, attack: str):
 @pytest.mark.parametrize("task_id", list(SOLUTIONS))
 def test_without_an_attack_the_hostile_file_is_a_correct_solution(bench, bwrap, tmp_path: Path, task_id: str) -> None:
     score = _score(bench, bwrap, tmp_path, task_id, "none")
-    assert score.status is TaskStatus.SOLVED and score.flag is None, score.output_path.read_text()[-3000:]
+    assert score.status is EvalStatus.SOLVED and score.flag is None, score.output_path.read_text()[-3000:]
 
 
 @pytest.mark.parametrize(("task_id", "attack"), CASES)
@@ -75,7 +74,7 @@ def test_hostile_solution_is_not_solved(bench, bwrap, tmp_path: Path, task_id: s
     score = _score(bench, bwrap, tmp_path, task_id, attack)
     log = score.output_path.read_text()
     assert "hostile:" in log, f"the attack did not run:\n{log[-3000:]}"
-    assert score.status is TaskStatus.FAILED, f"{attack} was scored {score.status}: {score.detail}"
+    assert score.status is EvalStatus.FAILED, f"{attack} was scored {score.status}: {score.detail}"
     if attack == "slept_past_timeout":
         assert score.flag is None and score.detail.startswith("timed out"), score.detail
     elif attack != "killed_parent":  # a killed parent may end the sandbox (non-zero exit, plain failure)

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from hgm.benchmarks import TaskStatus
 from hgm.benchmarks.polyglot import PolyglotBenchmark, deps, languages, loader
 from hgm.benchmarks.polyglot.scoring import score
 from hgm.benchmarks.polyglot.validate import FREE_PASSES
 from hgm.benchmarks.polyglot.workspace import make_workspace, solution_changes
+from hgm.domain import EvalStatus
 from hgm.errors import UserError
 from hgm.sandbox import get_sandbox
 
@@ -157,7 +157,7 @@ def test_score_reference_solved_and_patch_kept(bench: PolyglotBenchmark, tmp_pat
     ws = make_workspace(task, tmp_path / "ws")
     _solve(task, ws.path)
     result = score(task, ws, sandbox=none_sandbox, log_dir=tmp_path / "log", timeout_s=120)
-    assert result.status is TaskStatus.SOLVED, result.detail
+    assert result.status is EvalStatus.SOLVED, result.detail
     assert result.patch.startswith("diff --git a/beer_song.py b/beer_song.py")
     assert (tmp_path / "log" / "patch.diff").read_text() == result.patch
     assert "8 passed" in result.output_path.read_text() and result.test_s > 0
@@ -169,7 +169,7 @@ def test_untouched_workspace_is_empty_patch(bench: PolyglotBenchmark, tmp_path: 
     ws = make_workspace(task, tmp_path / "ws")
     (ws.path / "notes.txt").write_text("not a solution file\n")
     result = score(task, ws, sandbox=none_sandbox, log_dir=tmp_path / "log", timeout_s=120)
-    assert result.status is TaskStatus.EMPTY_PATCH and result.output_path is None and result.patch == ""
+    assert result.status is EvalStatus.EMPTY_PATCH and result.output_path is None and result.patch == ""
 
 
 @needs_pytest
@@ -182,7 +182,7 @@ def test_tests_restored_when_agent_deletes_or_games_them(bench: PolyglotBenchmar
         "import pytest\n@pytest.hookimpl(hookwrapper=True)\ndef pytest_runtest_makereport(item, call):\n"
         "    out = yield\n    out.get_result().outcome = 'passed'\n")
     result = score(task, ws, sandbox=none_sandbox, log_dir=tmp_path / "log", timeout_s=120)
-    assert result.status is TaskStatus.FAILED and "failed" in result.detail
+    assert result.status is EvalStatus.FAILED and "failed" in result.detail
     assert "test_all_verses" in result.output_path.read_text()
 
 
@@ -198,7 +198,7 @@ def test_missing_toolchain_is_infra_error(bench: PolyglotBenchmark, tmp_path: Pa
     finally:
         monkeypatch.undo()
         languages.go_toolchain.cache_clear()
-    assert result.status is TaskStatus.INFRA_ERROR and result.infra_error
+    assert result.status is EvalStatus.INFRA_ERROR and result.infra_error
     assert result.error_type == "ToolchainMissing" and "install Go" in result.detail
 
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from toolchains import require_language
 
-from hgm.benchmarks import TaskStatus
 from hgm.benchmarks.polyglot import PolyglotBenchmark, deps
 from hgm.benchmarks.polyglot.scoring import run_tests
 from hgm.benchmarks.polyglot.workspace import make_workspace
+from hgm.domain import EvalStatus
 from hgm.sandbox import get_sandbox
-from toolchains import require_language
 
 pytestmark = pytest.mark.slow
 
@@ -45,9 +45,9 @@ def test_reference_solved_and_stub_not(polyglot_path: Path, tmp_path: Path, bwra
         (ws.path / target).parent.mkdir(parents=True, exist_ok=True)
         (ws.path / target).write_bytes((task.path / example).read_bytes())
     solved = bench.score(task, ws, sandbox=bwrap, log_dir=tmp_path / "ref", timeout_s=300)
-    assert solved.status is TaskStatus.SOLVED, f"{solved.detail}\n{solved.output_path.read_text()[-3000:]}"
+    assert solved.status is EvalStatus.SOLVED, f"{solved.detail}\n{solved.output_path.read_text()[-3000:]}"
     stub = run_tests(task, {}, sandbox=bwrap, log_dir=tmp_path / "stub", timeout_s=300)
-    assert stub.status is TaskStatus.FAILED, f"{stub.detail}\n{stub.output_path.read_text()[-3000:]}"
+    assert stub.status is EvalStatus.FAILED, f"{stub.detail}\n{stub.output_path.read_text()[-3000:]}"
 
 
 def test_sandboxed_tests_cannot_write_shared_deps(polyglot_path: Path, tmp_path: Path, bwrap) -> None:
@@ -62,4 +62,4 @@ def test_sandboxed_tests_cannot_write_shared_deps(polyglot_path: Path, tmp_path:
         "catch (e) { console.log('write refused: ' + e.code); }\n")
     result = run_tests(task, {"bottle-song.js": evil.encode()}, sandbox=bwrap, log_dir=tmp_path, timeout_s=300)
     assert target.read_bytes() == before
-    assert result.status is TaskStatus.SOLVED and "write refused: EROFS" in result.output_path.read_text()
+    assert result.status is EvalStatus.SOLVED and "write refused: EROFS" in result.output_path.read_text()

@@ -9,13 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from hgm.benchmarks import TaskStatus
 from hgm.benchmarks.polyglot import PolyglotBenchmark, languages, testcases
 from hgm.benchmarks.polyglot.instrument import Instrumented, rust_build_code
 from hgm.benchmarks.polyglot.report import Report, new_key, read_report, sign
 from hgm.benchmarks.polyglot.scoring import verdict
 from hgm.benchmarks.polyglot.testcases import ExpectedTest
-from hgm.domain import VerdictFlag
+from hgm.domain import EvalStatus, VerdictFlag
 from hgm.sandbox.base import ExecResult
 
 KEY = new_key()
@@ -103,7 +102,7 @@ def task(polyglot_path: Path):
 
 
 def test_complete_authentic_report_is_solved(task) -> None:
-    assert verdict(task, run(), INST, rep((A, "passed"), (B, "passed"))) == (TaskStatus.SOLVED, "2 tests passed", None)
+    assert verdict(task, run(), INST, rep((A, "passed"), (B, "passed"))) == (EvalStatus.SOLVED, "2 tests passed", None)
 
 
 @pytest.mark.parametrize(
@@ -124,26 +123,26 @@ def test_complete_authentic_report_is_solved(task) -> None:
 )
 def test_exit_0_without_a_trustworthy_report_is_flagged(task, report: Report, out: str, reason: str) -> None:
     status, detail, flag = verdict(task, run(out=out), INST, report)
-    assert status is TaskStatus.FAILED and flag is VerdictFlag.SUSPECTED_TAMPERING
+    assert status is EvalStatus.FAILED and flag is VerdictFlag.SUSPECTED_TAMPERING
     assert detail.startswith("suspected tampering: exit 0 but ") and reason in detail, detail
 
 
 def test_extra_passing_tests_and_truncated_output_are_fine(task) -> None:
     report = rep((A, "passed"), (B, "passed"), ("t.py::A::test_more", "passed"))
-    assert verdict(task, run(out="3 passed in 0.1s\n"), INST, report)[0] is TaskStatus.SOLVED
+    assert verdict(task, run(out="3 passed in 0.1s\n"), INST, report)[0] is EvalStatus.SOLVED
     truncated = run(out="[the summary was cut off]", output_truncated=True)
-    assert verdict(task, truncated, INST, rep((A, "passed"), (B, "passed")))[0] is TaskStatus.SOLVED
+    assert verdict(task, truncated, INST, rep((A, "passed"), (B, "passed")))[0] is EvalStatus.SOLVED
 
 
 def test_genuine_failures_timeouts_and_no_tests_are_plain_failures(task) -> None:
     failing = verdict(task, run(1, "1 passed, 1 failed in 0.1s\n"), INST, rep((A, "passed"), (B, "failed"), ends=("fail",)))
-    assert failing == (TaskStatus.FAILED, "1 of 2 tests failed: test_b", None)
+    assert failing == (EvalStatus.FAILED, "1 of 2 tests failed: test_b", None)
     crashed = verdict(task, run(2, "ImportError: no module\n"), INST, rep(ends=()))
-    assert crashed == (TaskStatus.FAILED, "exit 2: ImportError: no module", None)
+    assert crashed == (EvalStatus.FAILED, "exit 2: ImportError: no module", None)
     forged_but_failed = verdict(task, run(1), INST, rep(problem="report line 1 is not signed"))
-    assert forged_but_failed[0] is TaskStatus.FAILED and forged_but_failed[2] is None
+    assert forged_but_failed[0] is EvalStatus.FAILED and forged_but_failed[2] is None
     timed_out = verdict(task, run(137, timed_out=True), INST, rep())
-    assert timed_out == (TaskStatus.FAILED, "timed out after 1 s", None)
+    assert timed_out == (EvalStatus.FAILED, "timed out after 1 s", None)
     assert verdict(task, run(), replace(INST, expected=()), rep())[1] == "the benchmark's test files define no tests"
 
 
@@ -152,7 +151,7 @@ def test_rust_outcomes_should_panic_and_optional_tests(polyglot_path: Path) -> N
     rust = Instrumented((ExpectedTest("a", "returned"), ExpectedTest("b", "panicked"), ExpectedTest("io::c", "returned", optional=True)),
                         (), ("report-x",), ends=False)
     out = "test result: ok. 2 passed; 0 failed; 0 ignored\n"
-    assert verdict(task, run(out=out), rust, rep(("a", "returned"), ("b", "panicked"), ends=()))[0] is TaskStatus.SOLVED
+    assert verdict(task, run(out=out), rust, rep(("a", "returned"), ("b", "panicked"), ends=()))[0] is EvalStatus.SOLVED
     status, detail, flag = verdict(task, run(out=out), rust, rep(("a", "returned"), ("b", "returned"), ends=()))
     assert flag is VerdictFlag.SUSPECTED_TAMPERING and "not passed: b" in detail
     with_c = rep(("a", "returned"), ("b", "panicked"), ("io::c", "panicked"), ends=())

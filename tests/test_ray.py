@@ -22,18 +22,18 @@ import pytest
 os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 ray = pytest.importorskip("ray", reason="the ray executor's tests need `pip install 'hgm[ray]'` (scripts/install.sh --dev)")
+from llm_scripts import write_scripts  # noqa: E402
 from ray.cluster_utils import Cluster  # noqa: E402
+from test_run_e2e import TASKS, hgm  # noqa: E402
 
 from hgm.archive import Archive  # noqa: E402
 from hgm.config import SearchConfig, load_config  # noqa: E402
-from hgm.domain import DispatchState, EvalStatus, ExpansionStatus, JobKind  # noqa: E402
+from hgm.domain import DispatchState, EvalStatus, ExpansionStatus, JobKind, MetaKey  # noqa: E402
 from hgm.executors import Delivery  # noqa: E402
 from hgm.executors.ray import SLOT, RayExecutor  # noqa: E402
 from hgm.search import Search  # noqa: E402
 from hgm.simulate import sleep_job  # noqa: E402
 from hgm.store import RunStore  # noqa: E402
-from llm_scripts import write_scripts  # noqa: E402
-from test_run_e2e import TASKS, hgm  # noqa: E402
 
 pytestmark = pytest.mark.slow
 COUNTED = (EvalStatus.SOLVED, EvalStatus.FAILED, EvalStatus.EMPTY_PATCH)
@@ -108,7 +108,7 @@ def runs(tmp_path: Path) -> Iterator[list[Path]]:
     for run in made:
         if (run / "run.sqlite").exists():
             with RunStore.open(run, readonly=True) as s:
-                run_id = s.get_meta("run_id")
+                run_id = s.get_meta(MetaKey.RUN_ID)
             if run_id:
                 shutil.rmtree(cache_dir() / "cluster" / run_id, ignore_errors=True)
 

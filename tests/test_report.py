@@ -11,15 +11,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from live_runs import hgm, in_flight, report_live_then_kill
 from scipy.special import betaincinv
 
 from hgm.config import load_config
-from hgm.domain import EvalOutcome, EvalStatus, ExpansionOutcome, ExpansionStatus
+from hgm.domain import EvalOutcome, EvalStatus, ExpansionOutcome, ExpansionStatus, MetaKey
 from hgm.report import load_run, write_report
 from hgm.report.compare import ci95, group_labels, write_comparison
-from hgm.show_tree import FINAL_META
 from hgm.store import RunStore
-from live_runs import hgm, in_flight, report_live_then_kill
 
 
 def _eval(store: RunStore, node: int, task: str, status: EvalStatus, **kw: object) -> None:
@@ -71,7 +70,7 @@ def test_report_of_a_store_shows_every_agent_and_its_story(tmp_path: Path) -> No
     (run / "nodes" / "1" / "expansions" / "1").mkdir(parents=True)
     (run / "nodes" / "1" / "expansions" / "1" / "diagnosis.json").write_text(json.dumps(
         {"root_cause": "It never ran the tests.", "improvement": "Run them.", "problem_statement": "Make it run tests."}))
-    writer.set_meta("finalists", json.dumps({"1": 4, "2": 4}))  # as the search records them
+    writer.set_meta(MetaKey.FINALISTS, json.dumps({"1": 4, "2": 4}))  # as the search records them
     out = write_report(run)
     assert out == run / "report.html"
     html = out.read_text()
@@ -92,7 +91,7 @@ def test_report_of_a_store_shows_every_agent_and_its_story(tmp_path: Path) -> No
     assert [s.id for s in data.stats.values()] == [1, 2, 3] and data.evals_used == 4
     assert data.usage["diagnose"].cost_usd == pytest.approx(0.0034) and data.usage["downstream"].cost_usd is None
     assert data.best == 2  # no final agent named: the best so far by the final-agent rule
-    writer.set_meta(FINAL_META, "2")
+    writer.set_meta(MetaKey.FINAL_AGENT, "2")
     writer.close()
     assert load_run(run).status == "finished"
 

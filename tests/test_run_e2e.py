@@ -9,11 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from llm_scripts import write_scripts
 
 from hgm.archive import Archive
-from hgm.domain import EvalStatus, ExpansionStatus
+from hgm.domain import EvalStatus, ExpansionStatus, MetaKey
 from hgm.store import RunStore
-from llm_scripts import write_scripts
 
 TASKS = "python__transpose,python__proverb,python__beer-song"
 
@@ -72,7 +72,7 @@ def test_run_grows_a_tree_and_show_tree_reports_it(tmp_path: Path, polyglot_path
         assert row["solved"] == sum(e.status == EvalStatus.SOLVED for e in own)
     assert shown[0]["clade_evaluated"] == 6
     assert shown[0]["clade_solved"] == len(solved_transpose)
-    final = int(store.get_meta("final_agent"))
+    final = int(store.get_meta(MetaKey.FINAL_AGENT))
     assert [r["id"] for r in shown if r["final"]] == [final]
     text = hgm("show-tree", str(run), "--format", "text").stdout
     for row in shown:  # the printed tree says the same as the store
@@ -104,7 +104,7 @@ def test_cost_cap_stops_new_work_and_still_names_the_final_agent(tmp_path: Path,
     assert expansion.status == ExpansionStatus.INFRA_ERROR and "cost cap $0.001 reached" in expansion.reason, expansion
     diagnose = store.llm_usage(role="diagnose")
     assert (diagnose.calls, diagnose.cost_usd) == (1, 0.0)
-    assert store.get_meta("final_agent") == str(store.nodes()[0].id)
+    assert store.get_meta(MetaKey.FINAL_AGENT) == str(store.nodes()[0].id)
     store.close()
     done = hgm("run", "--resume", str(run))
     assert done.returncode == 2 and "nothing left to resume" in done.stderr

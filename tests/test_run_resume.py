@@ -11,10 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
-
-from hgm.domain import INTERRUPTED, EvalStatus, ExpansionStatus
-from hgm.store import RunStore
 from llm_scripts import write_scripts
+
+from hgm.domain import ErrorType, EvalStatus, ExpansionStatus, MetaKey
+from hgm.store import RunStore
 
 TASKS = "python__transpose,python__proverb,python__beer-song"
 BUDGET = 5
@@ -86,9 +86,9 @@ def test_ctrl_c_then_sigkill_then_resume_loses_nothing(tmp_path: Path, polyglot_
     assert len(counted) == BUDGET, "the budget is spent exactly once across the three processes"
     assert len({(e[1], e[2]) for e in counted}) == len(counted), "no agent is evaluated twice on a task"
     with RunStore.open(run, readonly=True) as s:
-        assert s.get_meta("final_agent") is not None
-        interrupted = [e for e in s.evaluations() if e.error_type == INTERRUPTED] + \
-            [x for x in s.expansions() if x.error_type == INTERRUPTED]
+        assert s.get_meta(MetaKey.FINAL_AGENT) is not None
+        interrupted = [e for e in s.evaluations() if e.error_type == ErrorType.INTERRUPTED] + \
+            [x for x in s.expansions() if x.error_type == ErrorType.INTERRUPTED]
         assert interrupted, "the SIGKILL cut work in flight; it is marked interrupted and redone"
         assert all(n.commit for n in s.nodes())
     log = (run / "run.log").read_text()

@@ -14,7 +14,10 @@ from hypothesis import strategies as st
 from scipy import integrate, stats
 
 from hgm.config import SearchConfig, load_config
+from hgm.domain import DispatchState, EvalOutcome, EvalStatus, ExpansionOutcome, ExpansionStatus, JobKind, MetaKey
 from hgm.errors import UserError
+from hgm.executors.local import LocalExecutor
+from hgm.memory_store import MemoryStore
 from hgm.search import (
     POLICIES,
     DGMPolicy,
@@ -30,9 +33,6 @@ from hgm.search import (
     lower_bounds,
     make_policy,
 )
-from hgm.domain import DispatchState, EvalOutcome, EvalStatus, ExpansionOutcome, ExpansionStatus, JobKind
-from hgm.executors.local import LocalExecutor
-from hgm.memory_store import MemoryStore
 from hgm.store import RunStore
 
 
@@ -304,7 +304,7 @@ def test_consecutive_infra_errors_stop_the_run_with_a_clear_error() -> None:
 def test_finalists_are_reevaluated_within_the_budget() -> None:
     store, s, result = run_search(cfg(max_task_evals=60, finalists=2, finalist_evals=4), Fake(60), n_tasks=40)
     assert result.evals_done == 60
-    finalists = {int(k): v for k, v in __import__("json").loads(store.get_meta("finalists")).items()}
+    finalists = {int(k): v for k, v in __import__("json").loads(store.get_meta(MetaKey.FINALISTS)).items()}
     assert len(finalists) == 2
     last8 = store.evaluations()[-8:]
     assert sorted({e.node_id for e in last8}) == sorted(finalists)
@@ -329,7 +329,8 @@ def test_stop_and_resume_from_the_store(tmp_path: Path) -> None:
     assert {i: (a.own_successes, a.own_failures, a.clade_successes, a.clade_failures)
             for i, a in again.tree.agents.items()} == before
     result = again.run()
-    assert result.completed and result.evals_done == 50 and store.get_meta("final_agent") == str(result.final_agent)
+    assert result.completed and result.evals_done == 50
+    assert store.get_meta(MetaKey.FINAL_AGENT) == str(result.final_agent)
     check_store_matches_tree(store, again)
     assert not fake.violations
 

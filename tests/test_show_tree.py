@@ -8,8 +8,8 @@ from pathlib import Path
 from rich.console import Console
 
 from hgm.config import load_config
-from hgm.show_tree import FINAL_META, load, render_dot, render_json, render_rich, render_text
-from hgm.domain import EvalOutcome, EvalStatus, ExpansionOutcome, ExpansionStatus
+from hgm.domain import EvalOutcome, EvalStatus, ExpansionOutcome, ExpansionStatus, MetaKey
+from hgm.show_tree import load, render_dot, render_json, render_rich, render_text
 from hgm.store import RunStore
 
 
@@ -36,7 +36,7 @@ def _run(tmp_path: Path) -> RunStore:
                                         ExpansionOutcome(ExpansionStatus.COMMITTED, commit="c" * 40, message="x"))
     assert grandchild is not None
     store.start_evaluation(grandchild, "python__a")  # in flight
-    store.set_meta(FINAL_META, str(child))
+    store.set_meta(MetaKey.FINAL_AGENT, str(child))
     return store
 
 

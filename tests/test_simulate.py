@@ -16,9 +16,9 @@ from typer.testing import CliRunner
 
 from hgm.cli import app
 from hgm.config import load_config
+from hgm.domain import ErrorType, EvalStatus, ExpansionStatus, MetaKey
 from hgm.errors import UserError
 from hgm.simulate import Lineage, SimWorld, World, _decode, compare, load_world, run_in_dir
-from hgm.domain import INTERRUPTED, EvalStatus, ExpansionStatus
 from hgm.store import RunStore
 
 COUNTED = {EvalStatus.SOLVED, EvalStatus.FAILED, EvalStatus.EMPTY_PATCH}
@@ -132,7 +132,7 @@ def test_sigkilled_run_resumes_without_losing_finished_work(tmp_path: Path) -> N
         assert all(after[i] == row for i, row in seen.items())  # nothing finished was lost
         evals = store.evaluations()
         assert not [e for e in evals if e.status == EvalStatus.IN_FLIGHT]
-        assert [e for e in evals if e.error_type == INTERRUPTED]
+        assert [e for e in evals if e.error_type == ErrorType.INTERRUPTED]
         assert len(after) < budget
     result, _ = run_in_dir(run, World(), load_config())  # resumes with the stored world and config
     assert result.completed and result.evals_done == budget
@@ -141,7 +141,7 @@ def test_sigkilled_run_resumes_without_losing_finished_work(tmp_path: Path) -> N
         assert len(final) == budget
         assert len({(n, t) for n, t, _ in final.values()}) == budget  # no pair evaluated twice
         assert all(final[i] == row for i, row in after.items())
-        assert store.get_meta("final_agent") == str(result.final_agent)
+        assert store.get_meta(MetaKey.FINAL_AGENT) == str(result.final_agent)
 
 
 def test_run_dir_of_a_real_run_is_refused(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ import pytest
 
 from hgm.archive import init_archive
 from hgm.config import load_config
-from hgm.show_tree import FINAL_META
+from hgm.domain import MetaKey
 from hgm.store import RunStore
 
 INITIAL_AGENT = Path(__file__).resolve().parents[1] / "hgm" / "agents" / "initial"
@@ -74,7 +74,7 @@ def run(tmp_path: Path) -> Path:
     child = store.add_node(root, child_sha, "Read the failing test first")
     archive.set_node(root, root_sha)
     archive.set_node(child, child_sha)
-    store.set_meta(FINAL_META, str(child))
+    store.set_meta(MetaKey.FINAL_AGENT, str(child))
     store.close()
     return run
 

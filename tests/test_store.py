@@ -9,8 +9,18 @@ from pathlib import Path
 import pytest
 
 from hgm.config import load_config
+from hgm.domain import (
+    DispatchState,
+    ErrorType,
+    EvalOutcome,
+    EvalStatus,
+    ExpansionOutcome,
+    ExpansionStatus,
+    JobKind,
+    MetaKey,
+    VerdictFlag,
+)
 from hgm.errors import UserError
-from hgm.domain import INTERRUPTED, DispatchState, EvalOutcome, JobKind, EvalStatus, ExpansionOutcome, ExpansionStatus, VerdictFlag
 from hgm.store import SCHEMA_VERSION, RunStore
 
 
@@ -99,9 +109,9 @@ def test_reopen_marks_in_flight_work_interrupted_and_keeps_finished(store: RunSt
     with RunStore.open(tmp_path / "run") as rw:
         a, b = rw.evaluations()
         assert a.status == EvalStatus.FAILED and a.error_type is None
-        assert (b.status, b.error_type) == (EvalStatus.INFRA_ERROR, INTERRUPTED)
+        assert (b.status, b.error_type) == (EvalStatus.INFRA_ERROR, ErrorType.INTERRUPTED)
         (x,) = rw.expansions()
-        assert (x.status, x.error_type) == (ExpansionStatus.INFRA_ERROR, INTERRUPTED)
+        assert (x.status, x.error_type) == (ExpansionStatus.INFRA_ERROR, ErrorType.INTERRUPTED)
         assert rw.start_evaluation(root, "b") > b.id  # ids never reused
 
 
@@ -143,7 +153,7 @@ def test_open_errors_read_like_help(tmp_path: Path) -> None:
 
 
 def test_open_refuses_another_schema_version(store: RunStore, tmp_path: Path) -> None:
-    store.set_meta("schema_version", "999")
+    store.set_meta(MetaKey.SCHEMA_VERSION, "999")
     store.close()
     with pytest.raises(UserError, match="schema version 999"):
         RunStore.open(tmp_path / "run")
@@ -154,7 +164,7 @@ def test_meta_set_and_overwrite(store: RunStore) -> None:
     store.set_meta("k", "1")
     store.set_meta("k", "2")
     assert store.get_meta("k") == "2"
-    assert store.get_meta("schema_version") == str(SCHEMA_VERSION)
+    assert store.get_meta(MetaKey.SCHEMA_VERSION) == str(SCHEMA_VERSION)
 
 
 def test_llm_usage_sums_and_filters(store: RunStore) -> None:

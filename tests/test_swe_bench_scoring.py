@@ -17,10 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from hgm.benchmarks import TaskStatus
 from hgm.benchmarks.swe_bench import SWEBenchBenchmark
 from hgm.benchmarks.swe_bench.scoring import run_eval
-from hgm.domain import VerdictFlag
+from hgm.domain import EvalStatus, VerdictFlag
 from hgm.sandbox import SandboxUnavailable, get_sandbox
 
 from engines import missing_engine
@@ -65,17 +64,17 @@ def test_verdicts_on_both_backends(bench, sandbox, tmp_path):
         return bench.score(task, ws, sandbox=sandbox, log_dir=tmp_path / name / "logs", timeout_s=600)
 
     gold = score("gold", lambda ws: apply(ws, task.instance["patch"]))
-    assert gold.status is TaskStatus.SOLVED, f"{gold.detail}\n{gold.output_path.read_text()[-3000:]}"
+    assert gold.status is EvalStatus.SOLVED, f"{gold.detail}\n{gold.output_path.read_text()[-3000:]}"
     assert gold.detail == "FAIL_TO_PASS 4/4 pass, PASS_TO_PASS 51/51 pass" and gold.test_s > 0
 
-    assert score("empty").status is TaskStatus.EMPTY_PATCH
+    assert score("empty").status is EvalStatus.EMPTY_PATCH
 
     def wrong(ws: Path) -> None:  # "fixes" the wrong branch: dates, not times
         core = ws / "parse" / "__init__.py"
         core.write_text(core.read_text().replace("return dt.date()", "return dt.date() or dt.timetz()"))
 
     failed = score("wrong", wrong)
-    assert failed.status is TaskStatus.FAILED and failed.detail.startswith("FAIL_TO_PASS 0/4"), failed.detail
+    assert failed.status is EvalStatus.FAILED and failed.detail.startswith("FAIL_TO_PASS 0/4"), failed.detail
     report = failed.output_path.with_name("test_output.report.txt").read_text()
     assert "FAIL_TO_PASS failing: tests/test_parse.py::test_flexible_time_preserves_timezone[+0530] (FAILED)" in report
 
@@ -84,20 +83,20 @@ def test_verdicts_on_both_backends(bench, sandbox, tmp_path):
         (ws / "tests" / "conftest.py").write_text("import pytest\ncollect_ignore = ['test_parse.py']\n")
 
     cheat = score("tests-only", tests_only)
-    assert cheat.status is TaskStatus.EMPTY_PATCH and "only test files changed" in cheat.detail
+    assert cheat.status is EvalStatus.EMPTY_PATCH and "only test files changed" in cheat.detail
 
 
 def test_a_patch_that_does_not_apply_fails_and_no_log_is_an_infra_error(bench, sandbox, tmp_path):
     task = bench.task(TASK)
     bad = task.instance["patch"].replace("-        return dt.time()", "-        return dt.time(0)")
     run = run_eval(task, bad, sandbox=sandbox, envs=bench.envs, log_dir=tmp_path / "bad", timeout_s=600)
-    assert run.status is TaskStatus.FAILED and "does not apply" in run.detail
+    assert run.status is EvalStatus.FAILED and "does not apply" in run.detail
     assert "Patch Apply Failed" in (tmp_path / "bad" / "apply_output.txt").read_text()
 
     silent = dataclasses.replace(task, instance={**task.instance, "eval_script": "#!/bin/bash\necho no tests here\n"})
     run = run_eval(silent, task.instance["patch"], sandbox=sandbox, envs=bench.envs, log_dir=tmp_path / "silent",
                    timeout_s=600)
-    assert run.status is TaskStatus.INFRA_ERROR and run.error_type == "EvalLogUnparsable", run.detail
+    assert run.status is EvalStatus.INFRA_ERROR and run.error_type == "EvalLogUnparsable", run.detail
 
 
 def test_a_patch_that_forges_passes_fails_flagged(bench, sandbox, tmp_path):
@@ -113,7 +112,7 @@ def test_a_patch_that_forges_passes_fails_flagged(bench, sandbox, tmp_path):
     forging = "".join(difflib.unified_diff(original.splitlines(keepends=True), (original + forge).splitlines(keepends=True),
                                            "a/parse/__init__.py", "b/parse/__init__.py"))
     run = run_eval(task, forging, sandbox=sandbox, envs=bench.envs, log_dir=tmp_path / "forged", timeout_s=600)
-    assert run.status is TaskStatus.FAILED and run.flag == VerdictFlag.SUSPECTED_TAMPERING, run.detail
+    assert run.status is EvalStatus.FAILED and run.flag == VerdictFlag.SUSPECTED_TAMPERING, run.detail
     assert "exit 1" in run.detail
 
 
@@ -122,7 +121,7 @@ def test_an_image_that_cannot_be_had_is_an_infra_error(bench, sandbox, tmp_path)
     gone = dataclasses.replace(task, image="localhost/hgm/no-such-instance:latest", build_context=None)
     run = run_eval(gone, task.instance["patch"], sandbox=sandbox, envs=bench.envs, log_dir=tmp_path / "gone",
                    timeout_s=60)
-    assert run.status is TaskStatus.INFRA_ERROR and run.error_type == "ImageUnavailable", run.detail
+    assert run.status is EvalStatus.INFRA_ERROR and run.error_type == "ImageUnavailable", run.detail
     assert "could not be pulled" in run.detail
 
 
@@ -131,6 +130,6 @@ def test_the_other_instances_gold_solved_base_not(bench, sandbox, tmp_path, task
     task = bench.task(task_id)
     gold = run_eval(task, task.instance["patch"], sandbox=sandbox, envs=bench.envs, log_dir=tmp_path / "g",
                     timeout_s=900)
-    assert gold.status is TaskStatus.SOLVED, gold.detail
+    assert gold.status is EvalStatus.SOLVED, gold.detail
     base = run_eval(task, "", sandbox=sandbox, envs=bench.envs, log_dir=tmp_path / "b", timeout_s=900)
-    assert base.status is TaskStatus.FAILED, base.detail
+    assert base.status is EvalStatus.FAILED, base.detail

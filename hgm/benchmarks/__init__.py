@@ -13,11 +13,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
-from hgm.domain import VerdictFlag
+from hgm.domain import ErrorType, EvalStatus, VerdictFlag
 from hgm.errors import UserError
 
 if TYPE_CHECKING:
@@ -25,18 +24,10 @@ if TYPE_CHECKING:
     from hgm.sandbox.base import Sandbox
 
 
-class TaskStatus(StrEnum):
-    SOLVED = "solved"
-    FAILED = "failed"
-    EMPTY_PATCH = "empty_patch"
-    """The agent left the solution files unchanged; the tests were not run."""
-    INFRA_ERROR = "infra_error"
-    """The harness could not test (toolchain or sandbox missing): never the agent's failure."""
-
-
 @dataclass(frozen=True)
 class TaskScore:
-    status: TaskStatus
+    status: EvalStatus
+    """solved, failed, empty_patch or infra_error (never in_flight)."""
     test_s: float
     """Seconds the test command ran (0 when it did not run)."""
     output_path: Path | None
@@ -45,14 +36,14 @@ class TaskScore:
     """`git diff` of the solution files against the task's base commit."""
     detail: str = ""
     """Why, in short: failing tests, missing toolchain and its fix, ..."""
-    error_type: str = ""
+    error_type: ErrorType | None = None
     """For infra_error: what broke (ToolchainMissing, DepsMissing, SandboxUnavailable, ...)."""
     flag: VerdictFlag | None = None
     """Set (with status failed) when the test run looks forged: see hgm.domain.VerdictFlag."""
 
     @property
     def infra_error(self) -> bool:
-        return self.status is TaskStatus.INFRA_ERROR
+        return self.status is EvalStatus.INFRA_ERROR
 
     @property
     def error(self) -> str:

@@ -21,9 +21,9 @@ import numpy as np
 from scipy.special import betaincinv
 
 from hgm.config import HGMConfig
-from hgm.domain import EvalStatus, EvaluationRow, ExpansionRow, ExpansionStatus, LLMCallUsage, NodeRow, Usage
+from hgm.domain import EvalStatus, EvaluationRow, ExpansionRow, ExpansionStatus, LLMCallUsage, MetaKey, NodeRow, Usage
 from hgm.policies import COUNTED
-from hgm.show_tree import FINAL_META, NodeStats, in_role_order, tree_stats
+from hgm.show_tree import NodeStats, in_role_order, tree_stats
 from hgm.store import DB_NAME, RunStore
 
 
@@ -138,10 +138,10 @@ def load_run(run_dir: Path, *, held: set[str] | None = None) -> RunData:
         stats = tree_stats(store)
         usage = store.llm_usage_by_role()
         calls = store.llm_call_usage()
-        final_meta = store.get_meta(FINAL_META)
-        finalists_meta = store.get_meta("finalists")
-        created = store.get_meta("created_at")
-        initial_agent = store.get_meta("initial_agent")
+        final_meta = store.get_meta(MetaKey.FINAL_AGENT)
+        finalists_meta = store.get_meta(MetaKey.FINALISTS)
+        created = store.get_meta(MetaKey.CREATED_AT)
+        initial_agent = store.get_meta(MetaKey.INITIAL_AGENT)
         config = store.config
     final = int(final_meta) if final_meta is not None else None
     finalists = [int(k) for k in json.loads(finalists_meta)] if finalists_meta else []

@@ -8,11 +8,10 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from hgm.domain import EvalStatus, ExpansionStatus
+from hgm.domain import EvalStatus, ExpansionStatus, MetaKey
 from hgm.errors import UserError
 from hgm.policies import COUNTED
 from hgm.report.data import is_run_dir, open_files, run_status
-from hgm.show_tree import FINAL_META
 from hgm.store import RunStore
 
 
@@ -53,8 +52,8 @@ def read_line(run_dir: Path, held: set[str]) -> RunLine:
             evals = store.evaluations()
             expansions = store.expansions()
             nodes = store.nodes()
-            final = store.get_meta(FINAL_META)
-            created = store.get_meta("created_at")
+            final = store.get_meta(MetaKey.FINAL_AGENT)
+            created = store.get_meta(MetaKey.CREATED_AT)
             usage = store.llm_usage()
             config = store.config
     except UserError as e:

@@ -45,14 +45,14 @@ import stat
 import tempfile
 from pathlib import Path
 
-from hgm.benchmarks import TaskScore, TaskStatus, TaskWorkspace
+from hgm.benchmarks import TaskScore, TaskWorkspace
 from hgm.benchmarks.polyglot import deps
 from hgm.benchmarks.polyglot.instrument import Instrumented, instrument, rust_targets
 from hgm.benchmarks.polyglot.languages import SPECS
 from hgm.benchmarks.polyglot.loader import PolyglotTask
 from hgm.benchmarks.polyglot.report import Report, new_key, read_report
 from hgm.benchmarks.polyglot.workspace import Changes, apply_changes, copy_exercise, diff, solution_changes
-from hgm.domain import VerdictFlag
+from hgm.domain import ErrorType, EvalStatus, VerdictFlag
 from hgm.sandbox.base import ExecResult, Limits, Mount, Sandbox, SandboxUnavailable
 
 OUTPUT_FILE = "test_output.txt"
@@ -75,12 +75,12 @@ def score(
     log_dir.mkdir(parents=True, exist_ok=True)
     (log_dir / PATCH_FILE).write_text(patch)
     if not changes:
-        return TaskScore(TaskStatus.EMPTY_PATCH, 0.0, None, "", "the solution files are unchanged")
+        return TaskScore(EvalStatus.EMPTY_PATCH, 0.0, None, "", "the solution files are unchanged")
     return run_tests(task, changes, sandbox=sandbox, log_dir=log_dir, timeout_s=timeout_s, limits=limits, patch=patch)
 
 
-def _infra(error_type: str, detail: str, patch: str) -> TaskScore:
-    return TaskScore(TaskStatus.INFRA_ERROR, 0.0, None, patch, detail, error_type)
+def _infra(error_type: ErrorType, detail: str, patch: str) -> TaskScore:
+    return TaskScore(EvalStatus.INFRA_ERROR, 0.0, None, patch, detail, error_type)
 
 
 def run_tests(
@@ -97,9 +97,9 @@ def run_tests(
     spec = SPECS[task.language]
     toolchain = spec.toolchain()
     if not toolchain.ok:
-        return _infra("ToolchainMissing", f"{task.language} toolchain unusable: {toolchain.fix}", patch)
+        return _infra(ErrorType.TOOLCHAIN_MISSING, f"{task.language} toolchain unusable: {toolchain.fix}", patch)
     if not deps.is_ready(task.language):
-        return _infra("DepsMissing", f"{task.language} test dependencies are not prepared (or an older hgm "
+        return _infra(ErrorType.DEPS_MISSING, f"{task.language} test dependencies are not prepared (or an older hgm "
                       f"prepared them): run `hgm benchmark prepare polyglot --lang {task.language}` (needs the "
                       "package registries once)", patch)
     scratch = Path(tempfile.mkdtemp(prefix=f"hgm-score-{task.id}-"))
@@ -109,7 +109,7 @@ def run_tests(
         spec.unskip(copy, task.test_files)
         inst = instrument(task, copy)
         if inst.refused:
-            return TaskScore(TaskStatus.FAILED, 0.0, None, patch, inst.refused)
+            return TaskScore(EvalStatus.FAILED, 0.0, None, patch, inst.refused)
         for d in (".home", ".tmp"):
             (copy / d).mkdir()
         channel = scratch / "channel"
@@ -137,7 +137,7 @@ def run_tests(
             result = sandbox.exec(["bash", "-c", script], cwd=str(copy), env=env, timeout=timeout_s,
                                   mounts=mounts, limits=limits or Limits(), stdin=key + "\n")
         except SandboxUnavailable as e:
-            return _infra("SandboxUnavailable", str(e), patch)
+            return _infra(ErrorType.SANDBOX_UNAVAILABLE, str(e), patch)
         report = Report()
         for name in inst.reports:
             read_report(channel / name, key, report)
@@ -154,13 +154,13 @@ TAMPERING = "suspected tampering"
 
 
 def verdict(task: PolyglotTask, result: ExecResult, inst: Instrumented,
-            report: Report) -> tuple[TaskStatus, str, VerdictFlag | None]:
+            report: Report) -> tuple[EvalStatus, str, VerdictFlag | None]:
     """solved, or failed with the reason (and the flag, when exit 0 came without a trustworthy
     report): see the module docstring."""
     if result.timed_out:
-        return TaskStatus.FAILED, f"timed out after {result.duration_s:.0f} s", None
+        return EvalStatus.FAILED, f"timed out after {result.duration_s:.0f} s", None
     if not any(not t.optional for t in inst.expected):
-        return TaskStatus.FAILED, "the benchmark's test files define no tests", None
+        return EvalStatus.FAILED, "the benchmark's test files define no tests", None
     passing = {t.name: t.passing for t in inst.expected}
     required = [t.name for t in inst.expected if not t.optional]
     outcomes: dict[str, list[str]] = {}
@@ -172,10 +172,10 @@ def verdict(task: PolyglotTask, result: ExecResult, inst: Instrumented,
     if result.returncode != 0:
         failing = [n for n in required if n in not_passed]
         if report.problem is None and failing:
-            return TaskStatus.FAILED, f"{len(failing)} of {_tests(len(required))} failed: {_names(failing)}", None
+            return EvalStatus.FAILED, f"{len(failing)} of {_tests(len(required))} failed: {_names(failing)}", None
         lines = [ln.strip() for ln in (result.stdout.strip() or result.stderr).splitlines()
                  if ln.strip() and not ln.startswith("Picked up ")]
-        return TaskStatus.FAILED, f"exit {result.returncode}: {lines[-1][:200] if lines else 'no output'}", None
+        return EvalStatus.FAILED, f"exit {result.returncode}: {lines[-1][:200] if lines else 'no output'}", None
     reasons = []
     if report.problem:
         reasons.append(report.problem)
@@ -197,8 +197,8 @@ def verdict(task: PolyglotTask, result: ExecResult, inst: Instrumented,
             said = f"{console[0]} passed, {console[1]} failed" if console else "no summary"
             reasons.append(f"the console summary ({said}) disagrees with the report ({passed} passed, {failed} failed)")
     if reasons:
-        return TaskStatus.FAILED, f"{TAMPERING}: exit 0 but " + "; ".join(reasons), VerdictFlag.SUSPECTED_TAMPERING
-    return TaskStatus.SOLVED, f"{_tests(sum(o == passing.get(n) for n, o in report.tests))} passed", None
+        return EvalStatus.FAILED, f"{TAMPERING}: exit 0 but " + "; ".join(reasons), VerdictFlag.SUSPECTED_TAMPERING
+    return EvalStatus.SOLVED, f"{_tests(sum(o == passing.get(n) for n, o in report.tests))} passed", None
 
 
 def _tests(n: int) -> str:

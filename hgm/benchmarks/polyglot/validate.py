@@ -11,10 +11,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from hgm.benchmarks import TaskScore, TaskStatus, run_checks
+from hgm.benchmarks import TaskScore, run_checks
 from hgm.benchmarks.polyglot.loader import LANGUAGES, PolyglotTask
 from hgm.benchmarks.polyglot.scoring import run_tests
 from hgm.benchmarks.polyglot.workspace import reference_changes
+from hgm.domain import EvalStatus
 from hgm.sandbox.base import Limits, Sandbox
 
 FREE_PASSES = frozenset({"go__ledger", "go__markdown", "java__ledger", "java__tree-building", "javascript__ledger"})
@@ -37,7 +38,7 @@ class Check:
     score: TaskScore
 
     @property
-    def status(self) -> TaskStatus:
+    def status(self) -> EvalStatus:
         return self.score.status
 
     @property
@@ -50,17 +51,17 @@ class Check:
 
     @property
     def free_pass(self) -> bool:
-        return self.kind == "stub" and self.task.id in FREE_PASSES and self.score.status is TaskStatus.SOLVED
+        return self.kind == "stub" and self.task.id in FREE_PASSES and self.score.status is EvalStatus.SOLVED
 
     @property
     def problem(self) -> str | None:
         """Why this result is unexpected, or None."""
         status = self.score.status
-        if status is TaskStatus.INFRA_ERROR:
+        if status is EvalStatus.INFRA_ERROR:
             return f"infra error: {self.score.detail}"
-        if self.kind == "reference" and status is not TaskStatus.SOLVED and self.task.id not in UNSOLVABLE:
+        if self.kind == "reference" and status is not EvalStatus.SOLVED and self.task.id not in UNSOLVABLE:
             return f"reference not solved: {self.score.detail}"
-        if self.kind == "stub" and status is TaskStatus.SOLVED and self.task.id not in FREE_PASSES:
+        if self.kind == "stub" and status is EvalStatus.SOLVED and self.task.id not in FREE_PASSES:
             return f"untouched stub passes: {self.score.detail}"
         return None
 
@@ -106,8 +107,8 @@ def summarize(checks: list[Check]) -> list[LanguageSummary]:
     for c in checks:
         row = rows[c.task.language]
         row.tasks += c.kind == "reference"
-        row.references_solved += c.kind == "reference" and c.score.status is TaskStatus.SOLVED
-        row.stubs_unsolved += c.kind == "stub" and c.score.status in (TaskStatus.FAILED, TaskStatus.EMPTY_PATCH)
+        row.references_solved += c.kind == "reference" and c.score.status is EvalStatus.SOLVED
+        row.stubs_unsolved += c.kind == "stub" and c.score.status in (EvalStatus.FAILED, EvalStatus.EMPTY_PATCH)
         row.free_passes += c.free_pass
         row.unexpected += c.problem is not None
         row.test_s += c.score.test_s

@@ -28,11 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hgm.benchmarks import TaskScore, TaskStatus, TaskWorkspace
+from hgm.benchmarks import TaskScore, TaskWorkspace
 from hgm.benchmarks.swe_bench.dataset import SWEBenchTask
 from hgm.benchmarks.swe_bench.environment import TESTBED, Environment, Environments, EnvironmentUnavailable
 from hgm.benchmarks.swe_bench.workspace import agent_patch, copy_tree, drop_test_changes
-from hgm.domain import VerdictFlag
+from hgm.domain import ErrorType, EvalStatus, VerdictFlag
 from hgm.sandbox.base import Limits, Mount, Sandbox, SandboxUnavailable
 
 EVAL_DIR = "/hgm-eval"
@@ -46,9 +46,9 @@ MIN_OUTPUT_BYTES = 64 * 1024 * 1024
 class EvalRun:
     """What one scoring of one patch did."""
 
-    status: TaskStatus
+    status: EvalStatus
     detail: str
-    error_type: str = ""
+    error_type: ErrorType | None = None
     status_map: dict[str, str] = field(default_factory=dict)
     report: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
@@ -72,8 +72,8 @@ def _apply_script(patch_file: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _infra(error_type: str, detail: str, **kw: Any) -> EvalRun:
-    return EvalRun(TaskStatus.INFRA_ERROR, detail, error_type, **kw)
+def _infra(error_type: ErrorType, detail: str, **kw: Any) -> EvalRun:
+    return EvalRun(EvalStatus.INFRA_ERROR, detail, error_type, **kw)
 
 
 def run_eval(task: SWEBenchTask, patch: str, *, sandbox: Sandbox, envs: Environments, log_dir: Path,
@@ -94,9 +94,9 @@ def run_eval(task: SWEBenchTask, patch: str, *, sandbox: Sandbox, envs: Environm
         env: Environment = envs.get(task, backend=sandbox.name)
         box = envs.sandbox(env, sandbox)
     except EnvironmentUnavailable as e:
-        return _infra("ImageUnavailable", str(e))
+        return _infra(ErrorType.IMAGE_UNAVAILABLE, str(e))
     except SandboxUnavailable as e:
-        return _infra("SandboxUnavailable", str(e))
+        return _infra(ErrorType.SANDBOX_UNAVAILABLE, str(e))
     timings["environment_s"] = time.monotonic() - start
     spec = make_test_spec(task.instance)
     scratch = Path(tempfile.mkdtemp(prefix=f"hgm-sweb-score-{task.id}-"))
@@ -120,18 +120,18 @@ def run_eval(task: SWEBenchTask, patch: str, *, sandbox: Sandbox, envs: Environm
                 timings["apply_s"] = applied.duration_s
                 (log_dir / "apply_output.txt").write_text(applied.stdout + applied.stderr)
                 if not applied.ok:
-                    return EvalRun(TaskStatus.FAILED, "the patch does not apply (git apply, --3way, --reject and "
+                    return EvalRun(EvalStatus.FAILED, "the patch does not apply (git apply, --3way, --reject and "
                                    "patch --fuzz=5 all failed)", timings=timings)
             ran = box.exec(["bash", "-c", f"bash {EVAL_DIR}/eval.sh > {EVAL_DIR}/{OUTPUT_FILE} 2>&1"], cwd=TESTBED,
                            env=run_env, timeout=timeout_s, mounts=mounts, limits=limits)
         except SandboxUnavailable as e:
-            return _infra("SandboxUnavailable", str(e), timings=timings)
+            return _infra(ErrorType.SANDBOX_UNAVAILABLE, str(e), timings=timings)
         timings["eval_s"] = ran.duration_s
         output = log_dir / OUTPUT_FILE
         raw = io / OUTPUT_FILE
         output.write_text(raw.read_text(errors="replace") if raw.is_file() and not raw.is_symlink() else "")
         if ran.timed_out:
-            return EvalRun(TaskStatus.FAILED, f"the tests timed out after {timeout_s:.0f} s", timings=timings,
+            return EvalRun(EvalStatus.FAILED, f"the tests timed out after {timeout_s:.0f} s", timings=timings,
                            output_path=output)
         t = time.monotonic()
         prediction = {"instance_id": task.id, "model_name_or_path": "hgm", "model_patch": patch}
@@ -158,20 +158,20 @@ def _verdict(task: SWEBenchTask, spec: Any, output: Path, report: dict[str, Any]
             # silent exit 0 are what forged passes look like.
             forged = exit_code == 0 or bool(_parse(spec, output))
             flag = VerdictFlag.SUSPECTED_TAMPERING if forged else None
-            return EvalRun(TaskStatus.FAILED, f"the test command ran (exit {exit_code}) but swebench rejected its log "
+            return EvalRun(EvalStatus.FAILED, f"the test command ran (exit {exit_code}) but swebench rejected its log "
                            "(no results, or results that contradict the exit code)"
                            + (": suspected tampering" if flag else ""),
                            timings=timings, output_path=output, report=report, flag=flag)
         why = classify(str(output))
         reason = f" (swebench's classifier: {why[0]}, {why[1]})" if why else ""
-        return _infra("EvalLogUnparsable", f"the eval produced no test results the {spec.log_parser} parser could "
-                      f"read{reason}; see {output}", timings=timings, output_path=output, report=report)
+        return _infra(ErrorType.EVAL_LOG_UNPARSABLE, f"the eval produced no test results the {spec.log_parser} "
+                      f"parser could read{reason}; see {output}", timings=timings, output_path=output, report=report)
     tests = report.get("tests_status") or {}
     f2p, p2p = tests.get("FAIL_TO_PASS", {}), tests.get("PASS_TO_PASS", {})
     counts = (f"FAIL_TO_PASS {len(f2p.get('success', []))}/{len(spec.FAIL_TO_PASS)} pass, "
               f"PASS_TO_PASS {len(p2p.get('success', []))}/{len(spec.PASS_TO_PASS)} pass")
-    status = TaskStatus.SOLVED if report.get("resolved") else TaskStatus.FAILED
-    summary = [f"# {task.id}: {'resolved' if status is TaskStatus.SOLVED else 'not resolved'}; {counts}"]
+    status = EvalStatus.SOLVED if report.get("resolved") else EvalStatus.FAILED
+    summary = [f"# {task.id}: {'resolved' if status is EvalStatus.SOLVED else 'not resolved'}; {counts}"]
     for kind, group in (("FAIL_TO_PASS", f2p), ("PASS_TO_PASS", p2p)):
         for name in group.get("failure", [])[:50]:
             summary.append(f"{kind} failing: {name} ({status_map.get(name, 'not run')})")
@@ -214,7 +214,7 @@ def score(task: SWEBenchTask, agent_workspace: Path | TaskWorkspace, *, sandbox:
     if not patch.strip():
         why = f"only test files changed ({', '.join(dropped[:5])}), and those are dropped" if dropped else \
             "the repository is unchanged"
-        return TaskScore(TaskStatus.EMPTY_PATCH, 0.0, None, "", why)
+        return TaskScore(EvalStatus.EMPTY_PATCH, 0.0, None, "", why)
     run = run_eval(task, patch, sandbox=sandbox, envs=envs, log_dir=log_dir, timeout_s=timeout_s, limits=limits)
     return TaskScore(run.status, run.timings.get("eval_s", 0.0), run.output_path, patch, run.detail, run.error_type,
                      run.flag)

@@ -12,10 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from hgm.benchmarks import TaskStatus, run_checks
+from hgm.benchmarks import run_checks
 from hgm.benchmarks.swe_bench.dataset import SWEBenchTask
 from hgm.benchmarks.swe_bench.environment import Environments
 from hgm.benchmarks.swe_bench.scoring import EvalRun, run_eval
+from hgm.domain import EvalStatus
 from hgm.sandbox.base import Sandbox
 
 
@@ -27,7 +28,7 @@ class Check:
     run: EvalRun
 
     @property
-    def status(self) -> TaskStatus:
+    def status(self) -> EvalStatus:
         return self.run.status
 
     @property
@@ -41,11 +42,11 @@ class Check:
     @property
     def problem(self) -> str | None:
         status = self.run.status
-        if status is TaskStatus.INFRA_ERROR:
+        if status is EvalStatus.INFRA_ERROR:
             return f"infra error: {self.run.detail}"
-        if self.kind == "gold" and status is not TaskStatus.SOLVED:
+        if self.kind == "gold" and status is not EvalStatus.SOLVED:
             return f"gold patch not resolved: {self.run.detail}"
-        if self.kind == "empty" and status is TaskStatus.SOLVED:
+        if self.kind == "empty" and status is EvalStatus.SOLVED:
             return f"unpatched base resolves the instance: {self.run.detail}"
         return None
 
@@ -79,8 +80,8 @@ def summarize(checks: list[Check]) -> list[RepoSummary]:
     for c in checks:
         row = rows.setdefault(c.task.repo, RepoSummary(c.task.repo))
         row.tasks += c.kind == "gold"
-        row.gold_solved += c.kind == "gold" and c.run.status is TaskStatus.SOLVED
-        row.empty_unsolved += c.kind == "empty" and c.run.status is TaskStatus.FAILED
+        row.gold_solved += c.kind == "gold" and c.run.status is EvalStatus.SOLVED
+        row.empty_unsolved += c.kind == "empty" and c.run.status is EvalStatus.FAILED
         row.unexpected += c.problem is not None
         row.test_s += c.seconds
         row.slowest = max(row.slowest, (c.seconds, f"{c.task.id} ({c.kind})"))
