@@ -51,6 +51,10 @@ def _set_benchmark(cfg: HGMConfig, benchmark: str | None, swe_bench: bool, polyg
     chosen = [n for n, on in (("swe-bench", swe_bench), ("polyglot", polyglot)) if on] + ([benchmark] if benchmark else [])
     if len(set(chosen)) > 1:
         raise UserError(f"choose one benchmark, not {' and '.join(sorted(set(chosen)))}")
+    if chosen:
+        from hgm.benchmarks.registry import entry
+
+        entry(chosen[0])  # an unknown name lists the known ones
     set_keys(cfg, {"benchmark.name": chosen[0] if chosen else None})
     if dataset:
         if cfg.benchmark.name != "swe-bench":
@@ -183,9 +187,11 @@ def run(
         if tasks:
             cfg.benchmark.task_ids = [t.strip() for t in tasks.split(",") if t.strip()]
         _set_benchmark(cfg, benchmark, swe_bench, polyglot, dataset)
-        if cfg.benchmark.name == "swe-bench" and cfg.sandbox.backend == "none":
-            raise UserError("SWE-bench runs agents and tests in each instance's environment: use --sandbox docker "
-                            "or --sandbox bwrap, not none")
+        from hgm.benchmarks.registry import entry
+
+        check_config = entry(cfg.benchmark.name).check_config
+        if check_config is not None:
+            check_config(cfg)
         from hgm.paths import resolve_agent_dir
 
         initial = resolve_agent_dir(agent or "initial")  # checked before the run directory is touched

@@ -3,10 +3,11 @@
 
 A node runs jobs with what it has on disk: the toolchains (scripts/install_toolchains.sh, as root),
 the benchmark tree with its prepared test dependencies, and the seed agent's virtualenv. Preparing
-runs `PREPARE_STEPS` in order (Polyglot's test dependencies, the seed agent's venv); SWE-bench's
-instance images are not among them: `hgm benchmark fetch swe-bench` on each node gets them. The
-report runs `node_findings` on every node that offers sandbox slots, pinned to that node, and
-names what each one is missing (the Polyglot checks).
+runs `PREPARE_STEPS` in order (each benchmark entry's node step, i.e. Polyglot's test dependencies,
+then the seed agent's venv); SWE-bench's entry has no such step: `hgm benchmark fetch swe-bench` on
+each node gets its instance images. The report runs `node_findings` on every node that offers
+sandbox slots, pinned to that node, and names what each one is missing (the benchmarks' doctor
+checks; only required ones count).
 """
 
 from __future__ import annotations
@@ -19,22 +20,19 @@ from hgm.doctor import Finding
 from hgm.paths import INITIAL_AGENT
 
 
-def prepare_polyglot(benchmark_path: Path | None) -> str:
-    from hgm.benchmarks.polyglot import deps
-    from hgm.benchmarks.polyglot.loader import LANGUAGES, resolve_root
-
-    root = resolve_root(benchmark_path)  # UserError with the fix (hgm benchmark fetch / --from)
-    done = [lang for lang in LANGUAGES if deps.prepare(root, lang)]
-    return f"polyglot test dependencies ready ({', '.join(done) or 'all were'} prepared now) for {root}"
-
-
 def prepare_seed_agent(benchmark_path: Path | None) -> str:
     from hgm.agent_runtime import agent_venv
 
     return f"seed agent's virtualenv ready: {agent_venv(INITIAL_AGENT)}"
 
 
-PREPARE_STEPS: list[Callable[[Path | None], str]] = [prepare_polyglot, prepare_seed_agent]
+def _benchmark_steps() -> list[Callable[[Path | None], str]]:
+    from hgm.benchmarks.registry import BENCHMARKS
+
+    return [b.prepare_node for b in BENCHMARKS.values() if b.prepare_node is not None]
+
+
+PREPARE_STEPS: list[Callable[[Path | None], str]] = [*_benchmark_steps(), prepare_seed_agent]
 """What `hgm node prepare` does on a node, in order; each step returns a line saying what it did."""
 
 
@@ -49,12 +47,14 @@ def prepare_node(benchmark_path: Path | None) -> list[str]:
 def node_findings(benchmark_path: Path | None = None) -> list[Finding]:
     """What this machine has and lacks for running jobs (the doctor's checks plus the seed agent's venv)."""
     from hgm.agent_runtime import venv_dir
-    from hgm.doctor import check_polyglot_toolchains, check_polyglot_tree, check_sandbox
+    from hgm.benchmarks.registry import BENCHMARKS
+    from hgm.doctor import check_sandbox
 
     venv = venv_dir(INITIAL_AGENT)
     ready = (venv / "bin" / "python").exists()
     seed = Finding("seed agent venv", ready, str(venv) if ready else "not built", "" if ready else "hgm node prepare")
-    return [*check_sandbox(), *check_polyglot_tree(benchmark_path), *check_polyglot_toolchains(), seed]
+    benchmarks = [finding for b in BENCHMARKS.values() for finding in b.doctor(benchmark_path)]
+    return [*check_sandbox(), *benchmarks, seed]
 
 
 def _on_node(function: Callable[..., Any], *args: Any) -> Callable[[str], Any]:

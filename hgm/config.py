@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from hgm.errors import UserError
 
@@ -136,8 +136,18 @@ class SandboxConfig(Section):
 
 
 class BenchmarkConfig(Section):
-    name: Literal["polyglot", "swe-bench"] = "polyglot"
-    """Benchmark to run on: polyglot (Aider's Polyglot) or swe-bench (SWE-bench, graded by the swebench package)."""
+    name: str = "polyglot"
+    """Benchmark to run on, by its name in hgm/benchmarks/registry.py: polyglot (Aider's Polyglot) or
+    swe-bench (SWE-bench, graded by the swebench package)."""
+
+    @field_validator("name")
+    @classmethod
+    def _registered(cls, name: str) -> str:
+        from hgm.benchmarks.registry import BENCHMARKS
+
+        if name not in BENCHMARKS:
+            raise ValueError(f"unknown benchmark {name!r}; known: {', '.join(BENCHMARKS)}")
+        return name
     path: Path | None = None
     """Polyglot: local benchmark tree; default: the copy `hgm benchmark fetch` put in the cache dir."""
     subset: str = "small"

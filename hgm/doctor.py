@@ -10,7 +10,6 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -35,40 +34,6 @@ def check_sandbox() -> list[Finding]:
     except SandboxUnavailable as e:
         return [Finding("sandbox bwrap", False, "bwrap cannot start", str(e))]
     return [Finding("sandbox bwrap", True, "bwrap works")]
-
-
-def check_polyglot_toolchains() -> list[Finding]:
-    from hgm.benchmarks.polyglot import deps
-    from hgm.benchmarks.polyglot.languages import SPECS
-
-    out = []
-    for lang, spec in SPECS.items():
-        tc = spec.toolchain()
-        out.append(Finding(f"polyglot {lang} toolchain", tc.ok, tc.version or "missing", tc.fix))
-        if lang in deps.NEEDS_DEPS:
-            ready = deps.is_ready(lang)
-            out.append(Finding(
-                f"polyglot {lang} test deps", ready,
-                f"prepared in {deps.deps_dir(lang)}" if ready else "not prepared",
-                "" if ready else f"hgm benchmark prepare polyglot --lang {lang}",
-            ))
-    return out
-
-
-def check_polyglot_tree(path: Path | None = None) -> list[Finding]:
-    """The benchmark tree at `path`, else the config's benchmark.path, else the fetched copy."""
-    from hgm.benchmarks.polyglot.loader import default_path, resolve_root
-    from hgm.config import load_config
-    from hgm.errors import UserError
-
-    configured = path or load_config().benchmark.path
-    try:
-        root = resolve_root(configured)
-    except UserError:
-        where = f"no tree at benchmark.path={configured}" if configured else f"not fetched to {default_path()}"
-        return [Finding("polyglot benchmark", False, where,
-                        "hgm benchmark fetch polyglot (or pass --from PATH to commands, or set benchmark.path)")]
-    return [Finding("polyglot benchmark", True, str(root))]
 
 
 def check_docker() -> list[Finding]:
@@ -121,24 +86,6 @@ def clean_docker() -> str:
     return f"removed {len(removed)} leftover hgm containers" + (f"; kept {live} of running harnesses" if live else "")
 
 
-def check_swe_bench() -> list[Finding]:
-    """SWE-bench's optional extra: the official swebench package (v5) and datasets."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    fix = "pip install 'hgm[swe-bench]'"
-    out = []
-    for package, wanted in (("swebench", "5."), ("datasets", "")):
-        try:
-            found = version(package)
-        except PackageNotFoundError:
-            out.append(Finding(f"swe-bench {package}", False, "not installed", fix, optional=True))
-            continue
-        ok = found.startswith(wanted)
-        out.append(Finding(f"swe-bench {package}", ok, found, "" if ok else f"{fix} (hgm grades with swebench 5.x)",
-                           optional=True))
-    return out
-
-
 def check_ray() -> list[Finding]:
     """The ray executor's package (optional: only `hgm run --executor ray` needs it)."""
     from importlib.metadata import PackageNotFoundError, version
@@ -150,8 +97,14 @@ def check_ray() -> list[Finding]:
     return [Finding("executor ray", True, found, optional=True)]
 
 
-CHECKS: list[Callable[[], list[Finding]]] = [check_sandbox, check_docker, check_polyglot_tree, check_polyglot_toolchains,
-                                             check_swe_bench, check_ray]
+def check_benchmarks() -> list[Finding]:
+    """Each registered benchmark's own checks (its entry's doctor)."""
+    from hgm.benchmarks.registry import BENCHMARKS
+
+    return [finding for bench in BENCHMARKS.values() for finding in bench.doctor(None)]
+
+
+CHECKS: list[Callable[[], list[Finding]]] = [check_sandbox, check_docker, check_benchmarks, check_ray]
 
 
 def run_checks(ray_address: str | None = None) -> list[Finding]:

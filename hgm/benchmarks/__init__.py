@@ -1,11 +1,14 @@
-"""The benchmark interface: tasks, task workspaces, agent environments, scoring (Polyglot, SWE-bench).
+"""The benchmark interface: tasks, task workspaces, agent environments, scoring.
+
+Which benchmarks there are, and everything else about each one asked for by name (commands,
+subsets, doctor checks), is in the registry: hgm/benchmarks/registry.py.
 
 A benchmark hands out `Task`s, builds the git workspace an agent works in (`make_workspace`),
 says where the agent runs on a task (`agent_environment`: the sandbox, where the workspace
 appears inside it, the PATH), and scores what the agent left there (`score`). Scoring never
 trusts the agent's workspace for anything but the solution: tests come from the benchmark itself
 and run in a fresh sandbox. `describe(name)` is the benchmark's part of the self-improvement prompts
-(each benchmark package's DESCRIPTION: what the tasks are and what decides them).
+(its entry's description: what the tasks are and what decides them).
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from hgm.domain import ErrorType, EvalStatus, VerdictFlag
-from hgm.errors import UserError
 
 if TYPE_CHECKING:
     from hgm.config import BenchmarkConfig
@@ -105,31 +107,19 @@ class Benchmark(Protocol):
         ...
 
 
-BENCHMARKS = ("polyglot", "swe-bench")
-
-
 def get_benchmark(config: BenchmarkConfig) -> Benchmark:
-    """The benchmark `config.name`: Polyglot rooted at `config.path` (or its fetched copy), SWE-bench
-    from `config.dataset`."""
-    if config.name == "polyglot":
-        from hgm.benchmarks.polyglot import PolyglotBenchmark
+    """The benchmark `config.name` names, opened by its registry entry (hgm/benchmarks/registry.py)."""
+    from hgm.benchmarks.registry import entry
 
-        return PolyglotBenchmark.open(config.path)
-    if config.name == "swe-bench":
-        from hgm.benchmarks.swe_bench import SWEBenchBenchmark
-
-        return SWEBenchBenchmark.open(config.dataset, config.split, build_base=config.build_base)
-    raise UserError(f"unknown benchmark {config.name!r}; known: {', '.join(BENCHMARKS)}")
+    return entry(config.name).open(config)
 
 
 def check_subset(benchmark: str, subset: str) -> None:
     """UserError for a subset `benchmark` does not have, before any tree is resolved or dataset
     loaded (a typo must not wait for the Hub first)."""
-    if benchmark == "swe-bench":
-        from hgm.benchmarks.swe_bench.dataset import subset_ids
-    else:
-        from hgm.benchmarks.polyglot.loader import subset_ids
-    subset_ids(subset)
+    from hgm.benchmarks.registry import entry
+
+    entry(benchmark).subset_ids(subset)
 
 
 T = TypeVar("T")
@@ -151,8 +141,6 @@ def run_checks(work: Iterable[tuple[T, str]], check: Callable[[T, str], C], *, j
 def describe(name: str) -> str:
     """What the benchmark's tasks are and what decides them (completes "the agent's tasks are ..." in
     the self-improvement prompts), without loading its tasks."""
-    if name == "swe-bench":
-        from hgm.benchmarks.swe_bench import DESCRIPTION
-    else:
-        from hgm.benchmarks.polyglot import DESCRIPTION
-    return DESCRIPTION
+    from hgm.benchmarks.registry import entry
+
+    return entry(name).description

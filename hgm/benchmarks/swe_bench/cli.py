@@ -1,4 +1,4 @@
-"""`hgm benchmark fetch|list|validate swe-bench` (called by hgm/cli_benchmark.py)."""
+"""`hgm benchmark fetch|list|validate swe-bench` (the registry's entry points to these)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,17 @@ import time
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
-from hgm.benchmarks import check_subset
-from hgm.cli_benchmark import exit_on_unexpected, result_console, validate_with_progress
+from hgm.benchmarks.entry import CommandOptions
+from hgm.benchmarks.swe_bench.dataset import subset_ids
 from hgm.errors import UserError
 
 
@@ -32,13 +38,17 @@ def _select(bench, subset: str | None, tasks: str | None, default: str) -> list:
     return bench.tasks(subset or default)
 
 
-def fetch(dataset: str | None, subset: str | None, tasks: str | None, sandbox: str | None, base: str | None) -> None:
+def fetch(o: CommandOptions) -> None:
     """Pull (or build) each selected instance image once, with progress; export its /testbed (and,
     for bwrap, its root filesystem) into the cache."""
     from hgm.config import load_config
 
+    if o.from_ is not None or o.output is not None:
+        raise UserError("--from and -o are for polyglot; SWE-bench instances come from --dataset "
+                        "(a Hub name, a local file or a task-repo directory)")
+    dataset, subset, tasks, sandbox, base = o.dataset, o.subset, o.tasks, o.sandbox, o.base
     if not tasks:
-        check_subset("swe-bench", subset or load_config().benchmark.subset)
+        subset_ids(subset or load_config().benchmark.subset)
     bench, cfg = _open(dataset, base)
     backend = sandbox or cfg.sandbox.backend
     if backend not in ("docker", "bwrap"):
@@ -66,11 +76,12 @@ def fetch(dataset: str | None, subset: str | None, tasks: str | None, sandbox: s
               f"in {time.monotonic() - start:.0f} s (cache: {bench.envs.root})")
 
 
-def list_subsets(dataset: str | None) -> None:
+def list_subsets(o: CommandOptions) -> None:
     """Shipped subsets: size, and how many of their ids the dataset holds."""
-    from hgm.benchmarks.swe_bench.dataset import subset_ids, subsets
+    from hgm.benchmarks.swe_bench.dataset import subsets
+    from hgm.cli_benchmark import result_console
 
-    bench, _ = _open(dataset, None)
+    bench, _ = _open(o.dataset, None)
     every = bench.all_tasks()
     table = Table(title=f"SWE-bench subsets (dataset {bench.dataset}: {len(every)} instances)")
     for col in ("subset", "count", "in dataset", "repositories"):
@@ -88,15 +99,22 @@ def list_subsets(dataset: str | None) -> None:
                     "--subset FILE takes any list of instance ids")
 
 
-def validate(dataset: str | None, subset: str, tasks: str | None, jobs: int, sandbox: str, log_dir: Path | None,
-             timeout: float, base: str | None) -> None:
+def validate(o: CommandOptions) -> None:
     """Gold patches must be resolved, unpatched bases not; the same table as Polyglot's."""
     from hgm.benchmarks.swe_bench.validate import summarize
     from hgm.benchmarks.swe_bench.validate import validate as run_validation
+    from hgm.cli_benchmark import (
+        exit_on_unexpected,
+        result_console,
+        validate_with_progress,
+    )
     from hgm.sandbox import get_sandbox
 
+    dataset, subset, tasks, jobs, log_dir, timeout, base = o.dataset, o.subset or "all", o.tasks, o.workers, \
+        o.output, o.timeout, o.base
+    sandbox = o.sandbox or "bwrap"
     if not tasks:
-        check_subset("swe-bench", subset or "all")
+        subset_ids(subset)
     bench, _ = _open(dataset, base)
     selected = _select(bench, subset, tasks, "all")
     box = get_sandbox(sandbox)
