@@ -40,13 +40,7 @@ def check_docker() -> list[Finding]:
     """The docker backend: engine reachable, evaluation image present, no leftover containers."""
     from hgm.config import SandboxConfig
     from hgm.sandbox.base import SandboxUnavailable
-    from hgm.sandbox.docker import (
-        ENGINE_FIX,
-        connect,
-        find_engine,
-        image_present,
-        leftover_containers,
-    )
+    from hgm.sandbox.docker import ENGINE_FIX, connect, find_engine, image_present, leftover_containers
 
     try:
         client = connect(timeout=10)

@@ -82,11 +82,7 @@ def validate(o: CommandOptions) -> None:
     from hgm.benchmarks.polyglot import PolyglotBenchmark, deps
     from hgm.benchmarks.polyglot.validate import FREE_PASSES, UNSOLVABLE, summarize
     from hgm.benchmarks.polyglot.validate import validate as run_validation
-    from hgm.cli_benchmark import (
-        exit_on_unexpected,
-        result_console,
-        validate_with_progress,
-    )
+    from hgm.cli_benchmark import exit_on_unexpected, result_console, validate_with_progress
     from hgm.sandbox import get_sandbox
 
     subset, sandbox = o.subset or "all", o.sandbox or "bwrap"

@@ -7,13 +7,7 @@ import time
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-)
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from hgm.benchmarks.entry import CommandOptions
@@ -103,11 +97,7 @@ def validate(o: CommandOptions) -> None:
     """Gold patches must be resolved, unpatched bases not; the same table as Polyglot's."""
     from hgm.benchmarks.swe_bench.validate import summarize
     from hgm.benchmarks.swe_bench.validate import validate as run_validation
-    from hgm.cli_benchmark import (
-        exit_on_unexpected,
-        result_console,
-        validate_with_progress,
-    )
+    from hgm.cli_benchmark import exit_on_unexpected, result_console, validate_with_progress
     from hgm.sandbox import get_sandbox
 
     dataset, subset, tasks, jobs, log_dir, timeout, base = o.dataset, o.subset or "all", o.tasks, o.workers, \
