@@ -376,6 +376,10 @@ from hgm.cli_report import register as _register_report_commands  # noqa: E402
 
 _register_report_commands(app)  # report, compare, runs, solve
 
+from hgm.cli_verify import register as _register_verify_commands  # noqa: E402
+
+_register_verify_commands(app)  # verify, replay
+
 
 def main() -> None:
     try:

@@ -72,6 +72,7 @@ __all__ = [
     "job_function",
     "lower_bounds",
     "make_policy",
+    "rebuild_tree",
 ]
 
 log = logging.getLogger("hgm.run.search")
@@ -211,7 +212,7 @@ class Search:
         """Results not committed: duplicates, or late results of an attempt redone or past its deadline."""
         self.redispatched = 0
         self._exhausted = ""
-        self.tree, self._root_attempts = self._rebuild()
+        self.tree, self._root_attempts = rebuild_tree(store, tasks)
         saved = store.get_meta(MetaKey.FINALISTS)
         self.finalists = {int(k): v for k, v in json.loads(saved).items()} if saved else None
 
@@ -454,36 +455,6 @@ class Search:
                 return self._start_eval(a)
         return WAIT if self.tree.evals_in_flight else None
 
-    def _rebuild(self) -> tuple[Tree, int]:
-        """The tree and its counters from the store (resume = reopen)."""
-        t = Tree(len(self.tasks))
-        known = set(self.tasks)
-        for n in self.store.nodes():
-            t.add_agent(n.id, n.parent_id, n.commit)
-        if t.root_id < 0:
-            raise ValueError("the run store has no root agent; add it with store.add_node(None, commit)")
-        for e in self.store.evaluations():
-            if e.status == EvalStatus.IN_FLIGHT:
-                raise ValueError("the run store has work in flight; open it writable first (that resets it)")
-            if e.status in COUNTED:
-                if e.task_id not in known:
-                    raise UserError(f"the run evaluated task {e.task_id!r}, which is not in this task list; "
-                                    "resume with the run's own benchmark settings")
-                t.agents[e.node_id].claimed_tasks.add(e.task_id)
-                t.record(e.node_id, e.status == EvalStatus.SOLVED)
-        root_attempts = 0
-        for x in sorted(self.store.expansions(), key=lambda x: x.id):
-            if x.status == ExpansionStatus.IN_FLIGHT:
-                raise ValueError("the run store has work in flight; open it writable first (that resets it)")
-            parent = t.agents[x.parent_id]
-            if x.status == ExpansionStatus.FAILED:
-                t.failed_expansions += 1
-                parent.failed_rewrites_in_a_row += 1
-            elif x.status == ExpansionStatus.COMMITTED:
-                parent.failed_rewrites_in_a_row = 0
-            root_attempts += x.parent_id == t.root_id and x.status != ExpansionStatus.INFRA_ERROR
-        return t, root_attempts
-
     def snapshot(self) -> Progress:
         """Progress now (safe to call from any thread)."""
         with self._lock:
@@ -494,6 +465,38 @@ class Search:
             return Progress(phase, len(t.agents), t.expansions_in_flight, t.failed_expansions, t.evals_done,
                             self.config.max_task_evals, t.evals_in_flight, self.infra_errors, best.id,
                             best.own_successes, best.own_failures, bound)
+
+
+def rebuild_tree(store: RunStore | MemoryStore, tasks: list[str]) -> tuple[Tree, int]:
+    """The tree and its counters from the store, as the search rebuilds them on resume (resume =
+    reopen), and the number of the root's rewrites that count as initial expansions."""
+    t = Tree(len(tasks))
+    known = set(tasks)
+    for n in store.nodes():
+        t.add_agent(n.id, n.parent_id, n.commit)
+    if t.root_id < 0:
+        raise ValueError("the run store has no root agent; add it with store.add_node(None, commit)")
+    for e in store.evaluations():
+        if e.status == EvalStatus.IN_FLIGHT:
+            raise ValueError("the run store has work in flight; open it writable first (that resets it)")
+        if e.status in COUNTED:
+            if e.task_id not in known:
+                raise UserError(f"the run evaluated task {e.task_id!r}, which is not in this task list; "
+                                "resume with the run's own benchmark settings")
+            t.agents[e.node_id].claimed_tasks.add(e.task_id)
+            t.record(e.node_id, e.status == EvalStatus.SOLVED)
+    root_attempts = 0
+    for x in sorted(store.expansions(), key=lambda x: x.id):
+        if x.status == ExpansionStatus.IN_FLIGHT:
+            raise ValueError("the run store has work in flight; open it writable first (that resets it)")
+        parent = t.agents[x.parent_id]
+        if x.status == ExpansionStatus.FAILED:
+            t.failed_expansions += 1
+            parent.failed_rewrites_in_a_row += 1
+        elif x.status == ExpansionStatus.COMMITTED:
+            parent.failed_rewrites_in_a_row = 0
+        root_attempts += x.parent_id == t.root_id and x.status != ExpansionStatus.INFRA_ERROR
+    return t, root_attempts
 
 
 def _infra(decision: Decision, error_type: str, error: str) -> EvalOutcome | ExpansionOutcome:

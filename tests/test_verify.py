@@ -1,0 +1,92 @@
+"""`hgm verify` and `hgm replay` on a real recorded run: scripted LLM, bwrap sandboxes, the Python toolchain."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+from live_runs import hgm
+from llm_scripts import write_scripts
+
+from hgm.domain import EvalStatus
+from hgm.store import RunStore
+
+TASKS = "python__transpose,python__proverb,python__beer-song"
+LESSON = "printf '\\n# lesson: run the tests before you stop\\n' >> prompts.py"
+"""The rewrite's command, without the clock in it: a replay must be able to reproduce the child."""
+
+
+def scripted_run(run: Path, scripts: Path, polyglot: Path, *, agent: Path | None = None) -> None:
+    models = write_scripts(scripts, polyglot)
+    si = scripts / "self_improve.json"
+    si.write_text(si.read_text().replace(json.dumps(json.loads(si.read_text())["rules"][0]["tool_calls"][0]
+                                                    ["arguments"]["command"])[1:-1], json.dumps(LESSON)[1:-1]))
+    assert LESSON in json.loads(si.read_text())["rules"][0]["tool_calls"][0]["arguments"]["command"]
+    done = hgm("run", "--tasks", TASKS, "--from", str(polyglot), "--sandbox", "bwrap",
+               "--downstream-llm", models["downstream"], "--self-improve-llm", models["self_improve"],
+               "--diagnose-llm", models["diagnose"], "--max-task-evals", "6", "--initial-evals", "2", "--seed", "1",
+               "--run-dir", str(run), "--set", "search.initial_expansions=1", "--set", "sandbox.agent_timeout_s=240",
+               *(["--agent", str(agent)] if agent else []))
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory: pytest.TempPathFactory, polyglot_path: Path) -> Path:
+    """One recorded run (6 evaluations, 2 rewrites), only read by the tests (they copy it to change it)."""
+    tmp = tmp_path_factory.mktemp("recorded")
+    scripted_run(tmp / "run", tmp / "scripts", polyglot_path)
+    with RunStore.open(tmp / "run", readonly=True) as s:
+        statuses = {e.status for e in s.evaluations()}
+    assert EvalStatus.SOLVED in statuses and EvalStatus.EMPTY_PATCH in statuses, statuses
+    return tmp / "run"
+
+
+def verify_json(run: Path, *args: str) -> tuple[int, dict]:
+    done = hgm("verify", str(run), "--format", "json", *args)
+    assert done.returncode in (0, 1, 3), done.stderr[-3000:]
+    return done.returncode, json.loads(done.stdout)
+
+
+@pytest.mark.slow
+def test_verify_of_a_recorded_run_finds_no_mismatch(recorded: Path) -> None:
+    code, report = verify_json(recorded)
+    assert code == 0, report
+    assert report["regraded"] == report["counted"] == 6
+    assert report["by_verdict"] == {"agrees": 6} and report["mismatches"] == 0
+    assert [c["name"] for c in report["checks"] if not c["ok"]] == []
+    assert {c["name"]: c["checked"] for c in report["checks"]}["children's diffs"] == 2
+    text = hgm("verify", str(recorded), "--sample", "2", "--seed", "7")
+    assert text.returncode == 0, text.stdout + text.stderr
+    assert "re-graded a sample of 2 of 6 counted evaluations (seed 7" in text.stdout
+    assert "verified: every re-grade agrees and every check holds" in text.stdout
+
+
+@pytest.mark.slow
+def test_verify_names_edited_verdicts_and_a_deleted_commit(recorded: Path, tmp_path: Path) -> None:
+    run = tmp_path / "edited"
+    shutil.copytree(recorded, run, symlinks=True)
+    with sqlite3.connect(run / "run.sqlite") as db:
+        solved = db.execute("SELECT min(id) FROM evaluations WHERE status='solved'").fetchone()[0]
+        empty = db.execute("SELECT min(id) FROM evaluations WHERE status='empty_patch'").fetchone()[0]
+        db.execute("UPDATE evaluations SET status='failed' WHERE id=?", (solved,))
+        db.execute("UPDATE evaluations SET status='solved' WHERE id=?", (empty,))
+        child = db.execute("SELECT id, commit_sha FROM nodes WHERE parent_id IS NOT NULL ORDER BY id DESC").fetchone()
+    code, report = verify_json(run)
+    assert code == 1
+    named = {r["eval_id"]: r for r in report["regrades"] if r["verdict"] != "agrees"}
+    assert set(named) == {solved, empty}, named
+    assert named[solved]["verdict"] == "tampered" and named[solved]["stored"] == "failed"
+    assert named[solved]["regraded"] == ["solved", "solved"]
+    assert named[empty]["verdict"] == "tampered" and named[empty]["regraded"] == ["empty_patch", "empty_patch"]
+    assert [c["name"] for c in report["checks"] if not c["ok"]] == []  # the rows are consistent, only wrong
+
+    node, sha = child
+    (run / "archive" / "objects" / sha[:2] / sha[2:]).unlink()  # loose: the archive never packs (gc.auto 0)
+    code, report = verify_json(run, "--sample", "1", "--seed", "1")
+    assert code == 1
+    failed = {c["name"]: c["failures"] for c in report["checks"] if not c["ok"]}
+    assert list(failed) == ["commits in the archive"]
+    assert failed["commits in the archive"] == [f"node {node}: commit {sha} is not in the archive"]
