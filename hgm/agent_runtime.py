@@ -31,6 +31,7 @@ from rich.errors import LiveError
 
 from hgm.errors import UserError
 from hgm.llm.gateway import Gateway
+from hgm.markup import literal
 from hgm.paths import cache_dir
 from hgm.sandbox.base import Limits, Mount, Sandbox
 
@@ -120,7 +121,7 @@ def _build(tmp: Path, requirements: str, console: Console) -> None:
         for line in proc.stdout:
             out.write(line)
             if line.strip():
-                update(f"[bold]agent venv[/] {line.strip()[:100]}")
+                update(f"[bold]agent venv[/] {literal(line.strip()[:100])}")
         code = proc.wait()
     if code != 0:
         tail = "".join(log.read_text().splitlines(keepends=True)[-15:])

@@ -12,11 +12,11 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
 from hgm.config import HGMConfig, load_config, set_keys
 from hgm.domain import EvalStatus
 from hgm.errors import UserError
+from hgm.markup import literal
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Grow better coding agents with the Huxley-Gödel Machine.")
 benchmark_app = typer.Typer(no_args_is_help=True, help="Fetch, list and validate benchmarks.")
@@ -79,12 +79,12 @@ def node_prepare(
 
     if ray_address is None:
         for line in prepare_node(from_):
-            console.print(line, soft_wrap=True)
+            console.print(literal(line), soft_wrap=True)
         return
     for ip, slots, lines in cluster_report(ray_address, from_, prepare=True):
         console.print(f"[bold]node {ip}[/] ({slots:g} slots)")
         for line in lines:
-            console.print(f"  {line}", soft_wrap=True)
+            console.print(f"  {literal(line)}", soft_wrap=True)
 
 
 @app.command("eval-agent")
@@ -120,15 +120,15 @@ def eval_agent(
     color = colors.get(o.status, "magenta")
     cost = "unknown" if o.cost_usd is None else f"${o.cost_usd:.4f}"
     out = Console()
-    out.print(f"[bold {color}]{o.status}[/]  {task}" + (f"  {escape(o.detail)}" if o.detail else ""))
+    out.print(f"[bold {color}]{o.status}[/]  {literal(task)}" + (f"  {literal(o.detail)}" if o.detail else ""))
     if o.flag:
         out.print(f"[bold red](!) flagged {o.flag}[/]: see the test output")
     out.print(f"tokens: {o.prompt_tokens} in / {o.completion_tokens} out   cost: {cost}")
     out.print(f"time: agent {o.agent_s or 0:.1f} s, tests {o.test_s or 0:.1f} s")
     if o.error:
-        out.print(f"[magenta]{o.error_type}[/]: {o.error.strip().splitlines()[-1] if o.error.strip() else ''}")
-    out.print(f"chat log:    {report.chat}\npatch:       {report.patch}\ntest output: {report.test_output}")
-    out.print(f"all logs:    {report.log_dir}")
+        out.print(f"[magenta]{o.error_type}[/]: {literal(o.error.strip().splitlines()[-1] if o.error.strip() else '')}")
+    out.print(literal(f"chat log:    {report.chat}\npatch:       {report.patch}\ntest output: {report.test_output}"))
+    out.print(literal(f"all logs:    {report.log_dir}"))
 
 
 @app.command("run")
@@ -242,7 +242,7 @@ def export(
     archive = Archive.open(run_dir / "archive")
     sha = archive.resolve_agent(node)
     archive.export(sha, dest)
-    Console().print(f"node {node} (commit {sha[:12]}) written to {dest}")
+    Console().print(literal(f"node {node} (commit {sha[:12]}) written to {dest}"))
 
 
 @app.command("simulate")
@@ -293,11 +293,11 @@ def simulate(
     if as_json:
         typer.echo(sim.to_json(rows))
     else:
-        out.print(sim.table(rows, title))
+        out.print(sim.table(rows, literal(title)))
     if html is not None:
         from hgm.report.compare import write_simulation
 
-        Console(stderr=True).print(f"comparison written to {write_simulation(rows, html, f'hgm simulate: {title}')}",
+        Console(stderr=True).print(literal(f"comparison written to {write_simulation(rows, html, f'hgm simulate: {title}')}"),
                                    soft_wrap=True, highlight=False)
 
 
@@ -318,11 +318,11 @@ def llm_models(config: ConfigOpt = None, override: OverrideOpt = None) -> None:
         key = "-" if route.key_env is None else f"{route.key_env} ({'set' if os.environ.get(route.key_env) else 'unset'})"
         price = route.price
         fmt = lambda v: "unknown" if v is None else f"{v:g}"  # noqa: E731
-        out.add_row(name, route.provider, route.base_url, key, fmt(price and price.input),
-                    fmt(price and price.cached_input), fmt(price and price.output))
+        out.add_row(*map(literal, (name, route.provider, route.base_url, key, fmt(price and price.input),
+                                   fmt(price and price.cached_input), fmt(price and price.output))))
     Console().print(out)
-    Console().print("Also: PREFIX/MODEL for prefixes " + ", ".join(sorted(table.prefixes))
-                    + "; MODEL@URL (key from HGM_API_KEY); scripted:PATH.")
+    Console().print(literal("Also: PREFIX/MODEL for prefixes " + ", ".join(sorted(table.prefixes))
+                            + "; MODEL@URL (key from HGM_API_KEY); scripted:PATH."))
 
 
 @llm_app.command("check")
@@ -333,7 +333,7 @@ def llm_check(models: Annotated[list[str], typer.Argument(help="Model names to c
 
     cfg = resolve_config(config, override)
     for route in check_models(models, ProviderTable.load(cfg.llm.providers_file), base_url=cfg.llm.base_url):
-        Console().print(f"{route.name}: ok ({route.provider} {route.base_url or route.script})")
+        Console().print(literal(f"{route.name}: ok ({route.provider} {route.base_url or route.script})"))
 
 
 @llm_app.command("serve-scripted")
@@ -366,10 +366,10 @@ def docker_build(
         def show(line: str) -> None:
             console.print(line, style="dim", markup=False, highlight=False, soft_wrap=True)
             if "STEP" in line or line.startswith("Step "):
-                status.update(f"[bold]docker build[/] {line[:100]}")
+                status.update(f"[bold]docker build[/] {literal(line[:100])}")
 
         built = build_image(tag=tag or cfg.sandbox.docker_image, base=base, target=target, nocache=no_cache, on_line=show)
-    console.print(f"[green]built[/] {built.tag} ({built.image_id[:19]}) in {built.seconds:.0f} s")
+    console.print(f"[green]built[/] {literal(built.tag)} ({built.image_id[:19]}) in {built.seconds:.0f} s")
 
 
 from hgm.cli_report import register as _register_report_commands  # noqa: E402
@@ -381,11 +381,15 @@ from hgm.cli_verify import register as _register_verify_commands  # noqa: E402
 _register_verify_commands(app)  # verify, replay
 
 
+def show_error(e: UserError, to: Console = console) -> None:
+    to.print(f"[bold red]error:[/] {literal(e)}", soft_wrap=True)  # a path or command is never folded
+
+
 def main() -> None:
     try:
         app()
     except UserError as e:
-        console.print(f"[bold red]error:[/] {e}", soft_wrap=True)  # a path or command is never folded
+        show_error(e)
         sys.exit(2)
 
 

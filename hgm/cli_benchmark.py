@@ -9,7 +9,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich.console import Console
@@ -17,6 +17,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from hgm.benchmarks.entry import CommandOptions
+from hgm.markup import literal
+
+if TYPE_CHECKING:
+    from hgm.doctor import Finding
 
 BenchArg = Annotated[str, typer.Argument(help="Benchmark name: polyglot or swe-bench.")]
 DatasetOpt = Annotated[Optional[str], typer.Option("--dataset", help="SWE-bench: verified, lite, full, a Hub id, a .json/.jsonl/.parquet file or a task-repo directory (default: the config's benchmark.dataset).")]
@@ -44,7 +48,7 @@ def validate_with_progress(total: int, run: Callable[[Callable[[Any], None]], li
         def done(check: Any) -> None:
             progress.advance(bar)
             if check.problem:
-                progress.console.print(f"[red]UNEXPECTED[/] {check.task.id} ({check.kind}): {check.problem}")
+                progress.console.print(f"[red]UNEXPECTED[/] {check.task.id} ({check.kind}): {literal(check.problem)}")
             elif not out.is_terminal:
                 n = int(progress.tasks[0].completed)
                 out.print(f"[{n}/{total}] {check.task.id} {check.kind}: {check.status} ({check.seconds:.1f} s)")
@@ -57,8 +61,9 @@ def exit_on_unexpected(checks: list[Any], logs: Path) -> None:
     """List the unexpected results with their logs, say where all logs are; exit 1 if any."""
     bad = [c for c in checks if c.problem]
     for c in bad:
-        result_console().print(f"[red]unexpected[/] {c.task.id} {c.kind}: {c.problem}  (log: {c.output_path})")
-    result_console().print(f"logs: {logs}")
+        result_console().print(f"[red]unexpected[/] {c.task.id} {c.kind}: {literal(c.problem)}  "
+                               f"(log: {literal(c.output_path)})")
+    result_console().print(f"logs: {literal(logs)}")
     if bad:
         raise typer.Exit(1)
 
@@ -120,16 +125,21 @@ def doctor(
     from hgm.doctor import clean_docker, run_checks
 
     if clean:
-        Console().print(clean_docker())
+        Console().print(literal(clean_docker()))
     findings = run_checks(ray_address)
+    Console().print(doctor_table(findings))
+    if not all(f.ok or f.optional for f in findings):
+        sys.exit(1)
+
+
+def doctor_table(findings: list[Finding]) -> Table:
     table = Table(title="hgm doctor")
     for col in ("check", "ok", "found", "fix"):
         table.add_column(col)
     for f in findings:
-        table.add_row(f.area, "[green]yes[/]" if f.ok else "[yellow]no[/]" if f.optional else "[red]NO[/]", f.what, f.fix)
-    Console().print(table)
-    if not all(f.ok or f.optional for f in findings):
-        sys.exit(1)
+        table.add_row(literal(f.area), "[green]yes[/]" if f.ok else "[yellow]no[/]" if f.optional else "[red]NO[/]",
+                      literal(f.what), literal(f.fix))
+    return table
 
 
 def register(app: typer.Typer, benchmark_app: typer.Typer) -> None:

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from hgm.errors import UserError
+from hgm.markup import literal
 
 
 def report(
@@ -20,9 +21,9 @@ def report(
     from hgm.report import write_report
 
     start = time.monotonic()
-    with Console(stderr=True).status(f"reading {run_dir}"):
+    with Console(stderr=True).status(f"reading {literal(run_dir)}"):
         out = write_report(run_dir, output)
-    Console().print(f"report written to {out} ({out.stat().st_size / 1e6:.1f} MB, {time.monotonic() - start:.1f} s); "
+    Console().print(f"report written to {literal(out)} ({out.stat().st_size / 1e6:.1f} MB, {time.monotonic() - start:.1f} s); "
                     f"open it in a browser, it works offline", soft_wrap=True, highlight=False)
 
 
@@ -34,7 +35,7 @@ def compare(
     from hgm.report.compare import write_comparison
 
     out = write_comparison(list(runs), output)
-    Console().print(f"comparison of {len(runs)} runs written to {out}", soft_wrap=True, highlight=False)
+    Console().print(f"comparison of {len(runs)} runs written to {literal(out)}", soft_wrap=True, highlight=False)
 
 
 def runs(
@@ -88,24 +89,26 @@ def solve(
     set_keys(cfg, {"llm.downstream": llm or None, "sandbox.backend": sandbox or None})
     out = out or Path("hgm-solve") / f"{Path(repo).resolve().name}-{time.strftime('%Y%m%d-%H%M%S')}"
     err = Console(stderr=True)
-    with err.status(f"[bold]{agent}[/] is working on a copy of {repo} in the sandbox"):
+    with err.status(f"[bold]{literal(agent)}[/] is working on a copy of {literal(repo)} in the sandbox"):
         r = solve_mod.solve(agent, repo, text, config=cfg, out_dir=out, rev=rev, language=language, apply=apply,
                             console=err)
     show = Console()
     cost = "unknown" if r.cost_usd is None else f"${r.cost_usd:.4f}"
     how = "timed out" if r.timed_out else f"exit {r.exit_code}"
-    show.print(f"agent: {r.agent} ({how}, {r.agent_s:.0f} s)", soft_wrap=True, highlight=False)
-    show.print(f"tokens: {r.prompt_tokens} in / {r.completion_tokens} out   cost: {cost}   model: {r.model}",
+    show.print(literal(f"agent: {r.agent} ({how}, {r.agent_s:.0f} s)"), soft_wrap=True, highlight=False)
+    show.print(literal(f"tokens: {r.prompt_tokens} in / {r.completion_tokens} out   cost: {cost}   model: {r.model}"),
                soft_wrap=True, highlight=False)
     if r.llm_failure:
-        show.print(f"[yellow]the LLM gateway cut the agent off:[/] {r.llm_failure}", soft_wrap=True)
+        show.print(f"[yellow]the LLM gateway cut the agent off:[/] {literal(r.llm_failure)}", soft_wrap=True)
     if r.changed_files:
         done = f"applied to {r.repo}" if r.applied else f"not applied; apply it with: git -C {r.repo} apply {r.patch}"
-        show.print(f"patch: {r.patch} ({r.changed_files} file{'s' if r.changed_files != 1 else ''} changed; {done})", soft_wrap=True, highlight=False)
+        show.print(literal(f"patch: {r.patch} ({r.changed_files} file{'s' if r.changed_files != 1 else ''} changed; {done})"),
+                   soft_wrap=True, highlight=False)
     else:
-        show.print(f"[yellow]the agent changed nothing[/]; its chat log says why: {Path(r.out_dir) / 'agent' / 'chat.md'}",
+        show.print(f"[yellow]the agent changed nothing[/]; its chat log says why: {literal(Path(r.out_dir) / 'agent' / 'chat.md')}",
                    soft_wrap=True)
-    show.print(f"chat log: {Path(r.out_dir) / 'agent' / 'chat.md'}\nall logs: {r.out_dir}", soft_wrap=True, highlight=False)
+    show.print(literal(f"chat log: {Path(r.out_dir) / 'agent' / 'chat.md'}\nall logs: {r.out_dir}"), soft_wrap=True,
+               highlight=False)
     if not r.changed_files:
         raise typer.Exit(1)
 

@@ -80,15 +80,28 @@ def clean_docker() -> str:
     return f"removed {len(removed)} leftover hgm containers" + (f"; kept {live} of running harnesses" if live else "")
 
 
-def check_ray() -> list[Finding]:
-    """The ray executor's package (optional: only `hgm run --executor ray` needs it)."""
+def installed_version(package: str) -> str | None:
+    """The version of `package` when Python can import it (found on the path), else None."""
     from importlib.metadata import PackageNotFoundError, version
+    from importlib.util import find_spec
 
     try:
-        found = f"ray {version('ray')}"
+        if find_spec(package) is None:
+            return None
+    except (ImportError, ValueError):
+        return None
+    try:
+        return version(package)
     except PackageNotFoundError:
+        return "unknown version"
+
+
+def check_ray() -> list[Finding]:
+    """The ray executor's package (optional: only `hgm run --executor ray` needs it)."""
+    found = installed_version("ray")
+    if found is None:
         return [Finding("executor ray", False, "ray not installed", "pip install 'hgm[ray]'", optional=True)]
-    return [Finding("executor ray", True, found, optional=True)]
+    return [Finding("executor ray", True, f"ray {found}", optional=True)]
 
 
 def check_benchmarks() -> list[Finding]:

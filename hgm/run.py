@@ -44,6 +44,7 @@ from hgm.expand import expand_job
 from hgm.jobs import EvalJob, JobResult
 from hgm.llm.gateway import Gateway
 from hgm.llm.providers import ModelRoute, check_llm, spend_bounds
+from hgm.markup import literal
 from hgm.paths import INITIAL_AGENT
 from hgm.sandbox import Sandbox, get_sandbox
 from hgm.search import Decision, Evaluate, Progress, Search, SearchExhausted, lower_bounds
@@ -187,9 +188,9 @@ class _View:
                                         + ("  [bold](re-evaluating the finalists)[/]" if p.phase == "finalists" else ""))
             head.add_row("best agent", f"node {p.best_agent}: {p.best_successes} solved / "
                                        f"{p.best_successes + p.best_failures}, lower bound {p.best_lower_bound:.3f}")
-        head.add_row("elapsed", elapsed + (f"   [yellow]{self.stopping}[/]" if self.stopping else ""))
-        body = Group(head, "", self.usage_table(), "", *self.events[-6:])
-        return Panel(body, title=f"hgm run {self.run_dir}", border_style="cyan")
+        head.add_row("elapsed", elapsed + (f"   [yellow]{literal(self.stopping)}[/]" if self.stopping else ""))
+        body = Group(head, "", self.usage_table(), "", *map(literal, self.events[-6:]))
+        return Panel(body, title=f"hgm run {literal(self.run_dir)}", border_style="cyan")
 
 
 def _drive(run_dir: Path, store: RunStore, prepared: Prepared, console: Console, *, resumed: bool,
@@ -205,16 +206,16 @@ def _drive(run_dir: Path, store: RunStore, prepared: Prepared, console: Console,
         log.info("%s run in %s: %d tasks, policy %s, budget %d task evaluations, %d workers",
                  "resuming" if resumed else "starting", run_dir, len(prepared.tasks), config.search.policy,
                  config.search.max_task_evals, config.search.workers)
-        console.print(f"{'resuming' if resumed else 'starting'} run in {run_dir}: {len(prepared.tasks)} tasks, "
-                      f"budget {config.search.max_task_evals} task evaluations, {config.search.workers} workers; "
-                      f"log: {run_dir / 'run.log'}", soft_wrap=True, highlight=False)
+        console.print(literal(f"{'resuming' if resumed else 'starting'} run in {run_dir}: {len(prepared.tasks)} tasks, "
+                              f"budget {config.search.max_task_evals} task evaluations, {config.search.workers} "
+                              f"workers; log: {run_dir / 'run.log'}"), soft_wrap=True, highlight=False)
         notes, warnings = spend_bounds(prepared.routes, config.budget)
         for note in notes:
             log.info(note)
-            console.print(note, soft_wrap=True, highlight=False)
+            console.print(literal(note), soft_wrap=True, highlight=False)
         for warning in warnings:
             log.warning(warning)
-            console.print(f"[yellow]warning:[/] {warning}", soft_wrap=True, highlight=False)
+            console.print(f"[yellow]warning:[/] {literal(warning)}", soft_wrap=True, highlight=False)
         if any(cut):
             log.info("%d evaluations and %d rewrites were in flight when the run stopped: marked interrupted, "
                      "redone", *cut)
@@ -354,7 +355,7 @@ def _search(run_dir: Path, store: RunStore, prepared: Prepared, archive: Archive
         log.info(text)
         view.events.append(f"{time.strftime('%H:%M:%S')} {text}")
         if not live_on.is_set():
-            console.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {text}", highlight=False, soft_wrap=True)
+            console.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {literal(text)}", highlight=False, soft_wrap=True)
 
     named = {n.id: n.commit for n in store.nodes() if n.commit}  # _root set their branches
     jobs = _Jobs(run_dir, store, archive, config, list(prepared.tasks), event, named)
@@ -443,13 +444,14 @@ def _finish(run_dir: Path, store: RunStore, search: Search, result: list[object]
             raise UserError(f"{result[0]}\nEvery finished result is saved; resume with: {resume}") from result[0]
         raise result[0]
     if not result:  # abandoned: in-flight rows stay in the store and are redone on resume
-        console.print(f"[yellow]Abandoned work in flight.[/] Every finished result is saved. Resume with:\n  {resume}", soft_wrap=True)
+        console.print(f"[yellow]Abandoned work in flight.[/] Every finished result is saved. Resume with:\n  {literal(resume)}",
+                      soft_wrap=True)
         log.info("abandoned; resume with: %s", resume)
         return 130
     res = result[0]
     final = res.final_agent  # type: ignore[attr-defined]
     if not res.completed and not stop_reason:  # type: ignore[attr-defined]
-        console.print(f"[yellow]Stopped.[/] Every finished result is saved. Resume with:\n  {resume}", soft_wrap=True)
+        console.print(f"[yellow]Stopped.[/] Every finished result is saved. Resume with:\n  {literal(resume)}", soft_wrap=True)
         log.info("stopped by the user; resume with: %s", resume)
         return 130
     store.set_meta(MetaKey.FINAL_AGENT, str(final))
@@ -460,7 +462,7 @@ def _finish(run_dir: Path, store: RunStore, search: Search, result: list[object]
             f"{agent.evals} evaluated tasks, posterior {search.config.final_quantile:g}-quantile {bound:.3f}"
             + (f"; stopped early: {stop_reason[0]}" if stop_reason else ""))
     log.info(text)
-    console.print(f"[bold green]{text}[/]", soft_wrap=True)
-    console.print(f"export it with:  hgm export {run_dir} {final} ./final-agent\n"
-                  f"see the tree:    hgm show-tree {run_dir}", soft_wrap=True)
+    console.print(f"[bold green]{literal(text)}[/]", soft_wrap=True)
+    console.print(literal(f"export it with:  hgm export {run_dir} {final} ./final-agent\n"
+                          f"see the tree:    hgm show-tree {run_dir}"), soft_wrap=True)
     return 0

@@ -23,6 +23,7 @@ from rich.tree import Tree
 from hgm.domain import EvalStatus, ExpansionStatus, MetaKey, Usage, VerdictFlag
 from hgm.policies import COUNTED
 from hgm.policies import Tree as CladeCounters
+from hgm.markup import literal
 from hgm.store import RunStore
 
 """Store meta key holding the final agent's node id once a run has named it."""
@@ -203,7 +204,7 @@ USAGE_HEADER = ["role", "calls", "prompt_tokens", "completion_tokens", "usd"]
 def usage_table(by_role: dict[str, Usage]) -> Table:
     t = Table(*USAGE_HEADER, title="LLM usage by role", title_justify="left")
     for row in _usage_rows(by_role):
-        t.add_row(*row)
+        t.add_row(*map(literal, row))
     return t
 
 

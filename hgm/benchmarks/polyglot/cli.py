@@ -10,6 +10,7 @@ from rich.table import Table
 
 from hgm.benchmarks.entry import CommandOptions
 from hgm.errors import UserError
+from hgm.markup import literal
 
 
 def _tree(from_: Path | None) -> Path | None:
@@ -36,14 +37,14 @@ def fetch(o: CommandOptions) -> None:
     from hgm.benchmarks.polyglot.loader import fetch as do_fetch
 
     if o.from_ is not None:
-        with Console(stderr=True).status(f"copying {o.from_}"):
+        with Console(stderr=True).status(f"copying {literal(o.from_)}"):
             path = install_copy(o.from_, o.output)
         where = "commands use it without --from" if o.output is None else f"pass --from {path} to commands"
-        Console().print(f"polyglot copied from {o.from_} to {path}; {where}")
+        Console().print(literal(f"polyglot copied from {o.from_} to {path}; {where}"))
         return
     with Console(stderr=True).status(f"cloning the Polyglot benchmark at {UPSTREAM_COMMIT[:12]}"):
         path = do_fetch(o.output)
-    Console().print(f"polyglot at {UPSTREAM_COMMIT[:12]} in {path}")
+    Console().print(literal(f"polyglot at {UPSTREAM_COMMIT[:12]} in {path}"))
 
 
 def list_subsets(o: CommandOptions) -> None:
@@ -51,7 +52,7 @@ def list_subsets(o: CommandOptions) -> None:
     from hgm.benchmarks.polyglot import SUBSETS, PolyglotBenchmark
 
     bench = PolyglotBenchmark.open(_tree(o.from_))
-    table = Table(title=f"polyglot subsets ({bench.root})")
+    table = Table(title=literal(f"polyglot subsets ({bench.root})"))
     for col in ("subset", "count", "languages"):
         table.add_column(col, justify="right" if col == "count" else "left")
     for subset in SUBSETS:
@@ -74,7 +75,7 @@ def prepare(o: CommandOptions) -> None:
         with out.status(f"preparing {language} test dependencies ..."):
             done = deps.prepare(root, language, force=o.force)
         out.print(f"{language}: {'prepared' if done else 'ready'}"
-                  + (f" ({deps.deps_dir(language)})" if language in deps.NEEDS_DEPS else " (nothing needed)"))
+                  + (f" ({literal(deps.deps_dir(language))})" if language in deps.NEEDS_DEPS else " (nothing needed)"))
 
 
 def validate(o: CommandOptions) -> None:
@@ -114,5 +115,5 @@ def validate(o: CommandOptions) -> None:
                            f" (known: {', '.join(sorted(FREE_PASSES))})")
     for c in checks:
         if c.kind == "reference" and c.task.id in UNSOLVABLE:
-            result_console().print(f"known unsolvable: {c.task.id} ({c.status}): {UNSOLVABLE[c.task.id]}")
+            result_console().print(f"known unsolvable: {c.task.id} ({c.status}): {literal(UNSOLVABLE[c.task.id])}")
     exit_on_unexpected(checks, logs)

@@ -13,6 +13,7 @@ from rich.table import Table
 from hgm.benchmarks.entry import CommandOptions
 from hgm.benchmarks.swe_bench.dataset import subset_ids
 from hgm.errors import UserError
+from hgm.markup import literal
 
 
 def _open(dataset: str | None, base: str | None):  # -> (SWEBenchBenchmark, HGMConfig)
@@ -20,7 +21,7 @@ def _open(dataset: str | None, base: str | None):  # -> (SWEBenchBenchmark, HGMC
     from hgm.config import load_config
 
     cfg = load_config()
-    with Console(stderr=True).status(f"loading SWE-bench instances from {dataset or cfg.benchmark.dataset}"):
+    with Console(stderr=True).status(f"loading SWE-bench instances from {literal(dataset or cfg.benchmark.dataset)}"):
         bench = SWEBenchBenchmark.open(dataset or cfg.benchmark.dataset, cfg.benchmark.split,
                                        build_base=base or cfg.benchmark.build_base)
     return bench, cfg
@@ -61,13 +62,13 @@ def fetch(o: CommandOptions) -> None:
 
             def built(line: str, bar: int = bar, task_id: str = task.id) -> None:
                 if line.startswith("STEP") or line.startswith("Step "):
-                    progress.update(bar, description=f"{task_id}: {line[:60]}")
+                    progress.update(bar, description=f"{task_id}: {literal(line[:60])}")
 
             bench.envs.get(task, backend=backend, on_line=built, on_progress=pulled)
             progress.update(bar, description=f"{task.id}: ready", completed=1, total=1)
             progress.advance(overall)
     out.print(f"[green]{len(selected)} instance environments ready[/] for the {backend} backend "
-              f"in {time.monotonic() - start:.0f} s (cache: {bench.envs.root})")
+              f"in {time.monotonic() - start:.0f} s (cache: {literal(bench.envs.root)})")
 
 
 def list_subsets(o: CommandOptions) -> None:
@@ -77,7 +78,7 @@ def list_subsets(o: CommandOptions) -> None:
 
     bench, _ = _open(o.dataset, None)
     every = bench.all_tasks()
-    table = Table(title=f"SWE-bench subsets (dataset {bench.dataset}: {len(every)} instances)")
+    table = Table(title=f"SWE-bench subsets (dataset {literal(bench.dataset)}: {len(every)} instances)")
     for col in ("subset", "count", "in dataset", "repositories"):
         table.add_column(col, justify="right" if col in ("count", "in dataset") else "left")
     for name in ["all", *subsets()]:
@@ -115,7 +116,8 @@ def validate(o: CommandOptions) -> None:
     logs = log_dir or Path(tempfile.mkdtemp(prefix="hgm-validate-swe-"))
     checks, wall = validate_with_progress(2 * len(selected), lambda done: run_validation(
         selected, sandbox=box, envs=bench.envs, log_dir=logs, timeout_s=timeout, jobs=jobs, on_done=done))
-    table = Table(title=f"swe-bench validation ({bench.dataset}, sandbox {sandbox}, workers {jobs}): wall {wall:.0f} s")
+    table = Table(title=f"swe-bench validation ({literal(bench.dataset)}, sandbox {sandbox}, workers {jobs}): "
+                        f"wall {wall:.0f} s")
     for col in ("repository", "tasks", "gold solved", "bases unsolved", "unexpected", "test s (sum)", "slowest"):
         table.add_column(col, justify="left" if col in ("repository", "slowest") else "right")
     for r in summarize(checks):

@@ -17,16 +17,13 @@ if TYPE_CHECKING:
 
 def check_packages(path: Path | None = None) -> list[Finding]:
     """SWE-bench's optional extra: the official swebench package (v5) and datasets."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    from hgm.doctor import Finding
+    from hgm.doctor import Finding, installed_version
 
     fix = "pip install 'hgm[swe-bench]'"
     out = []
     for package, wanted in (("swebench", "5."), ("datasets", "")):
-        try:
-            found = version(package)
-        except PackageNotFoundError:
+        found = installed_version(package)
+        if found is None:
             out.append(Finding(f"swe-bench {package}", False, "not installed", fix, optional=True))
             continue
         ok = found.startswith(wanted)
