@@ -19,8 +19,30 @@ class EvalStatus(StrEnum):
     """The agent left the solution files unchanged; the tests were not run."""
     INFRA_ERROR = "infra_error"
     """The harness could not run the agent or the tests (see ErrorType): never the agent's failure."""
+    SCORED = "scored"
+    """A target's scorer gave a score in [0, 1] (the row's `score`): a fractional success."""
     IN_FLIGHT = "in_flight"
     """Started, not finished (a store row only)."""
+
+
+COUNTED = frozenset({EvalStatus.SOLVED, EvalStatus.FAILED, EvalStatus.EMPTY_PATCH, EvalStatus.SCORED})
+"""Statuses that count for the agent (its n_s and n_f); infra_error and in_flight count for nothing."""
+
+
+def count_text(count: float) -> str:
+    """A counter for people: whole numbers as such (3), fractional ones to two places (2.35)."""
+    return str(int(count)) if float(count).is_integer() else f"{count:.2f}"
+
+
+def success(status: EvalStatus, score: float | None) -> float | None:
+    """The share of a success an evaluation counts for, added to n_s (and 1 - it to n_f): solved 1,
+    failed and empty_patch 0, scored its score; None for a status that does not count."""
+    if status == EvalStatus.SCORED:
+        assert score is not None and 0.0 <= score <= 1.0, f"a scored evaluation needs a score in [0, 1], not {score}"
+        return score
+    if status in COUNTED:
+        return 1.0 if status == EvalStatus.SOLVED else 0.0
+    return None
 
 
 class ErrorType(StrEnum):
@@ -139,6 +161,8 @@ class EvalOutcome:
     """The scorer's short reason: "12 tests passed", "exit 1: ...", "report missing", ..."""
     flag: VerdictFlag | None = None
     """Set when the verdict looks manipulated (e.g. suspected tampering with the test run)."""
+    score: float | None = None
+    """Status scored: the scorer's score in [0, 1] (hgm.domain.success)."""
 
 
 @dataclass
@@ -183,6 +207,13 @@ class EvaluationRow:
     log_dir: str | None
     detail: str | None = None
     flag: VerdictFlag | None = None
+    score: float | None = None
+    """Status scored: the scorer's score in [0, 1]."""
+
+    @property
+    def success(self) -> float | None:
+        """What it adds to n_s (hgm.domain.success); None when it does not count."""
+        return success(self.status, self.score)
 
 
 @dataclass(frozen=True)

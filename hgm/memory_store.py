@@ -51,7 +51,7 @@ class MemoryStore:
         o = outcome
         self._evals[eval_id] = replace(self._evals[eval_id], status=EvalStatus(o.status), agent_s=o.agent_s,
                                        test_s=o.test_s, cost_usd=o.cost_usd, error_type=o.error_type, error=o.error,
-                                       log_dir=o.log_dir, detail=o.detail, flag=o.flag)
+                                       log_dir=o.log_dir, detail=o.detail, flag=o.flag, score=o.score)
         return True
 
     def evaluations(self, node_id: int | None = None) -> list[EvaluationRow]:

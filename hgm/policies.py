@@ -1,7 +1,10 @@
 """Clade counters and the search policies (HGM and the baselines), all on one small interface.
 
-`Tree` keeps, per agent, integer counters of its own results (n_s, n_f) and of its clade's
-(N_s, N_f); a result landing on an agent adds 1 along its ancestor path, nothing is rebuilt.
+`Tree` keeps, per agent, counters of its own results (n_s, n_f) and of its clade's (N_s, N_f); a
+result landing on an agent adds along its ancestor path, nothing is rebuilt. A result is a share
+of a success s in [0, 1] (hgm.domain.success): n_s += s, n_f += 1 - s, so solved adds (1, 0),
+failed (0, 1) and a target's score 0.7 (0.7, 0.3); the counters are whole numbers exactly when
+every result is solved or failed.
 
 `Policy` decides expand-vs-sample, whom to expand, whom to evaluate and which agent is final.
 All four policies share the expand-vs-sample rule `N**alpha >= |T|` so that they spend the same
@@ -34,9 +37,6 @@ from scipy.special import betaincinv
 
 from hgm.config import SearchConfig
 from hgm.errors import UserError
-from hgm.domain import EvalStatus
-
-COUNTED = frozenset({EvalStatus.SOLVED, EvalStatus.FAILED, EvalStatus.EMPTY_PATCH})
 
 
 @dataclass
@@ -47,24 +47,22 @@ class Agent:
     parent_id: int | None
     commit: str | None
     children: list[int] = field(default_factory=list)
-    own_successes: int = 0
-    """n_s: tasks this agent solved."""
-    own_failures: int = 0
-    """n_f: tasks this agent failed (empty_patch included)."""
-    clade_successes: int = 0
+    own_successes: float = 0.0
+    """n_s: tasks this agent solved (a scored task counts its score)."""
+    own_failures: float = 0.0
+    """n_f: tasks this agent failed (empty_patch included; a scored task counts 1 - its score)."""
+    clade_successes: float = 0.0
     """N_s: n_s summed over the agent and all its descendants."""
-    clade_failures: int = 0
+    clade_failures: float = 0.0
     """N_f: n_f summed over the agent and all its descendants."""
+    evals: int = 0
+    """Counted evaluations of this agent (n_s + n_f, as a whole number)."""
     claimed_tasks: set[str] = field(default_factory=set)
     """Tasks with a counted or in-flight evaluation: never evaluated again."""
     evals_in_flight: int = 0
     expansions_in_flight: int = 0
     failed_rewrites_in_a_row: int = 0
     """Rewrites of this agent that failed since its last committed child (infra errors aside)."""
-
-    @property
-    def evals(self) -> int:
-        return self.own_successes + self.own_failures
 
 
 class Tree:
@@ -87,21 +85,19 @@ class Tree:
             self.agents[parent_id].children.append(agent_id)
         return agent
 
-    def record(self, agent_id: int, solved: bool) -> None:
-        """A counted result landed on `agent_id`: bump its own counter and its ancestors' clades."""
+    def record(self, agent_id: int, success: float) -> None:
+        """A counted result (a share of a success in [0, 1]) landed on `agent_id`: add it to its own
+        counters and its ancestors' clades."""
         agent = self.agents[agent_id]
-        if solved:
-            agent.own_successes += 1
-        else:
-            agent.own_failures += 1
+        agent.own_successes += success
+        agent.own_failures += 1 - success
+        agent.evals += 1
         self.evals_done += 1
         node: int | None = agent_id
         while node is not None:
             a = self.agents[node]
-            if solved:
-                a.clade_successes += 1
-            else:
-                a.clade_failures += 1
+            a.clade_successes += success
+            a.clade_failures += 1 - success
             node = a.parent_id
 
     @property
@@ -120,7 +116,7 @@ def lower_bounds(agents: list[Agent], q: float) -> np.ndarray:
     return betaincinv(1 + s, 1 + f, q)
 
 
-def _thompson(agents: list[Agent], s: Iterable[int], f: Iterable[int], tau: float, rng: np.random.Generator) -> int:
+def _thompson(agents: list[Agent], s: Iterable[float], f: Iterable[float], tau: float, rng: np.random.Generator) -> int:
     a = tau * (1 + np.fromiter(s, float, len(agents)))
     b = tau * (1 + np.fromiter(f, float, len(agents)))
     return agents[int(np.argmax(rng.beta(a, b)))].id

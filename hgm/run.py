@@ -36,7 +36,7 @@ from hgm.agent_runtime import agent_venv
 from hgm.archive import Archive, init_archive
 from hgm.benchmarks import Benchmark, Task, check_subset, get_benchmark
 from hgm.config import HGMConfig, set_keys
-from hgm.domain import EvalOutcome, EvalStatus, ExpansionOutcome, ExpansionStatus, JobKind, MetaKey, Usage
+from hgm.domain import EvalOutcome, EvalStatus, ExpansionOutcome, ExpansionStatus, JobKind, MetaKey, Usage, count_text
 from hgm.errors import UserError
 from hgm.executors import Executor
 from hgm.executors.local import LocalExecutor
@@ -186,8 +186,8 @@ class _View:
             head.add_row("evaluations", f"{p.evals_done} / {p.evals_budget} done, {p.evals_in_flight} in flight, "
                                         f"{p.infra_errors} infra errors"
                                         + ("  [bold](re-evaluating the finalists)[/]" if p.phase == "finalists" else ""))
-            head.add_row("best agent", f"node {p.best_agent}: {p.best_successes} solved / "
-                                       f"{p.best_successes + p.best_failures}, lower bound {p.best_lower_bound:.3f}")
+            head.add_row("best agent", f"node {p.best_agent}: {count_text(p.best_successes)} solved / "
+                                       f"{count_text(p.best_successes + p.best_failures)}, lower bound {p.best_lower_bound:.3f}")
         head.add_row("elapsed", elapsed + (f"   [yellow]{literal(self.stopping)}[/]" if self.stopping else ""))
         body = Group(head, "", self.usage_table(), "", *map(literal, self.events[-6:]))
         return Panel(body, title=f"hgm run {literal(self.run_dir)}", border_style="cyan")

@@ -31,12 +31,11 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from hgm.config import SearchConfig
-from hgm.domain import ErrorType, EvalOutcome, EvalStatus, ExpansionOutcome, ExpansionStatus, JobKind, MetaKey
+from hgm.domain import ErrorType, EvalOutcome, EvalStatus, ExpansionOutcome, ExpansionStatus, JobKind, MetaKey, success
 from hgm.errors import UserError
 from hgm.executors import Delivery, Executor, JobKey
 from hgm.memory_store import MemoryStore
 from hgm.policies import (
-    COUNTED,
     POLICIES,
     Agent,
     DGMPolicy,
@@ -142,8 +141,8 @@ class Progress:
     evals_in_flight: int
     infra_errors: int
     best_agent: int
-    best_successes: int
-    best_failures: int
+    best_successes: float
+    best_failures: float
     best_lower_bound: float
 
 
@@ -348,8 +347,8 @@ class Search:
             agent = t.agents[decision.node_id]
             agent.evals_in_flight -= 1
             t.evals_in_flight -= 1
-            if outcome.status in COUNTED:
-                t.record(decision.node_id, outcome.status == EvalStatus.SOLVED)
+            if (won := success(outcome.status, outcome.score)) is not None:
+                t.record(decision.node_id, won)
             else:
                 agent.claimed_tasks.discard(decision.task_id)  # infra error: the pair may be retried
         del self._running[key]
@@ -479,12 +478,12 @@ def rebuild_tree(store: RunStore | MemoryStore, tasks: list[str]) -> tuple[Tree,
     for e in store.evaluations():
         if e.status == EvalStatus.IN_FLIGHT:
             raise ValueError("the run store has work in flight; open it writable first (that resets it)")
-        if e.status in COUNTED:
+        if (won := e.success) is not None:
             if e.task_id not in known:
                 raise UserError(f"the run evaluated task {e.task_id!r}, which is not in this task list; "
                                 "resume with the run's own benchmark settings")
             t.agents[e.node_id].claimed_tasks.add(e.task_id)
-            t.record(e.node_id, e.status == EvalStatus.SOLVED)
+            t.record(e.node_id, won)
     root_attempts = 0
     for x in sorted(store.expansions(), key=lambda x: x.id):
         if x.status == ExpansionStatus.IN_FLIGHT:

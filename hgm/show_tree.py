@@ -20,8 +20,7 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from hgm.domain import EvalStatus, ExpansionStatus, MetaKey, Usage, VerdictFlag
-from hgm.policies import COUNTED
+from hgm.domain import EvalStatus, ExpansionStatus, MetaKey, Usage, VerdictFlag, count_text
 from hgm.policies import Tree as CladeCounters
 from hgm.markup import literal
 from hgm.store import RunStore
@@ -37,11 +36,12 @@ class NodeStats:
     parent_id: int | None
     commit: str | None
     message: str
-    solved: int = 0
+    solved: float = 0
+    """n_s: solved evaluations (a scored one counts its score; a whole number stays an int)."""
     evaluated: int = 0
     infra_errors: int = 0
     in_flight: int = 0
-    clade_solved: int = 0
+    clade_solved: float = 0
     clade_evaluated: int = 0
     children: list[int] = field(default_factory=list)
     failed_expansions: int = 0
@@ -71,8 +71,8 @@ def tree_stats(store: RunStore) -> dict[int, NodeStats]:
     for ev in store.evaluations():
         if ev.flag == VerdictFlag.SUSPECTED_TAMPERING:
             stats[ev.node_id].suspected_tampering.append(ev.task_id)
-        if ev.status in COUNTED:
-            counters.record(ev.node_id, ev.status == EvalStatus.SOLVED)
+        if ev.success is not None:
+            counters.record(ev.node_id, ev.success)
         elif ev.status == EvalStatus.INFRA_ERROR:
             stats[ev.node_id].infra_errors += 1
         else:
@@ -84,18 +84,24 @@ def tree_stats(store: RunStore) -> dict[int, NodeStats]:
             stats[ex.parent_id].infra_expansions += 1
     for s in stats.values():
         a = counters.agents[s.id]
-        s.solved, s.evaluated = a.own_successes, a.evals
-        s.clade_solved, s.clade_evaluated = a.clade_successes, a.clade_successes + a.clade_failures
+        s.solved, s.evaluated = _count(a.own_successes), a.evals
+        s.clade_solved, s.clade_evaluated = _count(a.clade_successes), round(a.clade_successes + a.clade_failures)
     final = store.get_meta(MetaKey.FINAL_AGENT)
     if final is not None and int(final) in stats:
         stats[int(final)].final = True
     return stats
 
 
+def _count(x: float) -> float:
+    """A counter as stored: an int when whole (JSON shows 3, not 3.0), else rounded off float noise."""
+    return int(round(x)) if abs(x - round(x)) < 1e-9 else round(x, 6)
+
+
 def _label(s: NodeStats) -> str:
     commit = (s.commit or "-------")[:7]
     cmp = f"{s.cmp:.2f}" if s.cmp is not None else "-"
-    parts = [f"node {s.id}", commit, f"own {s.solved}/{s.evaluated}", f"clade {s.clade_solved}/{s.clade_evaluated}",
+    parts = [f"node {s.id}", commit, f"own {count_text(s.solved)}/{s.evaluated}",
+             f"clade {count_text(s.clade_solved)}/{s.clade_evaluated}",
              f"CMP {cmp}", f"children {len(s.children)}", f"failed expansions {s.failed_expansions}"]
     if s.in_flight:
         parts.append(f"in flight {s.in_flight}")
@@ -155,7 +161,8 @@ def render_dot(stats: dict[int, NodeStats]) -> str:
     out = ["digraph hgm {", "  node [shape=box, fontname=monospace];"]
     for s in stats.values():
         cmp = f"{s.cmp:.2f}" if s.cmp is not None else "-"
-        label = f"{s.id} {(s.commit or '')[:7]}\\nown {s.solved}/{s.evaluated}\\nclade {s.clade_solved}/" \
+        label = f"{s.id} {(s.commit or '')[:7]}\\nown {count_text(s.solved)}/{s.evaluated}\\nclade " \
+                f"{count_text(s.clade_solved)}/" \
                 f"{s.clade_evaluated} CMP {cmp}"
         if s.suspected_tampering:
             label += f"\\n{TAMPERING_MARK} suspected tampering {len(s.suspected_tampering)}"

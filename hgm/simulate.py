@@ -80,6 +80,10 @@ class World(BaseModel):
     """If given, children of the root start one of these lineages."""
     target_utility: float = Field(0.6, gt=0, lt=1)
     """Report how many evaluations it took until the tree held an agent this good."""
+    score_noise_sd: float | None = Field(None, ge=0)
+    """If set, an evaluation is scored as a target's scorer scores it: a fractional success, the
+    agent's success probability on the task plus Normal(0, score_noise_sd) noise, clipped to
+    [0, 1] (None: solved or failed, drawn with that probability)."""
 
 
 def load_world(preset: str | None = None, path: Path | None = None) -> World:
@@ -145,6 +149,9 @@ class SimWorld:
         with self._lock:
             if self._rng.random() < self.world.infra_error_prob:
                 raise RuntimeError("simulated infra error")
+            if self.world.score_noise_sd is not None:
+                score = float(np.clip(p_solve + self._rng.normal(0, self.world.score_noise_sd), 0.0, 1.0))
+                return EvalOutcome(EvalStatus.SCORED, score=score)
             solved = self._rng.random() < p_solve
         return EvalOutcome(EvalStatus.SOLVED if solved else EvalStatus.FAILED)
 

@@ -73,7 +73,7 @@ CREATE TABLE evaluations (
   task_id TEXT NOT NULL, status TEXT NOT NULL, started_at REAL NOT NULL, finished_at REAL,
   agent_s REAL, test_s REAL, cost_usd REAL, prompt_tokens INTEGER NOT NULL DEFAULT 0,
   completion_tokens INTEGER NOT NULL DEFAULT 0, error_type TEXT, error TEXT, log_dir TEXT,
-  detail TEXT, flag TEXT);
+  detail TEXT, flag TEXT, score REAL);
 CREATE INDEX evaluations_node ON evaluations(node_id);
 CREATE TABLE expansions (
   id INTEGER PRIMARY KEY AUTOINCREMENT, parent_id INTEGER NOT NULL REFERENCES nodes(id),
@@ -98,7 +98,10 @@ _RECENT_SESSIONS = 512
 """Sessions whose last request the store remembers, to store the next one as a delta."""
 
 _EVAL_COLS = "id, node_id, task_id, status, started_at, finished_at, agent_s, test_s, cost_usd, " \
-    "prompt_tokens, completion_tokens, error_type, error, log_dir, detail, flag"
+    "prompt_tokens, completion_tokens, error_type, error, log_dir, detail, flag, score"
+_ADDED_COLUMNS = (("evaluations", "score", "REAL"),)
+"""Columns added since the schema version: older stores get them when opened for writing (and read as
+NULL when opened read-only)."""
 _EXP_COLS = "id, parent_id, child_id, status, commit_sha, message, reason, entry_task, started_at, " \
     "finished_at, cost_usd, error_type, error, log_dir"
 
@@ -113,6 +116,7 @@ class RunStore:
         self._conn = conn
         self._lock = threading.RLock()
         self._last_request: OrderedDict[str, tuple[int, list[bytes]]] = OrderedDict()
+        self._eval_cols = _EVAL_COLS
         """session -> (its last call id, that request's message hashes): what the next call may repeat."""
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -164,9 +168,20 @@ class RunStore:
             conn.close()
             raise UserError(f"{db} holds no valid run config ({e})") from None
         store = cls(run_dir, conn, config, readonly)
+        store._add_columns()
         if not readonly:
             store._reset_in_flight()
         return store
+
+    def _add_columns(self) -> None:
+        for table, column, kind in _ADDED_COLUMNS:
+            if column in {r[1] for r in self._read(f"PRAGMA table_info({table})")}:
+                continue
+            if self.readonly:
+                self._eval_cols = self._eval_cols.replace(f", {column}", f", NULL AS {column}")
+            else:
+                with self._write() as c:
+                    c.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
     def close(self) -> None:
         with self._lock:
@@ -239,10 +254,10 @@ class RunStore:
                 return False
             cur = c.execute(
                 "UPDATE evaluations SET status=?, finished_at=?, agent_s=?, test_s=?, cost_usd=?, "
-                "prompt_tokens=?, completion_tokens=?, error_type=?, error=?, log_dir=?, detail=?, flag=? "
+                "prompt_tokens=?, completion_tokens=?, error_type=?, error=?, log_dir=?, detail=?, flag=?, score=? "
                 "WHERE id=? AND status=?",
                 (EvalStatus(o.status), time.time(), o.agent_s, o.test_s, o.cost_usd, o.prompt_tokens,
-                 o.completion_tokens, o.error_type, o.error, o.log_dir, o.detail, o.flag, eval_id,
+                 o.completion_tokens, o.error_type, o.error, o.log_dir, o.detail, o.flag, o.score, eval_id,
                  EvalStatus.IN_FLIGHT))
             if cur.rowcount != 1:
                 raise ValueError(f"evaluation {eval_id} has an open dispatch but is not in flight")
@@ -250,8 +265,9 @@ class RunStore:
 
     def evaluations(self, node_id: int | None = None) -> list[EvaluationRow]:
         where, args = ("WHERE node_id=?", (node_id,)) if node_id is not None else ("", ())
-        rows = self._read(f"SELECT {_EVAL_COLS} FROM evaluations {where} ORDER BY id", args)
-        return [EvaluationRow(*r[:3], EvalStatus(r[3]), *r[4:15], VerdictFlag(r[15]) if r[15] else None) for r in rows]
+        rows = self._read(f"SELECT {self._eval_cols} FROM evaluations {where} ORDER BY id", args)
+        return [EvaluationRow(*r[:3], EvalStatus(r[3]), *r[4:15], VerdictFlag(r[15]) if r[15] else None, r[16])
+                for r in rows]
 
     # -- expansions ------------------------------------------------------------------------
     def start_expansion(self, parent_id: int) -> int:

@@ -36,9 +36,9 @@ from pathlib import Path
 from hgm.archive import Archive
 from hgm.benchmarks import Benchmark, Task, get_benchmark
 from hgm.config import HGMConfig
-from hgm.domain import DispatchState, ErrorType, EvalStatus, EvaluationRow, ExpansionStatus, JobKind, MetaKey
+from hgm.domain import COUNTED, DispatchState, ErrorType, EvalStatus, EvaluationRow, ExpansionStatus, JobKind, MetaKey
 from hgm.errors import UserError
-from hgm.policies import COUNTED, make_policy
+from hgm.policies import make_policy
 from hgm.sandbox import Sandbox, get_sandbox
 from hgm.search import rebuild_tree
 from hgm.store import RunStore
@@ -277,10 +277,10 @@ def check_counters(store: RunStore, tasks: list[str]) -> Check:
             todo += children.get(node, [])
         own = [e for e in evals if e.node_id == agent.id]
         mine = [e for e in evals if e.node_id in clade]
-        want = (sum(e.status == EvalStatus.SOLVED for e in own), sum(e.status != EvalStatus.SOLVED for e in own),
-                sum(e.status == EvalStatus.SOLVED for e in mine), sum(e.status != EvalStatus.SOLVED for e in mine))
+        want = (sum(e.success or 0.0 for e in own), sum(1 - (e.success or 0.0) for e in own),
+                sum(e.success or 0.0 for e in mine), sum(1 - (e.success or 0.0) for e in mine))
         got = (agent.own_successes, agent.own_failures, agent.clade_successes, agent.clade_failures)
-        if got != want:
+        if any(abs(g - w) > 1e-9 for g, w in zip(got, want, strict=True)):
             failures.append(f"node {agent.id}: rebuilt counters n_s, n_f, N_s, N_f = {got}, the rows say {want}")
     return Check("clade counters", len(tree.agents), failures)
 

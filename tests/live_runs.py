@@ -10,8 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from hgm.domain import EvalStatus, ExpansionStatus
-from hgm.policies import COUNTED
+from hgm.domain import COUNTED, EvalStatus, ExpansionStatus
 from hgm.store import RunStore
 
 

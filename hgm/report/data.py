@@ -21,8 +21,17 @@ import numpy as np
 from scipy.special import betaincinv
 
 from hgm.config import HGMConfig
-from hgm.domain import EvalStatus, EvaluationRow, ExpansionRow, ExpansionStatus, LLMCallUsage, MetaKey, NodeRow, Usage
-from hgm.policies import COUNTED
+from hgm.domain import (
+    COUNTED,
+    EvalStatus,
+    EvaluationRow,
+    ExpansionRow,
+    ExpansionStatus,
+    LLMCallUsage,
+    MetaKey,
+    NodeRow,
+    Usage,
+)
 from hgm.show_tree import NodeStats, in_role_order, tree_stats
 from hgm.store import DB_NAME, RunStore
 
@@ -209,10 +218,9 @@ def build_curves(nodes: list[NodeRow], evaluations: Iterable[EvaluationRow], exp
     point(0, start, -1)
     for n, e in enumerate(done, 1):
         i = index[e.node_id]
-        if e.status == EvalStatus.SOLVED:
-            solved[i] += 1
-        else:
-            failed[i] += 1
+        won = e.success or 0.0  # `done` holds counted results only
+        solved[i] += won
+        failed[i] += 1 - won
         bound[i] = betaincinv(1 + solved[i], 1 + failed[i], quantile)
         point(n, _finish_time(e), int(np.argmax(bound)))
     last = max([start, *(c.created_at for c in calls), *(_finish_time(e) for e in evals_all),

@@ -5,16 +5,15 @@ from __future__ import annotations
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from hgm.domain import EvalStatus
-from hgm.policies import COUNTED
+from hgm.domain import COUNTED, EvalStatus
 from hgm.report.data import RunData
 
 ROLE_COLORS = {"self_improve": "#9467bd", "downstream": "#1f77b4", "diagnose": "#ff7f0e"}
 STATUS_CODES = {None: 0, EvalStatus.SOLVED: 1, EvalStatus.FAILED: 2, EvalStatus.EMPTY_PATCH: 3,
-                EvalStatus.INFRA_ERROR: 4, EvalStatus.IN_FLIGHT: 5}
-STATUS_COLORS = ["#ffffff", "#2ca02c", "#d62728", "#ff9f40", "#7f7f7f", "#1f9bd7"]
-_PRIORITY = {EvalStatus.SOLVED: 3, EvalStatus.FAILED: 3, EvalStatus.EMPTY_PATCH: 3, EvalStatus.IN_FLIGHT: 2,
-             EvalStatus.INFRA_ERROR: 1}
+                EvalStatus.INFRA_ERROR: 4, EvalStatus.IN_FLIGHT: 5, EvalStatus.SCORED: 6}
+STATUS_COLORS = ["#ffffff", "#2ca02c", "#d62728", "#ff9f40", "#7f7f7f", "#1f9bd7", "#17becf"]
+_PRIORITY = {EvalStatus.SOLVED: 3, EvalStatus.FAILED: 3, EvalStatus.EMPTY_PATCH: 3, EvalStatus.SCORED: 3,
+             EvalStatus.IN_FLIGHT: 2, EvalStatus.INFRA_ERROR: 1}
 
 
 def curves_figure(run: RunData) -> go.Figure:
@@ -51,10 +50,12 @@ def curves_figure(run: RunData) -> go.Figure:
 def matrix_figure(run: RunData) -> go.Figure:
     """Agents (rows, with at least one evaluation) x tasks (columns): the outcome of each pair."""
     cell: dict[tuple[int, str], EvalStatus] = {}
+    shown: dict[tuple[int, str], str] = {}
     for e in run.evaluations:  # a redone pair shows its counted result over an earlier infra error
         key = (e.node_id, e.task_id)
         if key not in cell or _PRIORITY[e.status] >= _PRIORITY[cell[key]]:
             cell[key] = e.status
+            shown[key] = f"scored {e.score:.3f}" if e.status == EvalStatus.SCORED else e.status.value
     agents = sorted({n for n, _ in cell})
     tasks = sorted({t for _, t in cell})
     col = {t: j for j, t in enumerate(tasks)}
@@ -65,7 +66,7 @@ def matrix_figure(run: RunData) -> go.Figure:
             status = cell.get((a, t))
             if status is not None:
                 z[i][col[t]] = STATUS_CODES[status]
-                text[i][col[t]] = status.value
+                text[i][col[t]] = shown[(a, t)]
     n = len(STATUS_COLORS)
     gap = 1 if len(agents) <= 150 else 0  # cell gaps cost drawing time on big matrices (~0.1-0.2 s at 1,000 rows)
     scale = [[v, STATUS_COLORS[k]] for k in range(n) for v in (k / n, (k + 1) / n)]
@@ -73,7 +74,8 @@ def matrix_figure(run: RunData) -> go.Figure:
         z=z, x=tasks, y=[f"node {a}" for a in agents], text=text, zmin=-0.5, zmax=n - 0.5, colorscale=scale,
         xgap=gap, ygap=gap, hovertemplate="%{y} on %{x}: %{text}<extra></extra>",
         colorbar=dict(tickvals=list(range(n)), thickness=12, len=1, lenmode="fraction",
-                      ticktext=["not evaluated", "solved", "failed", "empty patch", "infra error", "in flight"])))
+                      ticktext=["not evaluated", "solved", "failed", "empty patch", "infra error", "in flight",
+                                "scored"])))
     counted = sum(s in COUNTED for s in cell.values())
     fig.update_layout(height=min(4000, 150 + max(150, 16 * len(agents))), margin=dict(l=80, r=10, t=30, b=120),
                       yaxis=dict(autorange="reversed", type="category"), xaxis=dict(type="category", tickangle=-45),

@@ -21,7 +21,7 @@ from pygments.formatters import HtmlFormatter
 from pygments.lexers import DiffLexer
 
 from hgm.archive import Archive
-from hgm.domain import EvaluationRow, ExpansionRow, ExpansionStatus, NodeRow
+from hgm.domain import EvaluationRow, ExpansionRow, ExpansionStatus, NodeRow, count_text
 from hgm.errors import UserError
 from hgm.report.data import RunData
 
@@ -89,7 +89,7 @@ def _evaluations(run: RunData, out_dir: Path, evals: list[EvaluationRow]) -> str
         flag = f"<br><span class='flag'>{escape(e.flag)}</span>" if e.flag else ""
         rows.append(
             f"<tr><td>{escape(e.task_id)}<div class='detail'>{escape(detail[:200])}</div></td>"
-            f"<td class='st {e.status.value}'>{e.status.value}{flag}</td>"
+            f"<td class='st {e.status.value}'>{e.status.value}{'' if e.score is None else f' {e.score:.3f}'}{flag}</td>"
             f"<td class='r'>{e.prompt_tokens:,} / {e.completion_tokens:,}</td>"
             f"<td class='r'>{'?' if e.cost_usd is None else f'{e.cost_usd:.4f}'}</td>"
             f"<td class='r'>{_num(e.agent_s, '.1f')}</td><td class='r'>{_num(e.test_s, '.1f')}</td>"
@@ -175,7 +175,8 @@ def node_panels(run: RunData, out_dir: Path) -> dict[str, str]:
             (f", {s.infra_errors} infra errors" if s.infra_errors else "")
         panels[str(s.id)] = (
             f"<h3 class='node-title'>Node {s.id} <code>{escape((s.commit or '')[:12])}</code>{marks}</h3>"
-            f"<p>own {s.solved}/{s.evaluated}{rate}{extra} · clade {s.clade_solved}/{s.clade_evaluated}, "
+            f"<p>own {count_text(s.solved)}/{s.evaluated}{rate}{extra} · "
+            f"clade {count_text(s.clade_solved)}/{s.clade_evaluated}, "
             f"CMP {cmp} · children: {children} · failed rewrites {s.failed_expansions}</p>"
             + _origin(run, out_dir, nodes[s.id], made_by.get(s.id))
             + _diff_html(diffs, nodes[s.parent_id].commit if s.parent_id is not None else None, s.commit,

@@ -8,9 +8,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from hgm.domain import EvalStatus, ExpansionStatus, MetaKey
+from hgm.domain import COUNTED, EvalStatus, ExpansionStatus, MetaKey, count_text
 from hgm.errors import UserError
-from hgm.policies import COUNTED
 from hgm.report.data import is_run_dir, open_files, run_status
 from hgm.store import RunStore
 
@@ -24,7 +23,7 @@ class RunLine:
     budget: int
     agents: int
     final_agent: int | None
-    final_solved: int | None
+    final_solved: float | None
     final_evaluated: int | None
     dollars: float
     dollars_complete: bool
@@ -64,7 +63,7 @@ def read_line(run_dir: Path, held: set[str]) -> RunLine:
         any(x.status == ExpansionStatus.IN_FLIGHT for x in expansions)
     return RunLine(str(run_dir), run_status(run_dir, final_id, in_flight, held), config.search.policy,
                    sum(e.status in COUNTED for e in evals), config.search.max_task_evals, len(nodes), final_id,
-                   sum(e.status == EvalStatus.SOLVED for e in mine) if final_id is not None else None,
+                   sum(e.success or 0.0 for e in mine) if final_id is not None else None,
                    len(mine) if final_id is not None else None, usage.known_cost_usd, usage.cost_usd is not None,
                    float(created) if created else None)
 
@@ -83,7 +82,7 @@ def render_text(lines: list[RunLine]) -> str:
         if r.error:
             rows.append([r.run, r.status, "", "", "", "", "", r.error.splitlines()[0][:120]])
             continue
-        final = "-" if r.final_agent is None else f"node {r.final_agent} ({r.final_solved}/{r.final_evaluated})"
+        final = "-" if r.final_agent is None else f"node {r.final_agent} ({count_text(r.final_solved or 0)}/{r.final_evaluated})"
         rows.append([r.run, r.status, r.policy, f"{r.evals_used}/{r.budget}", str(r.agents), final,
                      f"${r.dollars:.4f}" + ("" if r.dollars_complete else "+?"),
                      time.strftime("%Y-%m-%d %H:%M", time.localtime(r.started)) if r.started else "-"])

@@ -16,7 +16,7 @@ import igraph
 import plotly.graph_objects as go
 from plotly.colors import sample_colorscale
 
-from hgm.domain import ExpansionStatus
+from hgm.domain import ExpansionStatus, count_text
 from hgm.report.data import RunData
 
 COLORSCALE = "Viridis"
@@ -68,8 +68,8 @@ def tree_figure(run: RunData) -> go.Figure:
     cmp = [s.cmp for s in stats]
     hover = [
         f"<b>node {s.id}</b>{'  FINAL' if s.final else ''}{'  finalist' if s.id in finalists else ''}<br>"
-        f"own {s.solved}/{s.evaluated}" + (f" ({own[i]:.0%})" if own[i] is not None else "")
-        + f"<br>clade {s.clade_solved}/{s.clade_evaluated}, CMP " + (f"{cmp[i]:.2f}" if cmp[i] is not None else "-")
+        f"own {count_text(s.solved)}/{s.evaluated}" + (f" ({own[i]:.0%})" if own[i] is not None else "")
+        + f"<br>clade {count_text(s.clade_solved)}/{s.clade_evaluated}, CMP " + (f"{cmp[i]:.2f}" if cmp[i] is not None else "-")
         + f"<br>children {len(s.children)}, failed rewrites {s.failed_expansions}"
         + (f"<br>{escape(_first_line(s.message))}" if s.parent_id is not None else "")
         for i, s in enumerate(stats)
