@@ -104,6 +104,10 @@ class LLMConfig(Section):
     """record: forward upstream and append; replay: answer from the cassette, no upstream."""
     providers_file: Path | None = None
     """Provider table merged over hgm/configs/providers.yaml (default: ~/.config/hgm/providers.yaml if present)."""
+    preflight: bool = True
+    """Before the first job, resolve and connect to each model's endpoint (DNS, TCP, TLS; no request,
+    nothing billed) and stop at once, naming the cause, when one cannot be reached. Turn it off for a
+    server reached in a way the check cannot see (e.g. an air-gapped host behind a custom transport)."""
 
     @property
     def request_worst_case_s(self) -> float:

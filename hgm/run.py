@@ -86,6 +86,12 @@ def prepare(config: HGMConfig) -> Prepared:
     return Prepared(config, benchmark, {t.id: t for t in tasks}, sandbox, routes)
 
 
+def cause(error: str, limit: int = 200) -> str:
+    """The line of an error (a message or a traceback) that says why: its last non-empty one."""
+    lines = [line.strip() for line in error.strip().splitlines() if line.strip()]
+    return (lines[-1] if lines else "")[:limit]
+
+
 def check_output_dir(run_dir: Path) -> None:
     if (run_dir / DB_NAME).exists():
         raise UserError(f"{run_dir} already holds a run; resume it with `hgm run --resume {run_dir}` "
@@ -286,7 +292,8 @@ class _Jobs:
             self.archive.import_bundle(result.bundle)
         if isinstance(decision, Evaluate):
             self.event(f"node {decision.node_id} on {decision.task_id}: {o.status.value}"
-                       + (f" ({o.error_type})" if o.error_type else ""))
+                       + (f" ({o.error_type}: {cause(o.error)})" if o.error_type and o.error else
+                          f" ({o.error_type})" if o.error_type else ""))
             return o
         assert isinstance(o, ExpansionOutcome)
         if result.attempt_commit:

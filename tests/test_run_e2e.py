@@ -121,6 +121,9 @@ def test_llm_down_is_infra_errors_then_a_clear_stop_that_can_resume(tmp_path: Pa
                "--set", "search.max_consecutive_infra_errors=2")
     assert done.returncode == 2, done.stderr[-3000:]
     assert "2 infra errors in a row" in done.stderr and f"hgm run --resume {run}" in done.stderr
+    lines = [line for line in done.stderr.splitlines() if "infra_error (" in line]
+    assert len(lines) == 2 and all("infra_error (UpstreamFailed: upstream failed after 1 attempts: " in line
+                                   for line in lines), "each line says why, not only the final error"
     assert "Traceback" not in done.stderr
     store = RunStore.open(run, readonly=True)
     evals = store.evaluations()

@@ -204,11 +204,17 @@ def check_models(names: Iterable[str], table: ProviderTable | None = None, env: 
 
 
 def check_llm(llm: LLMConfig, names: Iterable[str], env: Mapping[str, str] | None = None) -> list[ModelRoute]:
-    """check_models for a config's llm section: its provider table and base URL; replaying a
-    cassette calls no provider, so it needs no key."""
+    """check_models for a config's llm section: its provider table and base URL; then, unless
+    llm.preflight is off, that every model's endpoint can be reached (hgm/llm/preflight.py).
+    Replaying a cassette calls no provider, so it needs no key and no network."""
     replay = llm.cassette is not None and llm.cassette_mode == "replay"
-    return check_models(names, ProviderTable.load(llm.providers_file), env=env, base_url=llm.base_url,
-                        need_keys=not replay)
+    routes = check_models(names, ProviderTable.load(llm.providers_file), env=env, base_url=llm.base_url,
+                          need_keys=not replay)
+    if llm.preflight and not replay:
+        from hgm.llm.preflight import check_endpoints
+
+        check_endpoints(routes)
+    return routes
 
 
 def spend_bounds(routes: Iterable[ModelRoute], budget: BudgetConfig) -> tuple[list[str], list[str]]:

@@ -1,0 +1,144 @@
+"""Preflight (hgm/llm/preflight.py): an unreachable model endpoint stops `hgm run`, `eval-agent`
+and `solve` within seconds, naming the host, the cause and the fix; nothing is started."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from hgm.config import LLMConfig
+from hgm.errors import UserError
+from hgm.llm.preflight import STEP_TIMEOUT_S, check_endpoints, endpoints
+from hgm.llm.providers import ProviderTable, check_llm
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # nothing listens there once it is closed
+
+
+class Server:
+    """A loopback TCP server that accepts and then does `behaviour` with each connection."""
+
+    def __init__(self, behaviour: str) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        self.port = self.sock.getsockname()[1]
+        self.behaviour = behaviour
+        self.held: list[socket.socket] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            if self.behaviour == "plain-http":  # not TLS: the handshake fails
+                conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+                conn.close()
+            else:  # "silent": accepts and never says anything
+                self.held.append(conn)
+
+    def close(self) -> None:
+        self.sock.close()
+        for c in self.held:
+            c.close()
+
+
+def routes(*names: str, base_url: str | None = None):
+    table = ProviderTable.load()
+    return [table.resolve(n, base_url) for n in names]
+
+
+def test_a_closed_port_is_refused_naming_the_host_and_the_fix():
+    port = closed_port()
+    with pytest.raises(UserError) as e:
+        check_endpoints(routes(f"m@http://127.0.0.1:{port}/v1"))
+    text = str(e.value)
+    assert f"127.0.0.1:{port} (model m@http://127.0.0.1:{port}/v1): connection refused" in text
+    assert "--set llm.base_url=URL" in text and "hgm doctor" in text and "--set llm.preflight=false" in text
+
+
+def test_an_unresolvable_name_is_a_dns_failure():
+    with pytest.raises(UserError, match=r"nonexistent\.invalid:443 .*DNS failure"):
+        check_endpoints(routes("deepseek-chat", base_url="https://nonexistent.invalid/v1"))
+
+
+def test_a_server_that_speaks_no_tls_is_a_tls_error_and_one_that_says_nothing_a_timeout():
+    plain, silent = Server("plain-http"), Server("silent")
+    try:
+        with pytest.raises(UserError, match=rf"127\.0\.0\.1:{plain.port} .*TLS error"):
+            check_endpoints(routes(f"m@https://127.0.0.1:{plain.port}/v1"))
+        start = time.monotonic()
+        with pytest.raises(UserError, match=rf"127\.0\.0\.1:{silent.port} .*timeout: no TLS handshake"):
+            check_endpoints(routes(f"m@https://127.0.0.1:{silent.port}/v1"))
+        assert time.monotonic() - start < STEP_TIMEOUT_S + 2
+    finally:
+        plain.close()
+        silent.close()
+
+
+def test_a_listening_endpoint_passes_and_scripted_models_have_none(tmp_path):
+    server = Server("silent")
+    try:
+        check_endpoints(routes(f"m@http://127.0.0.1:{server.port}/v1"))  # plain http: TCP is enough
+    finally:
+        server.close()
+    script = tmp_path / "s.json"
+    script.write_text("[]")
+    assert endpoints(routes(f"scripted:{script}")) == []
+    both = endpoints(routes("deepseek-chat", "deepseek-reasoner"))
+    assert [(e.host, e.port, e.models) for e in both] == [("api.deepseek.com", 443, ("deepseek-chat", "deepseek-reasoner"))]
+
+
+def test_the_config_switch_turns_it_off():
+    dead = f"m@http://127.0.0.1:{closed_port()}/v1"
+    with pytest.raises(UserError, match="connection refused"):
+        check_llm(LLMConfig(), [dead], env={})
+    assert [r.name for r in check_llm(LLMConfig(preflight=False), [dead], env={})] == [dead]
+
+
+def hgm(*args: str, cwd: Path, env: dict[str, str] | None = None) -> tuple[subprocess.CompletedProcess, float]:
+    env = {**os.environ, **(env or {}), "COLUMNS": "300"}
+    start = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "hgm.cli", *args], check=False, capture_output=True, text=True, env=env,
+                          cwd=cwd, timeout=60)
+    return done, time.monotonic() - start
+
+
+@pytest.mark.parametrize("where, cause", [("closed-port", "connection refused"), ("nonexistent.invalid", "DNS failure")])
+def test_hgm_run_with_an_unreachable_provider_exits_within_10_s_naming_the_cause(tmp_path, polyglot_path, where, cause):
+    url = f"http://127.0.0.1:{closed_port()}/v1" if where == "closed-port" else "https://nonexistent.invalid/v1"
+    done, seconds = hgm("run", "--polyglot", "--from", str(polyglot_path), "--self-improve-llm", "deepseek-chat",
+                        "--max-task-evals", "1", "--set", f"llm.base_url={url}", cwd=tmp_path,
+                        env={"DEEPSEEK_API_KEY": "sk-not-a-real-key"})
+    assert done.returncode == 2, done.stderr
+    assert seconds < 10, f"took {seconds:.1f} s"
+    assert cause in done.stderr and "cannot reach the LLM endpoint" in done.stderr and "Traceback" not in done.stderr
+    assert list(tmp_path.iterdir()) == [], "no run directory, nothing started"
+
+
+def test_eval_agent_and_solve_check_their_model_too(tmp_path, polyglot_path):
+    dead = f"m@http://127.0.0.1:{closed_port()}/v1"
+    done, _ = hgm("eval-agent", "initial", "python__transpose", "--from", str(polyglot_path), "--llm", dead,
+                  cwd=tmp_path)
+    assert done.returncode == 2 and "connection refused" in done.stderr, done.stderr
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "a.py").write_text("print(1)\n")
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    subprocess.run(["git", "-C", str(repo), "add", "a.py"], check=True)
+    subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "init"],
+                   check=True)
+    done, _ = hgm("solve", "initial", "--repo", str(repo), "--statement", "fix it", "--llm", dead, cwd=tmp_path)
+    assert done.returncode == 2 and "connection refused" in done.stderr, done.stderr
