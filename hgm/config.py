@@ -19,16 +19,58 @@ from hgm.errors import UserError
 CONFIG_DIR = Path(__file__).parent / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "default.yaml"
 
-PolicyName = Literal["hgm", "dgm", "greedy", "random"]
+PolicyName = Literal["hgm", "dgm", "greedy", "random", "dgm-paper", "sica", "best-of-n"]
 
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_assignment=True)
 
 
+class DGMPaperConfig(Section):
+    """`--policy dgm-paper`: the Darwin Gödel Machine as published (hgm/baselines.py)."""
+
+    selfimprove_size: int = Field(2, ge=1)
+    """Parents drawn per generation (with replacement, weight sigmoid(10*(score-0.5)) / (1+children)),
+    each rewritten once; the next generation starts when every child's staged evaluation is over."""
+    stages: list[int | str] = [10, 50]
+    """The task sets of the staged evaluation, in order, before the rest of the run's tasks: a number
+    takes that many of the run's tasks not yet in a stage (in the run's order), a name takes a subset
+    of the run's benchmark (polyglot: small, medium) within the run's tasks."""
+    stage_threshold: float = Field(0.4, ge=0, le=1)
+    """A child goes on from one stage to the next named stage only if its own success rate so far is
+    at least this."""
+    rest_needs_second_best: bool = True
+    """A child that passed the named stages is evaluated on the rest of the run's tasks only if its
+    success rate reaches the archive's second-best score (the best, with one archive agent); False:
+    always."""
+    archive: Literal["keep_all", "keep_better"] = "keep_all"
+    """keep_all: every child that was evaluated joins the archive (the parents' pool); keep_better:
+    only a child whose final score is at least the initial agent's minus noise_margin."""
+    noise_margin: float = Field(0.1, ge=0, le=1)
+    """keep_better's leeway below the initial agent's score."""
+
+
+class SICAConfig(Section):
+    """`--policy sica`: the Self-Improving Coding Agent as published (hgm/baselines.py)."""
+
+    sample_size: int | None = Field(None, ge=1)
+    """Tasks in the fixed sample every agent is evaluated on: the run's first this-many tasks (None:
+    all of the run's tasks)."""
+    confidence: float = Field(0.95, gt=0, lt=1)
+    """Level of the best agent's confidence interval (normal approximation) whose lower bound a
+    base-agent candidate's mean must reach."""
+
+
 class SearchConfig(Section):
     policy: PolicyName = "hgm"
-    """Which policy decides expand vs sample and whom: hgm, dgm, greedy or random."""
+    """Which policy decides what to expand and evaluate: hgm; the selection-only ablations dgm, greedy
+    and random (their parent choice inside HGM's budget allocation); the published baselines dgm-paper
+    and sica (their own schedules); best-of-n (no self-modification: the initial agent, repeatedly)."""
+    final_rule: Literal["lower_bound", "mean", "archive_best"] | None = None
+    """How the final agent is named: lower_bound = highest BetaPPF(final_quantile, 1+n_s, 1+n_f) of its
+    own results (HGM); mean = highest own success rate; archive_best = highest own success rate among the
+    policy's archive (dgm-paper: the agents kept; others: every agent with a result). None: the policy's
+    own (hgm: lower_bound, dgm-paper and sica: archive_best, the rest: mean)."""
     alpha: float = Field(0.6, gt=0)
     """Expand iff N**alpha >= |T| (N task evaluations, |T| agents, in-flight work included)."""
     beta: float = Field(1.0, ge=0)
@@ -62,6 +104,10 @@ class SearchConfig(Section):
     max_failed_rewrites_per_parent: int = Field(3, ge=1)
     """An agent whose last this-many rewrites failed is no longer chosen as a parent; rewrites in flight
     count too, so no agent ever has more than this many failed-or-running rewrites."""
+    dgm_paper: DGMPaperConfig = DGMPaperConfig()
+    """Settings of --policy dgm-paper."""
+    sica: SICAConfig = SICAConfig()
+    """Settings of --policy sica."""
 
 
 class ExecutorConfig(Section):

@@ -114,6 +114,9 @@ class MetaKey(StrEnum):
     """The node id of the agent the run named best, once it ended."""
     SIMULATE_WORLD = "simulate_world"
     """`hgm simulate`: the simulated world (true success rates), as JSON."""
+    POLICY_STATE = "policy_state"
+    """The policy's schedule state (Policy.state(): dgm-paper's generations and staged evaluation,
+    sica's iterations), as JSON; rewritten after each decision and result."""
 
 
 class ExpansionStatus(StrEnum):

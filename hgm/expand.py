@@ -4,6 +4,8 @@ parent's failed task -> diagnose LLM (through the gateway, with a session of rol
 JSON plan -> problem statement -> the parent agent runs on a git copy of its own code in the
 sandbox (--self-improve, gateway role self_improve) -> the harness takes the diff -> the child is
 validated in the sandbox (compiles, `coding_agent.py --help`, its own tests) -> git child commit.
+When the job names a `rewriter_commit` (SICA: the best agent rewrites the base agent), that agent's
+code is what runs on the copy of the parent's code; the diagnosis is still of the parent's failure.
 
 The scheduler prepares the inputs that live in the run store (`expand_job`): the entry task is a
 random task among the parent's failed / empty_patch evaluations; if it has none, the nearest
@@ -177,7 +179,7 @@ class Expander:
         message = prompts.COMMIT_MESSAGE.format(
             parent_id=parent_id, task_id=task_id, task_status=job.entry_status or "not run",
             **{k: " ".join(plan[k].split()) for k in ("title", "root_cause", "improvement")})
-        agent_dir = self.archive.checkout(parent_sha, self.agent_cache)
+        agent_dir = self.archive.checkout(job.rewriter_commit or parent_sha, self.agent_cache)  # who rewrites
         model = self.config.llm.self_improve
         with tempfile.TemporaryDirectory(prefix=f"hgm-expand-{expansion_id}-") as tmp:
             work = self.archive.export_repo(parent_sha, Path(tmp) / "agent_src")
@@ -251,13 +253,16 @@ class Expander:
 # -- pieces that need no sandbox ----------------------------------------------------------
 
 def expand_job(store: RunStore | MemoryStore, run_dir: Path, *, parent_id: int, commit: str, expansion_id: int,
-               attempt: int, task_ids: list[str], seed: int, log_dir: str) -> ExpandJob:
-    """The scheduler's half of an expansion: what the job needs from the store and the run's logs."""
+               attempt: int, task_ids: list[str], seed: int, log_dir: str,
+               rewriter_commit: str | None = None) -> ExpandJob:
+    """The scheduler's half of an expansion: what the job needs from the store and the run's logs.
+    `rewriter_commit`: the agent that rewrites `commit`'s code, when not the parent itself."""
     rng = random.Random(f"{seed}-{expansion_id}")
     entry, evaluation = choose_entry_task(store, parent_id, task_ids, rng)
     chat, tests = _eval_logs(run_dir, evaluation)
     return ExpandJob(expansion_id, attempt, parent_id, commit, seed, entry,
-                     evaluation.status.value if evaluation else None, chat, tests, lineage(store, parent_id), log_dir)
+                     evaluation.status.value if evaluation else None, chat, tests, lineage(store, parent_id), log_dir,
+                     rewriter_commit)
 
 
 def choose_entry_task(store: RunStore | MemoryStore, parent_id: int, task_ids: list[str],

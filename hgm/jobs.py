@@ -46,6 +46,9 @@ class ExpandJob:
     lineage: str
     """What each version from the root to the parent changed and how it scored."""
     log_dir: str
+    rewriter_commit: str | None = None
+    """The commit of the agent that does the rewriting, when it is not the parent (SICA: the best agent
+    rewrites the base agent's code); None: the parent rewrites itself."""
 
 
 Job = EvalJob | ExpandJob

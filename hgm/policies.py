@@ -6,16 +6,18 @@ of a success s in [0, 1] (hgm.domain.success): n_s += s, n_f += 1 - s, so solved
 failed (0, 1) and a target's score 0.7 (0.7, 0.3); the counters are whole numbers exactly when
 every result is solved or failed.
 
-`Policy` decides expand-vs-sample, whom to expand, whom to evaluate and which agent is final.
-All four policies share the expand-vs-sample rule `N**alpha >= |T|` so that they spend the same
-budget on the same mix of rewrites and evaluations and differ only in *whom* they pick.
+`Policy` decides what to start next (`next_step`: expand whom, or evaluate whom on what) and
+which agent is final (`rank`, by `search.final_rule`). HGM and the selection-only ablations (dgm,
+greedy, random) share the expand-vs-sample rule `N**alpha >= |T|` so that they spend the same
+budget on the same mix of rewrites and evaluations and differ only in *whom* they pick; the
+published baselines (hgm/baselines.py) own their schedule.
 
 Deliberate choices (where DESIGN.md leaves room):
 - |T| counts agents + expansions in flight + rewrites that failed (no child). Otherwise a parent
   whose rewrites keep failing would be re-expanded forever without spending any evaluation.
 - No agent eligible as parent (no agent has `parent_min_successes` successes yet): every agent
   is a candidate, with the policy's usual weights (the root alone would starve its own children).
-- Baselines evaluate the agent with the fewest evaluations (DGM and SICA evaluate every new
+- The ablations evaluate the agent with the fewest evaluations (DGM and SICA evaluate every new
   agent on the same tasks) and name the agent with the best own success rate as final; random
   evaluates a uniformly drawn agent.
 - empty_patch counts as a failure of the agent; infra_error counts for nothing and frees the pair.
@@ -28,15 +30,15 @@ Deliberate choices (where DESIGN.md leaves room):
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from scipy.special import betaincinv
 
 from hgm.config import SearchConfig
-from hgm.errors import UserError
 
 
 @dataclass
@@ -58,7 +60,9 @@ class Agent:
     evals: int = 0
     """Counted evaluations of this agent (n_s + n_f, as a whole number)."""
     claimed_tasks: set[str] = field(default_factory=set)
-    """Tasks with a counted or in-flight evaluation: never evaluated again."""
+    """Tasks with a counted or in-flight evaluation: never evaluated again (unless the policy repeats tasks)."""
+    task_runs: Counter[str] = field(default_factory=Counter)
+    """Counted and in-flight evaluations per task (more than one only where the policy repeats tasks)."""
     evals_in_flight: int = 0
     expansions_in_flight: int = 0
     failed_rewrites_in_a_row: int = 0
@@ -76,6 +80,10 @@ class Tree:
         self.evals_in_flight = 0
         self.expansions_in_flight = 0
         self.failed_expansions = 0
+        self.finished_expansions = 0
+        """Rewrites that ended committed or failed (infra errors aside)."""
+        self.root_attempts = 0
+        """Rewrites of the root started, infra errors aside (the initial expansions)."""
 
     def add_agent(self, agent_id: int, parent_id: int | None, commit: str | None) -> Agent:
         agent = self.agents[agent_id] = Agent(agent_id, parent_id, commit)
@@ -126,13 +134,109 @@ def _success_rate(a: Agent) -> float:
     return a.own_successes / a.evals if a.evals else 0.0
 
 
+FinalRule = Literal["lower_bound", "mean", "archive_best"]
+
+
+def best_order(rule: FinalRule, successes: np.ndarray, failures: np.ndarray, quantile: float,
+               archive: np.ndarray | None = None) -> np.ndarray:
+    """Indices best first by a final-agent rule (see SearchConfig.final_rule); ties: more evaluations,
+    then the lower index. `archive` (booleans) marks the policy's archive: archive_best puts its members
+    first. Agents without a result come last under every rule."""
+    evals = successes + failures
+    if rule == "lower_bound":
+        score = betaincinv(1 + successes, 1 + failures, quantile)
+    else:
+        score = np.divide(successes, evals, out=np.zeros(len(evals)), where=evals > 0)
+    score = np.where(evals > 0, score, -1.0)
+    member = archive if rule == "archive_best" and archive is not None else np.ones(len(evals), dtype=bool)
+    return np.lexsort((np.arange(len(evals)), -evals, -score, ~member))
+
+
+@dataclass(frozen=True)
+class ExpandStep:
+    """Rewrite `parent_id`'s code into a child."""
+
+    parent_id: int
+    rewriter_id: int | None = None
+    """The agent whose code does the rewriting (None: the parent rewrites itself, as in HGM and DGM)."""
+
+
+@dataclass(frozen=True)
+class EvalStep:
+    """Evaluate `node_id` on a task."""
+
+    node_id: int
+    task_id: str | None = None
+    """None: one of the agent's unseen tasks, drawn by the scheduler (search.eval_random_level)."""
+
+
+WAIT = "wait"
+"""Step: nothing to start now, but work in flight may change that."""
+Step = ExpandStep | EvalStep | str | None
+"""What a policy wants next; None: nothing is left to try (the run ends)."""
+
+
+@dataclass
+class Decide:
+    """What a policy sees when it decides."""
+
+    tree: Tree
+    rng: np.random.Generator
+    tau: float
+    """Thompson-sampling temperature (cool-down)."""
+    may_rewrite: bool
+    """False while a new rewrite could be the max_consecutive_failed_rewrites-th failed one in a row."""
+    evals_left: int
+    """Task evaluations the budget still allows (in-flight ones counted as spent)."""
+
+
 class Policy:
-    """Base: the shared expand rule and eligibility; subclasses choose parents, agents, the final."""
+    """A search policy: `next_step` decides what to start, `rank` orders agents by the final-agent rule.
+
+    The base class is the shared rule of HGM and the selection-only ablations: evaluate the root
+    `initial_evals` times and expand it `initial_expansions` times, then expand iff `N**alpha >= |T|`
+    (`choose_parent`), else evaluate (`choose_agent`). A published baseline overrides `next_step` to
+    own its schedule (hgm/baselines.py); the budget stays counted in task evaluations. A policy whose
+    schedule needs memory keeps it in `state()` (JSON, saved in the run store after each decision,
+    handed back to `restore` on resume; nothing is in flight then).
+    """
 
     name: ClassVar[str]
+    default_final_rule: ClassVar[FinalRule] = "mean"
+    repeats_tasks: ClassVar[bool] = False
+    """True: the policy may evaluate an agent on a task it was already evaluated on."""
 
-    def __init__(self, config: SearchConfig) -> None:
+    def __init__(self, config: SearchConfig, tasks: list[str] | None = None,
+                 stages: list[list[str]] | None = None) -> None:
+        """`tasks`: the run's task ids, in order; `stages`: the task sets of search.dgm_paper.stages
+        resolved by the caller (names of benchmark subsets need the benchmark)."""
         self.config = config
+        self.tasks = list(tasks or [])
+        self.final_rule: FinalRule = config.final_rule or self.default_final_rule
+
+    def next_step(self, d: Decide) -> Step:
+        t, cfg = d.tree, self.config
+        root = t.agents[t.root_id]
+        if root.evals + root.evals_in_flight < cfg.initial_evals and len(root.claimed_tasks) < t.n_tasks:
+            return EvalStep(root.id)
+        parents = self.eligible_parents(t) if d.may_rewrite else []
+        if t.root_attempts < cfg.initial_expansions and root in parents:
+            return ExpandStep(root.id)
+        candidates = t.evaluable()
+        if parents and (not candidates or self.should_expand(t)):
+            return ExpandStep(self.choose_parent(t, d.rng, d.tau))
+        if candidates:
+            return EvalStep(self.choose_agent(candidates, d.rng, d.tau))
+        return WAIT if t.evals_in_flight or t.expansions_in_flight else None
+
+    def update(self, tree: Tree) -> None:
+        """Called after every committed result: a policy with a schedule moves it on here."""
+
+    def state(self) -> dict[str, Any] | None:
+        return None
+
+    def restore(self, state: dict[str, Any] | None, tree: Tree) -> None:
+        """Take back what `state()` returned (None on a new run) once the tree is rebuilt."""
 
     def should_expand(self, tree: Tree) -> bool:
         return (tree.evals_done + tree.evals_in_flight) ** self.config.alpha >= tree.size
@@ -165,13 +269,23 @@ class Policy:
         ties = [a.id for a in candidates if a.evals + a.evals_in_flight == fewest]
         return ties[int(rng.integers(len(ties)))]
 
+    def archive(self, tree: Tree) -> set[int]:
+        """The agents the archive_best rule chooses among: by default every agent with a result."""
+        return {a.id for a in tree.agents.values() if a.evals}
+
     def rank(self, tree: Tree) -> list[int]:
-        """Agent ids best first; the first is the final agent. Baselines: own success rate."""
-        return [a.id for a in sorted(tree.agents.values(), key=lambda a: (-_success_rate(a), -a.evals, a.id))]
+        """Agent ids best first by this run's final-agent rule; the first is the final agent."""
+        agents = sorted(tree.agents.values(), key=lambda a: a.id)
+        members = self.archive(tree)
+        order = best_order(self.final_rule, np.array([a.own_successes for a in agents], dtype=float),
+                           np.array([a.own_failures for a in agents], dtype=float), self.config.final_quantile,
+                           np.array([a.id in members for a in agents], dtype=bool))
+        return [agents[int(i)].id for i in order]
 
 
 class HGMPolicy(Policy):
     name = "hgm"
+    default_final_rule = "lower_bound"
 
     def choose_parent(self, tree: Tree, rng: np.random.Generator, tau: float) -> int:
         c = self.eligible_parents(tree)
@@ -181,15 +295,10 @@ class HGMPolicy(Policy):
         c = sorted(candidates, key=lambda a: a.id)
         return _thompson(c, (a.own_successes for a in c), (a.own_failures for a in c), tau, rng)
 
-    def rank(self, tree: Tree) -> list[int]:
-        agents = sorted(tree.agents.values(), key=lambda a: a.id)
-        bounds = lower_bounds(agents, self.config.final_quantile)
-        order = sorted(range(len(agents)), key=lambda i: (-bounds[i], -agents[i].evals, agents[i].id))
-        return [agents[i].id for i in order]
-
 
 class DGMPolicy(Policy):
-    """DGM parent choice: weight sigmoid(10*(score-0.5)) / (1 + children), score = own success rate."""
+    """Selection-only ablation: DGM's parent weight sigmoid(10*(score-0.5)) / (1 + children), score = own
+    success rate, inside HGM's budget allocation (DGM as published is `dgm-paper`, hgm/baselines.py)."""
 
     name = "dgm"
 
@@ -202,7 +311,8 @@ class DGMPolicy(Policy):
 
 
 class GreedyPolicy(Policy):
-    """SICA-like: always rewrite the best agent so far by own success rate."""
+    """Selection-only ablation, SICA-like: always rewrite the best agent so far by own success rate, inside
+    HGM's budget allocation (SICA as published is `sica`, hgm/baselines.py)."""
 
     name = "greedy"
 
@@ -222,12 +332,3 @@ class RandomPolicy(Policy):
     def choose_agent(self, candidates: list[Agent], rng: np.random.Generator, tau: float) -> int:
         ids = sorted(a.id for a in candidates)
         return ids[int(rng.integers(len(ids)))]
-
-
-POLICIES: dict[str, type[Policy]] = {p.name: p for p in (HGMPolicy, DGMPolicy, GreedyPolicy, RandomPolicy)}
-
-
-def make_policy(config: SearchConfig) -> Policy:
-    if config.policy not in POLICIES:
-        raise UserError(f"unknown search policy {config.policy!r}; known: {', '.join(POLICIES)}")
-    return POLICIES[config.policy](config)

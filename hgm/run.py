@@ -34,6 +34,7 @@ from rich.table import Table
 
 from hgm.agent_runtime import agent_venv
 from hgm.archive import Archive, init_archive
+from hgm.baselines import stage_tasks
 from hgm.benchmarks import Benchmark, Task, check_subset, get_benchmark
 from hgm.config import HGMConfig, set_keys
 from hgm.domain import EvalOutcome, EvalStatus, ExpansionOutcome, ExpansionStatus, JobKind, MetaKey, Usage, count_text
@@ -92,6 +93,14 @@ def cause(error: str, limit: int = 200) -> str:
     return (lines[-1] if lines else "")[:limit]
 
 
+def dgm_stages(prepared: Prepared) -> list[list[str]] | None:
+    """search.dgm_paper.stages as task ids (subset names looked up in the run's benchmark), for dgm-paper."""
+    if prepared.config.search.policy != "dgm-paper":
+        return None
+    return stage_tasks(prepared.config.search.dgm_paper.stages, list(prepared.tasks),
+                       lambda name: [t.id for t in prepared.benchmark.tasks(name)])
+
+
 def check_output_dir(run_dir: Path) -> None:
     if (run_dir / DB_NAME).exists():
         raise UserError(f"{run_dir} already holds a run; resume it with `hgm run --resume {run_dir}` "
@@ -105,6 +114,7 @@ def new_run(run_dir: Path, config: HGMConfig, console: Console, initial_agent: P
     run_dir = Path(run_dir)
     check_output_dir(run_dir)
     prepared = prepare(config)
+    dgm_stages(prepared)  # a stage without tasks is named before the run starts
     store = RunStore.create(run_dir, config)
     store.set_meta(MetaKey.INITIAL_AGENT, str(Path(initial_agent).resolve()))
     return _drive(run_dir, store, prepared, console, resumed=False, initial_agent=initial_agent)
@@ -280,7 +290,8 @@ class _Jobs:
         return expand_job(self.store, self.run_dir, parent_id=decision.parent_id,
                           commit=self._commit(decision.parent_id), expansion_id=decision.expansion_id,
                           attempt=decision.attempt, task_ids=self.task_ids, seed=self.config.search.seed,
-                          log_dir=log_dir + (f"-a{decision.attempt}" if decision.attempt > 1 else ""))
+                          log_dir=log_dir + (f"-a{decision.attempt}" if decision.attempt > 1 else ""),
+                          rewriter_commit=None if decision.rewriter_id is None else self._commit(decision.rewriter_id))
 
     def unpack(self, decision: Decision, result: object) -> EvalOutcome | ExpansionOutcome:
         """Bring a result's logs and commit home, before the scheduler commits its outcome."""
@@ -301,7 +312,8 @@ class _Jobs:
         if o.status == ExpansionStatus.COMMITTED:
             assert o.commit
             self.archive.set_ref(f"refs/hgm/expansions/{decision.expansion_id}", o.commit)
-        self.event(f"rewrite {decision.expansion_id} of node {decision.parent_id}: {o.reason[:160]}")
+        by = f" by node {decision.rewriter_id}" if decision.rewriter_id is not None else ""
+        self.event(f"rewrite {decision.expansion_id} of node {decision.parent_id}{by}: {o.reason[:160]}")
         return o
 
     def name_new_agents(self) -> None:
@@ -388,7 +400,8 @@ def _schedule(run_dir: Path, store: RunStore, prepared: Prepared, gateway: Gatew
             search.stop()
 
     search = Search(store, config.search, list(prepared.tasks), executor, prepare=jobs.prepare, unpack=jobs.unpack,
-                    on_progress=on_progress, deadlines=deadlines(config), max_attempts=config.executor.max_attempts)
+                    on_progress=on_progress, deadlines=deadlines(config), max_attempts=config.executor.max_attempts,
+                    stages=dgm_stages(prepared))
     view.progress, view.search = search.snapshot(), search
     result: list[object] = []
 

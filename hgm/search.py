@@ -30,28 +30,33 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from hgm.baselines import BestOfNPolicy, DGMPaperPolicy, SICAPolicy
 from hgm.config import SearchConfig
 from hgm.domain import ErrorType, EvalOutcome, EvalStatus, ExpansionOutcome, ExpansionStatus, JobKind, MetaKey, success
 from hgm.errors import UserError
 from hgm.executors import Delivery, Executor, JobKey
 from hgm.memory_store import MemoryStore
 from hgm.policies import (
-    POLICIES,
+    WAIT,
     Agent,
+    Decide,
     DGMPolicy,
+    EvalStep,
+    ExpandStep,
     GreedyPolicy,
     HGMPolicy,
     Policy,
     RandomPolicy,
     Tree,
     lower_bounds,
-    make_policy,
 )
 from hgm.store import RunStore
 
 __all__ = [
     "POLICIES",
     "Agent",
+    "BestOfNPolicy",
+    "DGMPaperPolicy",
     "DGMPolicy",
     "Evaluate",
     "EvaluateFn",
@@ -64,6 +69,7 @@ __all__ = [
     "Progress",
     "RandomPolicy",
     "RewriteLimit",
+    "SICAPolicy",
     "Search",
     "SearchExhausted",
     "SearchResult",
@@ -75,6 +81,16 @@ __all__ = [
 ]
 
 log = logging.getLogger("hgm.run.search")
+
+POLICIES: dict[str, type[Policy]] = {p.name: p for p in (HGMPolicy, DGMPolicy, GreedyPolicy, RandomPolicy,
+                                                         DGMPaperPolicy, SICAPolicy, BestOfNPolicy)}
+"""hgm, the selection-only ablations (dgm, greedy, random), the published baselines and the control."""
+
+
+def make_policy(config: SearchConfig, tasks: list[str] | None = None, stages: list[list[str]] | None = None) -> Policy:
+    if config.policy not in POLICIES:
+        raise UserError(f"unknown search policy {config.policy!r}; known: {', '.join(POLICIES)}")
+    return POLICIES[config.policy](config, tasks, stages)
 
 ExpandFn = Callable[[int, int], ExpansionOutcome]
 """expand(parent_id, expansion_id) -> ExpansionOutcome"""
@@ -89,6 +105,8 @@ class Expand:
     parent_id: int
     expansion_id: int
     attempt: int = 1
+    rewriter_id: int | None = None
+    """The agent whose code rewrites the parent's (None: the parent itself)."""
 
     @property
     def key(self) -> JobKey:
@@ -122,10 +140,6 @@ def job_function(expand: ExpandFn, evaluate: EvaluateFn) -> Callable[[object], o
         return evaluate(job.node_id, job.task_id, job.eval_id)
 
     return run
-
-
-WAIT = "wait"
-"""Nothing to start now, but work in flight may change that (budget freed by an infra error)."""
 
 
 @dataclass(frozen=True)
@@ -180,19 +194,21 @@ class Search:
                  prepare: Callable[[Decision], object] | None = None,
                  unpack: Callable[[Decision, object], EvalOutcome | ExpansionOutcome] | None = None,
                  on_progress: Callable[[Progress], None] | None = None,
-                 deadlines: dict[JobKind, float] | None = None, max_attempts: int = 3) -> None:
+                 deadlines: dict[JobKind, float] | None = None, max_attempts: int = 3,
+                 stages: list[list[str]] | None = None) -> None:
         """`prepare(decision)` makes the job the executor runs (default: the decision itself);
         `unpack(decision, result)` turns what the job returned into its outcome, on the scheduler's side,
         only for a result that will be committed (default: the result is the outcome). `deadlines`:
         seconds a job of each kind may run before it is cancelled; `max_attempts`: dispatches of one job
-        whose worker died before it is booked infra_error."""
+        whose worker died before it is booked infra_error; `stages`: search.dgm_paper.stages resolved to
+        task ids (by the run, which knows the benchmark's subsets)."""
         if not tasks or len(set(tasks)) != len(tasks):
             raise UserError("the search needs a non-empty list of distinct task ids")
         self.store, self.config, self.tasks, self.executor = store, config, tasks, executor
         self._prepare = prepare or (lambda d: d)
         self._unpack = unpack or (lambda d, r: r)  # type: ignore[return-value]
         self.on_progress, self.deadlines, self.max_attempts = on_progress, deadlines or {}, max_attempts
-        self.policy = make_policy(config)
+        self.policy = make_policy(config, tasks, stages)
         self.rng = np.random.default_rng(config.seed)
         self.search_budget = config.max_task_evals - config.finalists * config.finalist_evals
         if self.search_budget < 1:
@@ -211,7 +227,10 @@ class Search:
         """Results not committed: duplicates, or late results of an attempt redone or past its deadline."""
         self.redispatched = 0
         self._exhausted = ""
-        self.tree, self._root_attempts = rebuild_tree(store, tasks)
+        self.tree = rebuild_tree(store, tasks)
+        state = store.get_meta(MetaKey.POLICY_STATE)
+        self.policy.restore(json.loads(state) if state else None, self.tree)
+        self._saved_state = state
         saved = store.get_meta(MetaKey.FINALISTS)
         self.finalists = {int(k): v for k, v in json.loads(saved).items()} if saved else None
 
@@ -332,14 +351,16 @@ class Search:
             t.expansions_in_flight -= 1
             if child is not None:
                 t.add_agent(child, decision.parent_id, outcome.commit)
+                t.finished_expansions += 1
                 parent.failed_rewrites_in_a_row = 0
                 self.failed_rewrites_in_a_row = 0
             elif outcome.status == ExpansionStatus.FAILED:
                 t.failed_expansions += 1
+                t.finished_expansions += 1
                 parent.failed_rewrites_in_a_row += 1
                 self._count_failed_rewrite(decision.parent_id, outcome)
             elif decision.parent_id == t.root_id:
-                self._root_attempts -= 1  # infra error: the initial expansion is redone
+                t.root_attempts -= 1  # infra error: the initial expansion is redone
         else:
             assert isinstance(outcome, EvalOutcome), f"evaluate returned {outcome!r}"
             committed = self.store.finish_evaluation(decision.eval_id, outcome, key.attempt)
@@ -349,9 +370,13 @@ class Search:
             t.evals_in_flight -= 1
             if (won := success(outcome.status, outcome.score)) is not None:
                 t.record(decision.node_id, won)
-            else:
-                agent.claimed_tasks.discard(decision.task_id)  # infra error: the pair may be retried
+            else:  # infra error: the pair may be retried
+                agent.task_runs[decision.task_id] -= 1
+                if not agent.task_runs[decision.task_id]:
+                    agent.claimed_tasks.discard(decision.task_id)
         del self._running[key]
+        self.policy.update(t)
+        self._save_policy_state()
         if outcome.status in (EvalStatus.INFRA_ERROR, ExpansionStatus.INFRA_ERROR):
             self._count_infra(outcome.error_type, outcome.error)
         else:
@@ -388,7 +413,8 @@ class Search:
         t, cfg = self.tree, self.config
         if self._stop.is_set() or self._fatal is not None:
             return None
-        if self.finalists is None and t.evals_done + t.evals_in_flight >= self.search_budget:
+        used = t.evals_done + t.evals_in_flight
+        if self.finalists is None and used >= self.search_budget:
             if t.evals_in_flight:
                 return WAIT
             if not cfg.finalists:
@@ -396,50 +422,56 @@ class Search:
             self._start_finalists()
         if self.finalists is not None:
             return self._finalist_job()
-        root = t.agents[t.root_id]
-        if root.evals + root.evals_in_flight < cfg.initial_evals and len(root.claimed_tasks) < t.n_tasks:
-            return self._start_eval(root)
         # A rewrite is not started when it could be the K-th failed one in a row (in-flight ones counted).
         may_rewrite = self.failed_rewrites_in_a_row + t.expansions_in_flight < cfg.max_consecutive_failed_rewrites
-        parents = self.policy.eligible_parents(t) if may_rewrite else []
-        if self._root_attempts < cfg.initial_expansions and root in parents:
-            return self._start_expand(root.id)
-        tau = self.policy.temperature(self.search_budget, t.evals_done + t.evals_in_flight)
-        candidates = t.evaluable()
-        if parents and (not candidates or self.policy.should_expand(t)):
-            return self._start_expand(self.policy.choose_parent(t, self.rng, tau))
-        if candidates:
-            return self._start_eval(t.agents[self.policy.choose_agent(candidates, self.rng, tau)])
-        if t.evals_in_flight or t.expansions_in_flight:
-            return WAIT  # a child in the making may give us something to evaluate or a parent
+        tau = self.policy.temperature(self.search_budget, used)
+        step = self.policy.next_step(Decide(t, self.rng, tau, may_rewrite, self.search_budget - used))
+        self._save_policy_state()
+        if isinstance(step, ExpandStep):
+            return self._start_expand(step.parent_id, step.rewriter_id)
+        if isinstance(step, EvalStep):
+            return self._start_eval(t.agents[step.node_id], step.task_id)
+        if step == WAIT:
+            return WAIT
         best = self.policy.rank(t)[0]
         self._exhausted = (
             f"nothing is left to try after {t.evals_done} of {self.search_budget} task evaluations: every one of the "
-            f"{len(t.agents)} agents was evaluated on every task it can be, and every agent's last "
-            f"{cfg.max_failed_rewrites_per_parent} rewrites failed (search.max_failed_rewrites_per_parent). Last "
-            f"rewrite failures: {'; '.join(self._last_rewrite_failures) or 'none in this process'}. The best agent "
-            f"so far is node {best}; give the run more tasks or a model that can rewrite the agents.")
+            f"{len(t.agents)} agents was evaluated on every task its policy ({cfg.policy}) evaluates it on, and no "
+            f"agent may be rewritten (every agent's last {cfg.max_failed_rewrites_per_parent} rewrites failed, "
+            f"search.max_failed_rewrites_per_parent, or the policy rewrites none). Last rewrite failures: "
+            f"{'; '.join(self._last_rewrite_failures) or 'none in this process'}. The best agent so far is node "
+            f"{best}; give the run more tasks or a model that can rewrite the agents.")
         return None
 
-    def _start_eval(self, agent: Agent) -> Evaluate:
+    def _save_policy_state(self) -> None:
+        state = self.policy.state()
+        text = json.dumps(state, sort_keys=True) if state is not None else None
+        if text is not None and text != self._saved_state:
+            self.store.set_meta(MetaKey.POLICY_STATE, text)
+            self._saved_state = text
+
+    def _start_eval(self, agent: Agent, task: str | None = None) -> Evaluate:
         t = self.tree
         assert t.evals_done + t.evals_in_flight < self.config.max_task_evals
-        free = [x for x in self.tasks if x not in agent.claimed_tasks]
-        at_random = self.rng.random() < self.config.eval_random_level
-        task = free[int(self.rng.integers(len(free)))] if at_random else free[0]
+        if task is None:
+            free = [x for x in self.tasks if x not in agent.claimed_tasks]
+            at_random = self.rng.random() < self.config.eval_random_level
+            task = free[int(self.rng.integers(len(free)))] if at_random else free[0]
+        assert self.policy.repeats_tasks or task not in agent.claimed_tasks, f"node {agent.id} again on {task}"
         eval_id = self.store.start_evaluation(agent.id, task)
         agent.claimed_tasks.add(task)
+        agent.task_runs[task] += 1
         agent.evals_in_flight += 1
         t.evals_in_flight += 1
         return Evaluate(agent.id, task, eval_id)
 
-    def _start_expand(self, parent_id: int) -> Expand:
+    def _start_expand(self, parent_id: int, rewriter_id: int | None = None) -> Expand:
         expansion_id = self.store.start_expansion(parent_id)
         self.tree.agents[parent_id].expansions_in_flight += 1
         self.tree.expansions_in_flight += 1
         if parent_id == self.tree.root_id:
-            self._root_attempts += 1
-        return Expand(parent_id, expansion_id)
+            self.tree.root_attempts += 1
+        return Expand(parent_id, expansion_id, rewriter_id=rewriter_id)
 
     def _start_finalists(self) -> None:
         top = self.policy.rank(self.tree)[: self.config.finalists]
@@ -466,9 +498,9 @@ class Search:
                             best.own_successes, best.own_failures, bound)
 
 
-def rebuild_tree(store: RunStore | MemoryStore, tasks: list[str]) -> tuple[Tree, int]:
+def rebuild_tree(store: RunStore | MemoryStore, tasks: list[str]) -> Tree:
     """The tree and its counters from the store, as the search rebuilds them on resume (resume =
-    reopen), and the number of the root's rewrites that count as initial expansions."""
+    reopen), with the number of the root's rewrites that count as initial expansions."""
     t = Tree(len(tasks))
     known = set(tasks)
     for n in store.nodes():
@@ -483,8 +515,8 @@ def rebuild_tree(store: RunStore | MemoryStore, tasks: list[str]) -> tuple[Tree,
                 raise UserError(f"the run evaluated task {e.task_id!r}, which is not in this task list; "
                                 "resume with the run's own benchmark settings")
             t.agents[e.node_id].claimed_tasks.add(e.task_id)
+            t.agents[e.node_id].task_runs[e.task_id] += 1
             t.record(e.node_id, won)
-    root_attempts = 0
     for x in sorted(store.expansions(), key=lambda x: x.id):
         if x.status == ExpansionStatus.IN_FLIGHT:
             raise ValueError("the run store has work in flight; open it writable first (that resets it)")
@@ -494,8 +526,9 @@ def rebuild_tree(store: RunStore | MemoryStore, tasks: list[str]) -> tuple[Tree,
             parent.failed_rewrites_in_a_row += 1
         elif x.status == ExpansionStatus.COMMITTED:
             parent.failed_rewrites_in_a_row = 0
-        root_attempts += x.parent_id == t.root_id and x.status != ExpansionStatus.INFRA_ERROR
-    return t, root_attempts
+        t.finished_expansions += x.status in (ExpansionStatus.FAILED, ExpansionStatus.COMMITTED)
+        t.root_attempts += x.parent_id == t.root_id and x.status != ExpansionStatus.INFRA_ERROR
+    return t
 
 
 def _infra(decision: Decision, error_type: str, error: str) -> EvalOutcome | ExpansionOutcome:

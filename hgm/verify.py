@@ -38,9 +38,8 @@ from hgm.benchmarks import Benchmark, Task, get_benchmark
 from hgm.config import HGMConfig
 from hgm.domain import COUNTED, DispatchState, ErrorType, EvalStatus, EvaluationRow, ExpansionStatus, JobKind, MetaKey
 from hgm.errors import UserError
-from hgm.policies import make_policy
 from hgm.sandbox import Sandbox, get_sandbox
-from hgm.search import rebuild_tree
+from hgm.search import make_policy, rebuild_tree
 from hgm.store import RunStore
 
 PATCH_FILE = "patch.diff"
@@ -263,7 +262,7 @@ def check_counters(store: RunStore, tasks: list[str]) -> Check:
     pairs = Counter((e.node_id, e.task_id) for e in evals)
     failures += [f"node {n} was counted {k} times on {t}" for (n, t), k in pairs.items() if k > 1]
     try:
-        tree, _ = rebuild_tree(store, tasks)
+        tree = rebuild_tree(store, tasks)
     except (ValueError, KeyError, UserError) as e:  # UserError: an evaluated task not in the task list
         return Check("clade counters", len(evals), [*failures, f"the search cannot rebuild its tree: {e}"])
     children: dict[int | None, list[int]] = {}
@@ -348,12 +347,15 @@ def check_final(store: RunStore, config: HGMConfig, tasks: list[str]) -> Check:
     if recorded is None:
         return Check("final agent", 0)
     try:
-        tree, _ = rebuild_tree(store, tasks)
+        tree = rebuild_tree(store, tasks)
     except (ValueError, KeyError, UserError) as e:
         return Check("final agent", 1, [f"the search cannot rebuild its tree: {e}"])
     finalists = store.get_meta(MetaKey.FINALISTS)
     allowed = {int(k) for k in json.loads(finalists)} if finalists else None
-    best = next(i for i in make_policy(config.search).rank(tree) if allowed is None or i in allowed)
+    policy = make_policy(config.search, tasks)
+    state = store.get_meta(MetaKey.POLICY_STATE)
+    policy.restore(json.loads(state) if state else None, tree)  # dgm-paper's archive, for archive_best
+    best = next(i for i in policy.rank(tree) if allowed is None or i in allowed)
     failures = [] if int(recorded) == best else [
         f"the store names node {recorded} final; the policy on the rebuilt tree names node {best}"]
     return Check("final agent", 1, failures)

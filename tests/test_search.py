@@ -178,9 +178,9 @@ def test_final_choice_by_lower_quantile() -> None:
 
 
 def test_policies_by_name() -> None:
-    assert set(POLICIES) == {"hgm", "dgm", "greedy", "random"}
+    assert set(POLICIES) == {"hgm", "dgm", "greedy", "random", "dgm-paper", "sica", "best-of-n"}
     assert isinstance(make_policy(cfg(policy="dgm")), DGMPolicy)
-    with pytest.raises(UserError, match="known: hgm, dgm, greedy, random"):
+    with pytest.raises(UserError, match="known: hgm, dgm, greedy, random, dgm-paper, sica, best-of-n"):
         make_policy(SearchConfig.model_construct(policy="nope"))
 
 
@@ -190,10 +190,13 @@ def test_policies_by_name() -> None:
 class Fake:
     """Quick deterministic callables that also check the scheduler's promises while it runs."""
 
-    def __init__(self, budget: int, fail_every: int = 0, infra_every: int = 0, sleep: float = 0.0) -> None:
+    def __init__(self, budget: int, fail_every: int = 0, infra_every: int = 0, sleep: float = 0.0,
+                 repeats: bool = False) -> None:
+        """`repeats`: the policy may evaluate a (node, task) pair more than once (best-of-n), even at once."""
         self.budget, self.fail_every, self.infra_every, self.sleep = budget, fail_every, infra_every, sleep
+        self.repeats = repeats
         self.lock = threading.Lock()
-        self.running: set[tuple[int, str]] = set()
+        self.running: set[tuple[int, str, int]] = set()
         self.counted = 0
         self.violations: list[str] = []
 
@@ -205,15 +208,15 @@ class Fake:
 
     def evaluate(self, node_id: int, task_id: str, eval_id: int) -> EvalOutcome:
         with self.lock:
-            if (node_id, task_id) in self.running:
+            if any(r[:2] == (node_id, task_id) for r in self.running) and not self.repeats:
                 self.violations.append(f"({node_id}, {task_id}) evaluated twice at once")
             if self.counted + len(self.running) + 1 > self.budget:
                 self.violations.append(f"eval {eval_id} started beyond the budget")
-            self.running.add((node_id, task_id))
+            self.running.add((node_id, task_id, eval_id))
         time.sleep(self.sleep)
         infra = bool(self.infra_every) and eval_id % self.infra_every == 0
         with self.lock:
-            self.running.discard((node_id, task_id))
+            self.running.discard((node_id, task_id, eval_id))
             self.counted += not infra
         if infra:
             raise OSError("sandbox did not start")
@@ -232,11 +235,13 @@ def new_store(store=None):
 
 
 def check_store_matches_tree(store, search: Search) -> None:
-    """No in-flight row, no (node, task) counted twice, counters equal sums over the store's rows."""
+    """No in-flight row, no (node, task) counted twice (unless the policy repeats tasks), counters equal
+    sums over the store's rows."""
     evals = store.evaluations()
     assert all(e.status != EvalStatus.IN_FLIGHT for e in evals)
     counted = [e for e in evals if e.status in (EvalStatus.SOLVED, EvalStatus.FAILED, EvalStatus.EMPTY_PATCH)]
-    assert len({(e.node_id, e.task_id) for e in counted}) == len(counted)
+    if not search.policy.repeats_tasks:
+        assert len({(e.node_id, e.task_id) for e in counted}) == len(counted)
     parent = {n.id: n.parent_id for n in store.nodes()}
     for agent in search.tree.agents.values():
         own = [e for e in counted if e.node_id == agent.id]
@@ -392,8 +397,10 @@ def test_scheduler_keeps_budget_and_never_repeats_a_pair(store_kind, workers, bu
     config = cfg(workers=workers, max_task_evals=budget, policy=policy, alpha=alpha,
                  initial_expansions=initial_expansions, initial_evals=initial_evals,
                  eval_random_level=random_level, seed=seed, max_consecutive_infra_errors=1000,
-                 finalists=finalists, finalist_evals=finalist_evals, max_consecutive_failed_rewrites=1000)
-    fake = Fake(budget, fail_every=fail_every, infra_every=infra_every, sleep=0.0005 if workers > 1 else 0)
+                 finalists=finalists, finalist_evals=finalist_evals, max_consecutive_failed_rewrites=1000,
+                 dgm_paper={"stages": [1] if n_tasks < 3 else [1, 1]})
+    fake = Fake(budget, fail_every=fail_every, infra_every=infra_every, sleep=0.0005 if workers > 1 else 0,
+                repeats=POLICIES[policy].repeats_tasks)
     with tempfile.TemporaryDirectory(prefix="hgm-test-search-") as tmp:
         store = RunStore.create(Path(tmp) / "run", load_config()) if store_kind == "sqlite" else None
         try:
