@@ -35,6 +35,9 @@ from hgm.config import SearchConfig
 from hgm.errors import UserError
 from hgm.policies import WAIT, Agent, Decide, EvalStep, ExpandStep, Policy, Step, Tree
 
+ArchiveMember = Callable[[int, int, int], bool]
+"""member(node id, evaluations used so far, the node's own evaluations so far): in the archive then?"""
+
 REST = "rest"
 """Name of the staged evaluation's last stage: the run's tasks in no named stage."""
 
@@ -190,6 +193,19 @@ class DGMPaperPolicy(Policy):
             if not rec["archived"]:
                 rec["why"] += f"; not archived: below the initial agent's {root.get('score') or 0:.3f} - " \
                               f"{self.dgm.noise_margin:g} (keep_better)"
+
+
+def archive_member(config: SearchConfig, state: dict[str, Any] | None) -> ArchiveMember:
+    """Archive membership over a run, from its stored policy state (for the report's curves):
+    dgm-paper: from the moment its schedule ended, if kept; sica: once evaluated on the whole sample;
+    the others: once it has a result."""
+    if config.policy == "dgm-paper" and state:
+        joined = {int(k): r["at_evals"] for k, r in state["schedule"].items() if r["archived"]}
+        return lambda node, used, own: node in joined and joined[node] <= used
+    if config.policy == "sica" and state:
+        size = len(state["sample"])
+        return lambda node, used, own: own >= size
+    return lambda node, used, own: own > 0
 
 
 def sica_base(agents: list[Agent], confidence: float) -> tuple[Agent, Agent, float]:

@@ -249,7 +249,7 @@ def export(
 def simulate(
     preset: Annotated[str, typer.Option("--preset", help="World preset: default or deceptive (hgm/configs/simulate/).")] = "default",
     world_file: Annotated[Optional[Path], typer.Option("--world", help="World parameters (YAML/JSON); overrides --preset.")] = None,
-    policies: Annotated[str, typer.Option("--policies", help="Comma-separated policies to compare.")] = "hgm,dgm,greedy,random",
+    policies: Annotated[str, typer.Option("--policies", help="Comma-separated policies to compare (with hgm among them, also the evaluations hgm needs to reach each other's final utility).")] = "hgm,dgm-paper,sica,best-of-n,dgm,greedy,random",
     seeds: Annotated[int, typer.Option("--seeds", min=1, help="Seeds (worlds) per policy.")] = 50,
     budget: Annotated[Optional[int], typer.Option("--max-task-evals", min=1, help="Task evaluations per run (search.max_task_evals).")] = None,
     run_dir: Annotated[Optional[Path], typer.Option("--run-dir", help="Run ONE simulated search through the real scheduler and store in DIR (resumes if DIR holds a run).")] = None,
@@ -290,10 +290,15 @@ def simulate(
     rows = sim.compare(world, cfg.search, [p.strip() for p in policies.split(",") if p.strip()], seeds,
                        curves=html is not None)
     title = f"world {world_file or preset}, {seeds} seeds, budget {cfg.search.max_task_evals}"
+    matches = sim.evals_to_match(rows)
     if as_json:
-        typer.echo(sim.to_json(rows))
+        by_policy = {m["baseline"]: m for m in matches}
+        typer.echo(sim.to_json([{**r, "evals_to_match": by_policy.get(r["policy"])} for r in rows]))
     else:
         out.print(sim.table(rows, literal(title)))
+        if matches:
+            out.print(sim.match_table(matches, f"task evaluations hgm needs to reach each policy's final utility "
+                                               f"at {cfg.search.max_task_evals} (same seeds)"))
     if html is not None:
         from hgm.report.compare import write_simulation
 

@@ -43,6 +43,7 @@ from hgm.policies import (
     DGMPolicy,
     EvalStep,
     ExpandStep,
+    FinalRule,
     GreedyPolicy,
     HGMPolicy,
     Policy,
@@ -85,6 +86,11 @@ log = logging.getLogger("hgm.run.search")
 POLICIES: dict[str, type[Policy]] = {p.name: p for p in (HGMPolicy, DGMPolicy, GreedyPolicy, RandomPolicy,
                                                          DGMPaperPolicy, SICAPolicy, BestOfNPolicy)}
 """hgm, the selection-only ablations (dgm, greedy, random), the published baselines and the control."""
+
+
+def final_rule(config: SearchConfig) -> FinalRule:
+    """The run's final-agent rule: search.final_rule, or its policy's own."""
+    return config.final_rule or POLICIES[config.policy].default_final_rule
 
 
 def make_policy(config: SearchConfig, tasks: list[str] | None = None, stages: list[list[str]] | None = None) -> Policy:

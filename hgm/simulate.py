@@ -33,12 +33,13 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from hgm.baselines import archive_member
 from hgm.config import CONFIG_DIR, HGMConfig, SearchConfig
 from hgm.domain import EvalOutcome, EvalStatus, ExpansionOutcome, ExpansionStatus, MetaKey
 from hgm.errors import UserError
 from hgm.executors.local import LocalExecutor
 from hgm.memory_store import MemoryStore
-from hgm.search import POLICIES, HGMPolicy, Search, SearchResult, job_function
+from hgm.search import POLICIES, HGMPolicy, Search, SearchResult, final_rule, job_function
 from hgm.store import RunStore
 
 PRESET_DIR = CONFIG_DIR / "simulate"
@@ -213,17 +214,20 @@ def simulate_once(world: World, search: SearchConfig, seed: int, curve: dict | N
     utilities = {a.id: sim.utility(a.commit or "") for a in s.tree.agents.values()}
     lcb_final = HGMPolicy(config).rank(s.tree)[0]
     if curve is not None:
-        curve.update(_curve(store, utilities, config.final_quantile))
+        curve.update(_curve(store, utilities, config))
     return RunMetrics(config.policy, seed, utilities[result.final_agent], max(utilities.values()),
                       hit[0] if hit else None, len(utilities),
                       _decode(s.tree.agents[result.final_agent].commit).lineage, utilities[lcb_final])
 
 
-def _curve(store: MemoryStore, utilities: dict[int, float], quantile: float) -> dict:
-    """Evaluations used, the best agent's lower bound and its true utility at each point; rewrites."""
+def _curve(store: MemoryStore, utilities: dict[int, float], config: SearchConfig) -> dict:
+    """Evaluations used, the best agent's lower bound and its true utility at each point (the best by
+    the run's own final rule); rewrites."""
     from hgm.report.data import build_curves
 
-    c = build_curves(store.nodes(), store.evaluations(), store.expansions(), [], quantile)
+    state = store.get_meta(MetaKey.POLICY_STATE)
+    c = build_curves(store.nodes(), store.evaluations(), store.expansions(), [], config.final_quantile,
+                     rule=final_rule(config), member=archive_member(config, json.loads(state) if state else None))
     exps = store.expansions()
     return {"evals": c.evals, "lower_bound": c.best_lower_bound,
             "true_utility": [utilities[a] for a in c.best_agent],
@@ -249,7 +253,7 @@ def compare(world: World, search: SearchConfig, policies: list[str], seeds: int,
             raise UserError(f"unknown policy {name!r}; known: {', '.join(POLICIES)}")
     rows = []
     for name in policies:
-        traced = [{} if curves else None for _ in range(seeds)]
+        traced = [{} if curves or name == "hgm" else None for _ in range(seeds)]  # hgm's: for evals_to_match
         runs = [simulate_once(world, search.model_copy(update={"policy": name}), seed, traced[seed])
                 for seed in range(seeds)]
         final = np.array([r.final_utility for r in runs])
@@ -269,6 +273,60 @@ def compare(world: World, search: SearchConfig, policies: list[str], seeds: int,
             "runs": [{**asdict(r), **({"curve": c} if c is not None else {})} for r, c in zip(runs, traced)],
         })
     return rows
+
+
+def evals_to_match(rows: list[dict], reference: str = "hgm", resamples: int = 2000) -> list[dict]:
+    """The key figure of a comparison: for each other policy, the task evaluations `reference` needs to
+    reach that policy's final utility, seed by seed (the same world): the first point of the reference
+    run's curve where the agent its final rule names then is at least as good. With W=1 and no cool-down
+    a run with budget n is the first n evaluations of the run with the full budget, so this is what the
+    reference would reach with budget n. Median over seeds with a 95% bootstrap CI (seeds that never
+    reach it count as more than the budget), and the share of seeds that reach it."""
+    ref = next((r for r in rows if r["policy"] == reference), None)
+    if ref is None:
+        return []
+    rng = np.random.default_rng(0)
+    out = []
+    for row in rows:
+        if row is ref:
+            continue
+        needed = []
+        for mine, theirs in zip(ref["runs"], row["runs"]):
+            c = mine["curve"]
+            hit = next((n for n, u in zip(c["evals"], c["true_utility"])
+                        if n and u >= theirs["final_utility"] - 1e-12), None)  # n = 0: nothing is named yet
+            needed.append(float("inf") if hit is None else float(hit))
+        x = np.array(needed)
+        medians = np.median(x[rng.integers(len(x), size=(resamples, len(x)))], axis=1)
+        lo, hi = np.quantile(medians, 0.025, method="lower"), np.quantile(medians, 0.975, method="higher")
+        out.append({"baseline": row["policy"], "reference": reference, "budget": row["budget"],
+                    "baseline_final_utility_mean": row["final_utility_mean"],
+                    "reference_final_utility_mean": ref["final_utility_mean"],
+                    "evals_needed_median": float(np.median(x)), "evals_needed_ci95": [float(lo), float(hi)],
+                    "evals_needed_mean_where_reached": float(x[np.isfinite(x)].mean()) if np.isfinite(x).any()
+                    else None, "reached": float(np.isfinite(x).mean()), "seeds": len(x)})
+    return out
+
+
+def match_table(matches: list[dict], title: str = ""):  # -> rich.table.Table
+    """evals_to_match() as a rich table."""
+    from rich.table import Table
+
+    t = Table(title=title)
+    for col in ("baseline", "its final utility", f"{matches[0]['reference'] if matches else 'hgm'}'s at budget",
+                "evals needed (median, 95% CI)", "share of budget", "seeds reaching it"):
+        t.add_column(col, justify="left" if col == "baseline" else "right")
+
+    def n(v: float) -> str:
+        return f">{m['budget']}" if not np.isfinite(v) else f"{v:.0f}"
+
+    for m in matches:
+        lo, hi = m["evals_needed_ci95"]
+        med = m["evals_needed_median"]
+        t.add_row(m["baseline"], f"{m['baseline_final_utility_mean']:.3f}", f"{m['reference_final_utility_mean']:.3f}",
+                  f"{n(med)} [{n(lo)}, {n(hi)}]", "-" if not np.isfinite(med) else f"{med / m['budget']:.0%}",
+                  f"{m['reached']:.0%}")
+    return t
 
 
 def _ci(x: np.ndarray) -> float:

@@ -9,7 +9,7 @@ import pytest
 
 from hgm.baselines import pass_at_k, pass_at_k_summary, sica_base, stage_tasks
 from hgm.config import SearchConfig
-from hgm.domain import MetaKey, EvalOutcome, EvalStatus, ExpansionOutcome, ExpansionStatus
+from hgm.domain import EvalOutcome, EvalStatus, ExpansionOutcome, ExpansionStatus, MetaKey
 from hgm.errors import UserError
 from hgm.executors.local import LocalExecutor
 from hgm.memory_store import MemoryStore

@@ -486,7 +486,7 @@ def test_a_result_delivered_twice_is_committed_once() -> None:
 def test_a_lost_worker_redoes_the_job_and_a_late_result_is_dropped() -> None:
     fake = Fake(budget=20)
     store = new_store()
-    lose = lambda key: key.attempt == 1 and key.row_id % 3 == 0  # noqa: E731
+    lose = lambda key: key.attempt == 1 and key.row_id % 3 == 0
     s = Search(store, cfg(max_task_evals=20, workers=2), tasks(6),
                Unreliable(job_function(fake.expand, fake.evaluate), 2, lose=lose))
     result = s.run()
@@ -562,7 +562,7 @@ def test_no_more_than_k_rewrites_in_a_row_even_with_work_in_flight() -> None:
     store = new_store()
     config = cfg(max_task_evals=100, initial_evals=3, initial_expansions=2, max_consecutive_failed_rewrites=5,
                  max_failed_rewrites_per_parent=100, workers=4)
-    slow = lambda parent_id, expansion_id: (time.sleep(0.02), always_failing_expand(parent_id, expansion_id))[1]  # noqa: E731
+    slow = lambda parent_id, expansion_id: (time.sleep(0.02), always_failing_expand(parent_id, expansion_id))[1]
     with pytest.raises(RewriteLimit, match="5 rewrites failed in a row"):
         Search(store, config, tasks(3), local(slow, Fake(100).evaluate, 4)).run()
     assert len(store.expansions()) == 5, "the 4 workers never started a 6th rewrite"

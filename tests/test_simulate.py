@@ -18,7 +18,7 @@ from hgm.cli import app
 from hgm.config import load_config
 from hgm.domain import ErrorType, EvalStatus, ExpansionStatus, MetaKey
 from hgm.errors import UserError
-from hgm.simulate import Lineage, SimWorld, World, _decode, compare, load_world, run_in_dir
+from hgm.simulate import Lineage, SimWorld, World, _decode, compare, evals_to_match, load_world, run_in_dir
 from hgm.store import RunStore
 
 COUNTED = {EvalStatus.SOLVED, EvalStatus.FAILED, EvalStatus.EMPTY_PATCH}
@@ -68,7 +68,7 @@ def test_compare_runs_every_policy_with_the_same_search_code() -> None:
     assert [r["policy"] for r in rows] == ["hgm", "greedy"]
     for r in rows:
         assert len(r["runs"]) == 3 and 0 < r["final_utility_mean"] <= r["best_utility_mean"] < 1
-    with pytest.raises(UserError, match="known: hgm, dgm, greedy, random"):
+    with pytest.raises(UserError, match="known: hgm, dgm, greedy, random, dgm-paper, sica, best-of-n"):
         compare(load_world(), search, ["hgm", "bogus"], seeds=1)
 
 
@@ -78,9 +78,28 @@ def test_cli_table_and_json() -> None:
                         env={"COLUMNS": "200"})
     assert out.exit_code == 0, out.output
     assert "hgm" in out.output and "dgm" in out.output and "best in tree" in out.output
+    assert "task evaluations hgm needs to reach each policy's final utility at 40" in out.output
     out = runner.invoke(app, ["simulate", "--seeds", "2", "--max-task-evals", "40", "--format", "json", "--preset", "deceptive"])
     rows = json.loads(out.stdout)
-    assert [r["policy"] for r in rows] == ["hgm", "dgm", "greedy", "random"] and rows[0]["budget"] == 40
+    assert [r["policy"] for r in rows] == ["hgm", "dgm-paper", "sica", "best-of-n", "dgm", "greedy", "random"]
+    assert rows[0]["budget"] == 40 and rows[0]["evals_to_match"] is None
+    assert [r["evals_to_match"]["baseline"] for r in rows[1:]] == [r["policy"] for r in rows[1:]]
+
+
+def test_evals_to_match_by_hand() -> None:
+    # Seed 0: hgm's named agent is worth 0.2 after 1 evaluation, 0.5 after 3; seed 1: 0.4 after 2. The
+    # baseline ends at 0.5 (seed 0: reached at 3) and 0.6 (seed 1: never, counted as > budget).
+    curve = lambda evals, utility: {"curve": {"evals": evals, "true_utility": utility}}  # noqa: E731
+    hgm = {"policy": "hgm", "final_utility_mean": 0.45, "budget": 4,
+           "runs": [curve([0, 1, 2, 3], [0.1, 0.2, 0.2, 0.5]), curve([0, 1, 2], [0.1, 0.1, 0.4])]}
+    base = {"policy": "dgm-paper", "final_utility_mean": 0.55, "budget": 4,
+            "runs": [{"final_utility": 0.5}, {"final_utility": 0.6}]}
+    [m] = evals_to_match([hgm, base])
+    assert m["evals_needed_median"] == float("inf") and m["reached"] == 0.5  # median of [3, inf]
+    assert m["evals_needed_mean_where_reached"] == 3.0 and m["evals_needed_ci95"] == [3.0, float("inf")]
+    base["runs"][1]["final_utility"] = 0.1  # seed 1: hgm's first named agent (after 1 evaluation) reaches it
+    [m] = evals_to_match([hgm, base])
+    assert m["evals_needed_median"] == 2.0 and m["reached"] == 1.0
 
 
 def test_simulated_run_in_a_directory_with_infra_errors(tmp_path: Path) -> None:

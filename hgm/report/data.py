@@ -3,8 +3,8 @@ safe while the run goes on, after a kill and after a resume).
 
 Curves replay the run's finished evaluations in the order they finished. The x axis is always
 "evaluations used" (the budget's unit: solved, failed and empty_patch results), so runs of
-different speed overlay in a comparison. At each point: the best agent so far by the final-agent
-rule (highest lower posterior quantile of its own results, among agents with at least one result),
+different speed overlay in a comparison. At each point: the best agent so far by the run's own
+final-agent rule (search.final_rule or its policy's default; among agents with at least one result),
 its own success rate, the tree's size, failed rewrites, infra errors and cumulative LLM tokens and
 dollars by role up to that moment.
 """
@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from scipy.special import betaincinv
 
+from hgm.baselines import ArchiveMember, archive_member
 from hgm.config import HGMConfig
 from hgm.domain import (
     COUNTED,
@@ -32,6 +33,8 @@ from hgm.domain import (
     NodeRow,
     Usage,
 )
+from hgm.policies import FinalRule, best_order
+from hgm.search import final_rule
 from hgm.show_tree import NodeStats, in_role_order, tree_stats
 from hgm.store import DB_NAME, RunStore
 
@@ -151,6 +154,7 @@ def load_run(run_dir: Path, *, held: set[str] | None = None) -> RunData:
         finalists_meta = store.get_meta(MetaKey.FINALISTS)
         created = store.get_meta(MetaKey.CREATED_AT)
         initial_agent = store.get_meta(MetaKey.INITIAL_AGENT)
+        state = store.get_meta(MetaKey.POLICY_STATE)
         config = store.config
     final = int(final_meta) if final_meta is not None else None
     finalists = [int(k) for k in json.loads(finalists_meta)] if finalists_meta else []
@@ -161,7 +165,8 @@ def load_run(run_dir: Path, *, held: set[str] | None = None) -> RunData:
         [t for x in expansions for t in (x.started_at, x.finished_at) if t]
     created_at = float(created) if created else min(times, default=0.0)
     updated_at = max(times, default=created_at)
-    curves = build_curves(nodes, evaluations, expansions, calls, config.search.final_quantile, created_at)
+    curves = build_curves(nodes, evaluations, expansions, calls, config.search.final_quantile, created_at,
+                          final_rule(config.search), archive_member(config.search, json.loads(state) if state else None))
     return RunData(run_dir, config, run_status(run_dir, final, in_flight, held), created_at, updated_at, nodes,
                    stats, evaluations, expansions, usage, calls, final, finalists, initial_agent, curves)
 
@@ -171,10 +176,13 @@ def _finish_time(row: EvaluationRow | ExpansionRow) -> float:
 
 
 def build_curves(nodes: list[NodeRow], evaluations: Iterable[EvaluationRow], expansions: Iterable[ExpansionRow],
-                 calls: list[LLMCallUsage], quantile: float, start: float = 0.0) -> Curves:
+                 calls: list[LLMCallUsage], quantile: float, start: float = 0.0, rule: FinalRule = "lower_bound",
+                 member: ArchiveMember | None = None) -> Curves:
     """Replay the finished evaluations in finish order (see the module docstring). Stores without
-    clocks (the simulator's in-memory store: every time 0) replay in id order."""
+    clocks (the simulator's in-memory store: every time 0) replay in id order. The best agent at each
+    point is the one the run's final rule (`rule`; archive_best among `member`s) names from the results so far."""
     index = {n.id: i for i, n in enumerate(nodes)}
+    member = member or (lambda node, used, own: own > 0)
     solved = np.zeros(len(nodes))
     failed = np.zeros(len(nodes))
     bound = np.full(len(nodes), -np.inf)  # agents without a result are not candidates
@@ -215,6 +223,11 @@ def build_curves(nodes: list[NodeRow], evaluations: Iterable[EvaluationRow], exp
 
     if not nodes:
         return curves
+
+    def best(used: int) -> int:
+        archive = np.array([member(node.id, used, round(solved[i] + failed[i])) for i, node in enumerate(nodes)])
+        return int(best_order(rule, solved, failed, quantile, archive)[0])
+
     point(0, start, -1)
     for n, e in enumerate(done, 1):
         i = index[e.node_id]
@@ -222,9 +235,9 @@ def build_curves(nodes: list[NodeRow], evaluations: Iterable[EvaluationRow], exp
         solved[i] += won
         failed[i] += 1 - won
         bound[i] = betaincinv(1 + solved[i], 1 + failed[i], quantile)
-        point(n, _finish_time(e), int(np.argmax(bound)))
+        point(n, _finish_time(e), best(n))
     last = max([start, *(c.created_at for c in calls), *(_finish_time(e) for e in evals_all),
                 *(_finish_time(x) for x in expansions), *node_times])
     if clocked and (curves.seconds[-1] < last - start):  # work after the last result (rewrites, LLM calls)
-        point(len(done), last, int(np.argmax(bound)) if done else -1)
+        point(len(done), last, best(len(done)) if done else -1)
     return curves

@@ -7,6 +7,7 @@ from plotly.subplots import make_subplots
 
 from hgm.domain import COUNTED, EvalStatus
 from hgm.report.data import RunData
+from hgm.search import final_rule
 
 ROLE_COLORS = {"self_improve": "#9467bd", "downstream": "#1f77b4", "diagnose": "#ff7f0e"}
 STATUS_CODES = {None: 0, EvalStatus.SOLVED: 1, EvalStatus.FAILED: 2, EvalStatus.EMPTY_PATCH: 3,
@@ -19,7 +20,7 @@ _PRIORITY = {EvalStatus.SOLVED: 3, EvalStatus.FAILED: 3, EvalStatus.EMPTY_PATCH:
 def curves_figure(run: RunData) -> go.Figure:
     c = run.curves
     fig = make_subplots(rows=3, cols=2, vertical_spacing=0.11, horizontal_spacing=0.08, subplot_titles=(
-        "best agent so far (final-agent rule)", "tree size", "LLM tokens by role (cumulative)",
+        f"best agent so far (final rule: {final_rule(run.config.search)})", "tree size", "LLM tokens by role (cumulative)",
         "LLM dollars by role (cumulative, known prices)", "infra errors (cumulative)", ""))
     hover_t = [f"{s / 60:.1f} min" for s in c.seconds]
     line = dict(shape="hv")
