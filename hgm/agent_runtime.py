@@ -181,7 +181,9 @@ class AgentRun:
 
 def agent_command(agent_dir: Path, venv: Path, workspace: Path, base_commit: str, session_dir: Path, *,
                   language: str, model: str, self_improve: bool, test_description: str) -> list[str]:
-    argv = [str(venv / "bin" / "python"), str(agent_dir / "coding_agent.py"),
+    # -E: an instance image's PYTHONPATH / PYTHONHOME (SWE-bench) must not reach the agent's own
+    # interpreter, only the commands it runs; -u and -B stand in for the PYTHON* settings -E ignores.
+    argv = [str(venv / "bin" / "python"), "-E", "-u", "-B", str(agent_dir / "coding_agent.py"),
             "--problem-statement-file", str(session_dir / "statement.md"), "--git-dir", str(workspace),
             "--base-commit", base_commit, "--chat-history-file", str(session_dir / "chat.md"),
             "--language", language, "--model", model]
@@ -207,12 +209,14 @@ def agent_mounts(agent_dir: Path, venv: Path, workspace: Path, session_dir: Path
 
 def agent_env(llm: AgentLLM, venv: Path, timeout_s: float, base_path: str = SYSTEM_PATH,
               task_path: str | None = None) -> dict[str, str]:
-    """The agent's whole environment: nothing from the harness, no real key. `base_path` is the
-    sandbox's PATH (toolchains included), after the venv's bin; a task's own PATH (SWE-bench: the
-    instance's Python environment) goes first, so the commands the agent runs use the task's tools."""
+    """The agent's whole environment on top of the sandbox's: nothing from the harness, no real key.
+    `base_path` is the sandbox's PATH (toolchains included), after the venv's bin; a task's own PATH
+    (SWE-bench: the instance's Python environment) goes first, so the commands the agent runs use
+    the task's tools. With a task PATH the sandbox is an instance image's, whose own Env (LANG,
+    PYTHONPATH, ...) stays as the image sets it; only what is set here is layered on top."""
     return {
-        "PATH": f"{task_path}:{venv / 'bin'}" if task_path else f"{venv / 'bin'}:{base_path}",
-        "LANG": "C.UTF-8",
+        **({"PATH": f"{task_path}:{venv / 'bin'}"} if task_path else {"PATH": f"{venv / 'bin'}:{base_path}",
+                                                                       "LANG": "C.UTF-8"}),
         "PYTHONUNBUFFERED": "1",
         "PYTHONDONTWRITEBYTECODE": "1",
         **Gateway.agent_env(llm.token, llm.socket),  # HGM_LLM_SOCKET, *_BASE_URL, OPENAI_API_KEY=token
@@ -236,7 +240,7 @@ def run_agent(agent_dir: Path, workspace: Path, base_commit: str, statement: str
     (session_dir / "statement.md").write_text(statement)
     argv = agent_command(agent_dir, venv, Path(workdir or workspace), base_commit, session_dir, language=language,
                          model=llm.model, self_improve=self_improve, test_description=test_description)
-    env = agent_env(llm, venv, timeout_s, getattr(sandbox, "default_path", SYSTEM_PATH), path)
+    env = agent_env(llm, venv, timeout_s, sandbox.default_path, path)
     mounts = agent_mounts(agent_dir, venv, workspace, session_dir, llm.socket, workdir)
     start = time.monotonic()
     result = sandbox.exec(argv, cwd=workdir or str(workspace), env=env, timeout=timeout_s, mounts=mounts, limits=limits)

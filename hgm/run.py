@@ -6,9 +6,10 @@ the code. The scheduler (hgm/search.py) runs in a background thread and hands jo
 to an executor: `local` threads by default, or `ray`. Here a decision becomes a job (`_Jobs.prepare`)
 and a job's result becomes an outcome the scheduler commits (`_Jobs.unpack`: logs and a child's
 commit brought into the run directory and archive first). The main thread draws the live view and
-owns Ctrl-C (and SIGTERM): the first stops new work and lets work in flight finish, the second
-abandons it (it is redone on resume): the sandbox kills what it runs and removes its cgroups or
-containers before the run's temporary directories go. A SIGKILL loses nothing that had finished
+owns Ctrl-C and SIGTERM: the first Ctrl-C stops new work and lets work in flight finish; a second
+Ctrl-C, or a SIGTERM, abandons it (it is redone on resume): the run's sandbox and the benchmark's
+(SWE-bench's instance environments) kill what they run and remove their cgroups or containers
+before the run's temporary directories go. A SIGKILL loses nothing that had finished
 (every result is its own transaction). RUN_DIR/run.log is a plain-text log of the run.
 """
 
@@ -415,13 +416,15 @@ def _schedule(run_dir: Path, store: RunStore, prepared: Prepared, gateway: Gatew
 
     def on_signal(signum: int, frame: object) -> None:
         nonlocal interrupts
-        interrupts += 1
+        interrupts += 2 if signum == signal.SIGTERM else 1  # SIGTERM (a stop request) does not wait
         if interrupts == 1:
             view.stopping = "stopping: no new work; waiting for work in flight (Ctrl-C again to abandon it)"
             log.info("interrupted (signal %d): no new work, finishing work in flight", signum)
             search.stop()
         else:
-            log.info("interrupted again: abandoning work in flight (redone on resume)")
+            log.info("%s: abandoning work in flight (redone on resume)",
+                     "terminated (SIGTERM)" if signum == signal.SIGTERM else "interrupted again")
+            search.stop()
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     thread = threading.Thread(target=work, name="hgm-search", daemon=True)
@@ -436,18 +439,19 @@ def _schedule(run_dir: Path, store: RunStore, prepared: Prepared, gateway: Gatew
             while thread.is_alive() and interrupts < 2:
                 thread.join(0.25)
         if interrupts >= 2:
-            _abandon(prepared.sandbox, thread)
+            _abandon(prepared.sandbox, prepared.benchmark, thread)
     finally:
         for s, h in old.items():
             signal.signal(s, h)
     return _finish(run_dir, store, search, [] if interrupts >= 2 else result, stop_reason, console)
 
 
-def _abandon(sandbox: Sandbox, search_thread: threading.Thread) -> None:
-    """Second Ctrl-C: end every sandboxed command (process trees, cgroups, containers) before the
-    run's temporary directories are removed, and give the workers a moment to unwind."""
+def _abandon(sandbox: Sandbox, benchmark: Benchmark, search_thread: threading.Thread) -> None:
+    """Second Ctrl-C or SIGTERM: end every sandboxed command (process trees, cgroups, containers; the
+    run's sandbox and the benchmark's per-task ones) before the run's temporary directories are
+    removed, and give the workers a moment to unwind."""
     end = time.monotonic() + SHUTDOWN_TIMEOUT_S
-    killed = sandbox.shutdown(timeout=SHUTDOWN_TIMEOUT_S)
+    killed = sandbox.shutdown(timeout=SHUTDOWN_TIMEOUT_S) + benchmark.shutdown(timeout=SHUTDOWN_TIMEOUT_S)
     search_thread.join(max(0.0, end - time.monotonic()))
     log.info("abandoned work in flight: %d sandboxed commands killed%s", killed,
              "" if not search_thread.is_alive() else "; some workers were still busy (outside a sandbox)")

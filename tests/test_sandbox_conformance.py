@@ -1,7 +1,9 @@
 """One conformance suite for every sandbox backend, hostile programs included.
 
 Add a backend by appending its name to BACKENDS_UNDER_TEST; a backend whose engine is absent
-here (SandboxUnavailable) is skipped with the reason. Properties that `none` documents it does
+here (SandboxUnavailable) is skipped with the reason. `rootfs` is bwrap on an image's exported root
+filesystem (SWE-bench's instance environments on bwrap), here a local instance's image; it starts
+every command from that image's Env, which the environment test allows for. Properties that `none` documents it does
 not provide are skipped for it with "none backend does not isolate".
 """
 
@@ -28,7 +30,10 @@ BACKENDS_UNDER_TEST = [
     "none",
     pytest.param("docker", marks=pytest.mark.docker),
     pytest.param("bwrap-rlimit", marks=pytest.mark.slow),  # bwrap's fallback where cgroups are unusable
+    pytest.param("rootfs", marks=pytest.mark.docker),  # the export needs an engine once
 ]
+ROOTFS_TASK = "r1chardj0n3s__parse-1.22.3"
+"""The local SWE-bench instance whose image's root filesystem the rootfs backend runs on."""
 NOT_ISOLATED = "none backend does not isolate"
 
 
@@ -40,11 +45,31 @@ def sandbox(request):
             from hgm.sandbox.bwrap import BwrapSandbox
 
             return BwrapSandbox(use_cgroups=False)
+        if request.param == "rootfs":
+            return _rootfs()
         return get_sandbox(request.param)
     except SandboxUnavailable as e:
-        if request.param == "docker":
+        if request.param in ("docker", "rootfs"):
             missing_engine(f"docker unavailable here: {e}")
         pytest.skip(f"{request.param} unavailable here: {e}")
+
+
+def _rootfs():
+    from hgm.benchmarks.swe_bench import SWEBenchBenchmark
+    from hgm.sandbox.rootfs import RootfsSandbox
+
+    bench = SWEBenchBenchmark.open(str(Path(__file__).parent / "data" / "swe_bench"),
+                                   build_base="localhost/debian:bookworm")
+    env = bench.envs.get(bench.task(ROOTFS_TASK), backend="bwrap")
+    assert env.rootfs is not None
+    return RootfsSandbox(env.rootfs)
+
+
+def image_env(sandbox) -> set[str]:
+    """Names of the image Env a sandbox starts its commands from (rootfs), else none."""
+    from hgm.sandbox.rootfs import RootfsSandbox
+
+    return set(sandbox.image_config_env) if isinstance(sandbox, RootfsSandbox) else set()
 
 
 def isolating(sandbox) -> None:
@@ -114,7 +139,7 @@ def test_environment_is_exactly_env_plus_defaults(sandbox, ws, monkeypatch):
     assert r.ok, r
     names = set(json.loads(r.stdout))
     assert "HGM_TEST_SECRET" not in names and "MINE" in names
-    assert names <= {"MINE", "PATH", "HOME", "LANG", "PWD", "LC_CTYPE", "SHLVL", "_"}
+    assert names <= {"MINE", "PATH", "HOME", "LANG", "PWD", "LC_CTYPE", "SHLVL", "_"} | image_env(sandbox)
 
 
 def test_harness_environment_not_readable_via_proc(sandbox, ws, monkeypatch):
@@ -406,10 +431,14 @@ def test_bwrap_rlimit_fallback_keeps_runtimes_working(ws):
 
 def _fresh(sandbox):
     """A new instance of the same backend (shutdown closes a sandbox for good)."""
+    from hgm.sandbox.rootfs import RootfsSandbox
+
     if sandbox.name == "bwrap":
         from hgm.sandbox.bwrap import BwrapSandbox
 
         return BwrapSandbox(use_cgroups=sandbox.enforcer.kind != "rlimit")
+    if isinstance(sandbox, RootfsSandbox):
+        return RootfsSandbox(sandbox.rootfs)
     return get_sandbox(sandbox.name)
 
 

@@ -16,7 +16,7 @@ from hgm.benchmarks.swe_bench.workspace import agent_patch, drop_test_changes, m
 from hgm.errors import UserError
 
 LOCAL = Path(__file__).parent / "data" / "swe_bench"
-IDS = ["r1chardj0n3s__parse-1.22.3", "r1chardj0n3s__parse-1.22.4", "tkem__cachetools-7.3.3"]
+IDS = ["r1chardj0n3s__parse-1.22.3", "r1chardj0n3s__parse-1.22.4", "tkem__cachetools-7.3.1", "tkem__cachetools-7.3.3"]
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +135,7 @@ def env(tmp_path) -> Environment:
     (testbed / "build").mkdir()
     (testbed / "build" / "ext.so").write_text("built in the image\n")
     tracked = tuple(git(testbed, "ls-files", "-z").split("\0")[:-1])
-    return Environment("localhost/hgm/x:latest", "sha256:0", testbed, tracked, "/usr/bin")
+    return Environment("localhost/hgm/x:latest", "sha256:0", testbed, tracked, "/usr/bin", {"PATH": "/usr/bin"})
 
 
 def test_the_agents_repository_is_one_commit_with_the_base_state(env, tmp_path):

@@ -21,7 +21,7 @@ import pytest
 from hgm.domain import EvalStatus
 from hgm.store import RunStore
 from llm_scripts import write_scripts
-from test_swe_bench_scoring import BASE_IMAGE, LOCAL, TASK, bench, sandbox  # noqa: F401 - fixtures
+from test_swe_bench_scoring import BASE_IMAGE, ENV_TASK, LOCAL, TASK, bench, sandbox  # noqa: F401 - fixtures
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker]
 AGENT = Path(__file__).resolve().parents[1] / "hgm" / "agents" / "initial"
@@ -34,7 +34,8 @@ def solve_script(path: Path) -> str:
     fix = {"command": "str_replace", "path": "parse/__init__.py", "old_str": "        return dt.time()\n",
            "new_str": "        return dt.timetz()\n"}
     path.write_text(json.dumps({
-        "rules": [{"match": "Several datetime parsing bugs|Modifying a cache while iterating", "on": "any",
+        "rules": [{"match": "Several datetime parsing bugs|Modifying a cache while iterating|Copies of a cache share",
+                   "on": "any",
                    "content": "I give up."}],
         "responses": [
             {"content": "Looking around.", "tool_calls": [{"name": "bash", "arguments": {"command": LOOK}}]},
@@ -67,6 +68,24 @@ def test_the_seed_agent_solves_a_local_instance_in_its_environment(bench, sandbo
     assert "+        return dt.timetz()" in (logs / "patch.diff").read_text()
     timings = json.loads((logs / "timings.json").read_text())
     assert timings["eval_s"] > 0 and timings["apply_s"] > 0
+
+
+def test_the_agent_runs_with_the_images_environment(bench, sandbox, tmp_path):  # noqa: F811
+    """The instance image sets PYTHONPATH and VIRTUAL_ENV through ENV: the agent's commands see them,
+    so the package imports from the work tree as under the official harness."""
+    look = "echo PYTHONPATH=$PYTHONPATH VIRTUAL_ENV=$VIRTUAL_ENV; python -c 'import cachetools; print(cachetools.__file__)'"
+    script = tmp_path / "llm.json"
+    script.write_text(json.dumps({"responses": [
+        {"content": "Looking.", "tool_calls": [{"name": "bash", "arguments": {"command": look}}]},
+        {"content": "Done."}]}))
+    logs = tmp_path / "logs"
+    done = cli("eval-agent", str(AGENT), ENV_TASK, "--swe-bench", "--dataset", str(LOCAL), "--sandbox", sandbox.name,
+               "--llm", f"scripted:{script}", "--output", str(logs), "--set", f"benchmark.build_base={BASE_IMAGE}",
+               "--set", "sandbox.agent_timeout_s=300")
+    assert done.stdout.startswith("empty_patch"), done.stdout + done.stderr[-2000:]
+    chat = (logs / "agent" / "chat.md").read_text()
+    assert "PYTHONPATH=/testbed/src VIRTUAL_ENV=/opt/testbed-env" in chat
+    assert "/testbed/src/cachetools/__init__.py" in chat
 
 
 def finished(run: Path) -> list[tuple]:

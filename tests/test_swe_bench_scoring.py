@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
 import subprocess
 from pathlib import Path
 
@@ -125,7 +126,7 @@ def test_an_image_that_cannot_be_had_is_an_infra_error(bench, sandbox, tmp_path)
     assert "could not be pulled" in run.detail
 
 
-@pytest.mark.parametrize("task_id", ["r1chardj0n3s__parse-1.22.4", "tkem__cachetools-7.3.3"])
+@pytest.mark.parametrize("task_id", ["r1chardj0n3s__parse-1.22.4", "tkem__cachetools-7.3.3", "tkem__cachetools-7.3.1"])
 def test_the_other_instances_gold_solved_base_not(bench, sandbox, tmp_path, task_id):
     task = bench.task(task_id)
     gold = run_eval(task, task.instance["patch"], sandbox=sandbox, envs=bench.envs, log_dir=tmp_path / "g",
@@ -133,3 +134,44 @@ def test_the_other_instances_gold_solved_base_not(bench, sandbox, tmp_path, task
     assert gold.status is EvalStatus.SOLVED, gold.detail
     base = run_eval(task, "", sandbox=sandbox, envs=bench.envs, log_dir=tmp_path / "b", timeout_s=900)
     assert base.status is EvalStatus.FAILED, base.detail
+
+
+ENV_TASK = "tkem__cachetools-7.3.1"
+"""The instance whose image puts its package on sys.path through ENV (PYTHONPATH=/testbed/src)."""
+ENGINE_ADDED = {"HOSTNAME", "HOME", "container", "TERM", "PWD", "SHLVL", "_"}
+"""What the engine, the shell or hgm add besides the image's Env (HOME: a private tmpfs in hgm)."""
+
+
+def official_exec_env(bench, task) -> dict[str, str]:
+    """The environment a command gets under the official harness: a container made by swebench's own
+    create_container, then `docker exec` as run_instance does it."""
+    import logging
+
+    from swebench.harness.docker_utils import cleanup_container
+    from swebench.harness.run_evaluation import create_container
+    from swebench.harness.utils import make_test_spec
+
+    logger = logging.getLogger("hgm-test-official-env")
+    container = create_container(make_test_spec(task.instance), bench.envs.client, f"hgm-env-{os.getpid()}", logger)
+    try:
+        container.start()
+        out = container.exec_run(["env", "-0"], workdir="/testbed").output.decode()
+    finally:
+        cleanup_container(bench.envs.client, container, logger)
+    return dict(kv.split("=", 1) for kv in out.split("\0") if kv)
+
+
+@pytest.mark.parametrize("task_id", [ENV_TASK, TASK])
+def test_commands_run_with_the_images_environment_as_under_the_official_harness(bench, sandbox, task_id):
+    task = bench.task(task_id)
+    official = official_exec_env(bench, task)
+    box = bench.envs.sandbox(bench.envs.get(task, backend=sandbox.name), sandbox)
+    ran = box.exec(["env", "-0"], cwd="/", timeout=60)
+    assert ran.ok, ran
+    ours = dict(kv.split("=", 1) for kv in ran.stdout.split("\0") if kv)
+    assert {k: v for k, v in ours.items() if k not in ENGINE_ADDED} == \
+        {k: v for k, v in official.items() if k not in ENGINE_ADDED}
+    assert ours["HOME"] == str(Path.home())
+    if task_id == ENV_TASK:
+        assert (ours["PYTHONPATH"], ours["VIRTUAL_ENV"]) == ("/testbed/src", "/opt/testbed-env")
+        assert ours["PATH"].startswith("/opt/testbed-env/bin:")

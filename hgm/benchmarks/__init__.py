@@ -106,6 +106,11 @@ class Benchmark(Protocol):
         """Test the agent's solution-file changes against the benchmark's own tests."""
         ...
 
+    def shutdown(self, timeout: float = 10.0) -> int:
+        """End every sandbox the benchmark made for its tasks (SWE-bench: the instance environments'),
+        as `Sandbox.shutdown` does; returns how many commands were running (the run's second Ctrl-C)."""
+        ...
+
 
 def get_benchmark(config: BenchmarkConfig) -> Benchmark:
     """The benchmark `config.name` names, opened by its registry entry (hgm/benchmarks/registry.py)."""

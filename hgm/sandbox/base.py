@@ -62,6 +62,8 @@ class ExecResult:
 
 class Sandbox(Protocol):
     name: str
+    default_path: str
+    """PATH a command gets unless `env` sets one (callers put a venv's bin before it)."""
 
     def exec(
         self,
@@ -75,7 +77,9 @@ class Sandbox(Protocol):
         stdin: str | None = None,
     ) -> ExecResult:
         """Run argv inside the sandbox. Only `mounts` are visible besides a read-only system;
-        the environment is exactly `env` (plus PATH/HOME defaults), never the harness's."""
+        the environment is exactly `env` (plus PATH/HOME defaults), never the harness's. The
+        sandbox of an instance image (docker with image_env, rootfs) starts from that image's
+        config Env instead, as `docker exec` does."""
         ...
 
     def shutdown(self, timeout: float = 10.0) -> int:

@@ -129,6 +129,7 @@ class BwrapSandbox:
         system_paths: Sequence[Path] | None = None,
         extra_system_paths: Sequence[Path] = (),
         use_cgroups: bool = True,
+        env_defaults: Mapping[str, str] | None = None,
     ) -> None:
         bwrap = shutil.which("bwrap")
         if bwrap is None:
@@ -137,13 +138,21 @@ class BwrapSandbox:
         self.bwrap = bwrap
         base = list(default_system_paths() if system_paths is None else system_paths)
         self.system_paths = tuple(base + [Path(p) for p in extra_system_paths])
-        home = Path.home()
-        self.home = str(home) if home != Path("/") and not _under(home.resolve(), _standard()) else None
+        self.home = self.private_home()
         self.enforcer = LimitEnforcer.detect(use_cgroups)
         self._running = Running()
         if self.enforcer.prlimit is None:
             raise SandboxUnavailable("prlimit is missing; install it with `apt-get install util-linux`")
-        self.default_path = self._default_path()
+        self.default_path = self._default_path() if env_defaults is None else env_defaults.get("PATH", "")
+        self.env_defaults = dict(env_defaults) if env_defaults is not None else {
+            "PATH": self.default_path, "HOME": self.home or "/tmp", "LANG": "C.UTF-8"}
+        """What a command's environment holds unless `env` sets it (default: PATH, HOME, LANG)."""
+
+    @staticmethod
+    def private_home() -> str | None:
+        """The harness's HOME path, made a private tmpfs inside (None when it is / or a system dir)."""
+        home = Path.home()
+        return str(home) if home != Path("/") and not _under(home.resolve(), _standard()) else None
 
     def describe(self) -> dict[str, str]:
         """Facts for `hgm doctor`: how isolation and limits work on this machine."""
@@ -199,7 +208,7 @@ class BwrapSandbox:
         stdin: str | None = None,
     ) -> ExecResult:
         """Run argv in a fresh bwrap sandbox (see module docstring)."""
-        full_env = {"PATH": self.default_path, "HOME": self.home or "/tmp", "LANG": "C.UTF-8", **(env or {})}
+        full_env = {**self.env_defaults, **(env or {})}
         with self._running.command() as cmd, self.enforcer.job(limits) as job:
             result = run_capped(
                 job.wrap(self._argv(argv, cwd, mounts, limits)),

@@ -18,7 +18,10 @@ Decisions (measured against Podman 4.3's Docker-compatible service, see scripts/
   harness's base interpreter (`sys.base_prefix`, when it lives outside /usr) is bound read-only at
   its own path, so a venv built on the host by the harness runs inside, as under bwrap.
 - Environment: exactly `env` plus PATH/HOME/LANG defaults: the command runs under `env -i`, so
-  neither the image's ENV nor the engine's additions (HOSTNAME, container=...) leak in.
+  neither the image's ENV nor the engine's additions (HOSTNAME, container=...) leak in. Except
+  with `image_env=True` (a SWE-bench instance environment): then the command starts from the
+  container's environment, the image's config Env plus the engine's HOSTNAME, as the official
+  harness's `docker exec` does, with HOME (the private tmpfs) and `env` on top.
 - Limits: memory (swap included: no swap) and pids through the engine; RLIMIT_FSIZE and
   RLIMIT_CORE=0 by util-linux `prlimit` in front of the command. (Engine ulimits are avoided:
   given any, Podman adds nofile/nproc defaults of 1048576, which fail above the service's own.)
@@ -166,6 +169,7 @@ class DockerSandbox:
         image: str | None = None,
         run_id: str | None = None,
         client: docker.DockerClient | None = None,
+        image_env: bool = False,
     ) -> None:
         self.client = client or connect()
         self.api = self.client.api
@@ -187,6 +191,12 @@ class DockerSandbox:
         rootless = any("rootless" in str(o) for o in self.client.info().get("SecurityOptions") or [])
         self.user = f"{os.getuid()}:{os.getgid()}" if os.getuid() != 0 and not rootless else None
         self.system_mounts = _host_python_mounts()
+        self.image_env = image_env
+        """Commands start from the image's environment (its config Env), not from nothing."""
+        env = self.client.images.get(self.image).attrs.get("Config", {}).get("Env") or []
+        self.default_path = (next((e.split("=", 1)[1] for e in env if e.startswith("PATH=")), CONTAINER_PATH)
+                             if image_env else CONTAINER_PATH)
+        """PATH a command gets unless `env` sets one."""
         self._running = Running()
 
     def _host_config(self, mounts: Sequence[Mount], limits: Limits) -> dict[str, Any]:
@@ -219,12 +229,18 @@ class DockerSandbox:
     def _command(self, argv: Sequence[str], env: Mapping[str, str] | None, limits: Limits) -> list[str]:
         if not argv:
             raise ValueError("argv is empty")
+        fsize = limits.file_size_mb * 1024 * 1024
+        rlimits = ["prlimit", f"--fsize={fsize}:{fsize}", "--core=0:0", "--"]
+        if self.image_env:  # the container's environment; `env` goes in through the engine (prlimit on its PATH)
+            return [*rlimits, *argv]
         if "=" in argv[0]:
             raise ValueError(f"argv[0] {argv[0]!r} contains '=' (env -i would take it for a variable)")
         full_env = {"PATH": CONTAINER_PATH, "HOME": self.home, "LANG": "C.UTF-8", **(env or {})}
-        fsize = limits.file_size_mb * 1024 * 1024
-        rlimits = ["prlimit", f"--fsize={fsize}:{fsize}", "--core=0:0", "--"]
         return [*rlimits, "/usr/bin/env", "-i", *(f"{k}={v}" for k, v in full_env.items()), *argv]
+
+    def _environment(self, env: Mapping[str, str] | None) -> dict[str, str] | None:
+        """What the engine sets on top of the image's Env (image_env mode only)."""
+        return {"HOME": self.home, **(env or {})} if self.image_env else None
 
     def exec(
         self,
@@ -247,7 +263,8 @@ class DockerSandbox:
         with self._running.command() as cmd:
             try:
                 cid = self.api.create_container(
-                    self.image, command=self._command(argv, env, limits), name=name, working_dir=cwd,
+                    self.image, command=self._command(argv, env, limits), environment=self._environment(env),
+                    name=name, working_dir=cwd,
                     host_config=self._host_config(mounts, limits), labels=self.labels, user=self.user,
                     stdin_open=stdin is not None,
                 )["Id"]  # fmt: skip

@@ -64,5 +64,9 @@ class PolyglotBenchmark:
               log_dir: Path, timeout_s: float, limits: Limits | None = None) -> TaskScore:
         return score(task, agent_workspace, sandbox=sandbox, log_dir=log_dir, timeout_s=timeout_s, limits=limits)
 
+    def shutdown(self, timeout: float = 10.0) -> int:
+        """Nothing to end: Polyglot runs in the run's own sandbox."""
+        return 0
+
 
 __all__ = ["DESCRIPTION", "SUBSETS", "PolyglotBenchmark", "PolyglotTask", "make_workspace", "score"]

@@ -87,5 +87,9 @@ class SWEBenchBenchmark:
         return score(task, agent_workspace, sandbox=sandbox, envs=self.envs, log_dir=log_dir, timeout_s=timeout_s,
                      limits=limits)
 
+    def shutdown(self, timeout: float = 10.0) -> int:
+        """Shut down the instance environments' sandboxes (their containers, bwrap process trees)."""
+        return self.envs.shutdown(timeout)
+
 
 __all__ = ["DESCRIPTION", "SWEBenchBenchmark", "SWEBenchTask"]

@@ -4,11 +4,18 @@ The image is the one source of truth, on both backends:
 
 - docker: every exec is a fresh container of the instance image (`swebench/sweb.eval.x86_64.*`,
   pulled from its registry, or built from a task repo's Dockerfile through the Docker Engine API):
-  `hgm.sandbox.docker.DockerSandbox` with that image.
+  `hgm.sandbox.docker.DockerSandbox` with that image and `image_env=True`.
 - bwrap: the image's root filesystem, exported once to cache_dir()/swe_bench/rootfs/<image id>,
-  replaces the host's system inside bwrap (`RootfsSandbox`): the same files, Python and test
-  runner as in the container. Obtaining it needs an engine once; running it does not. Files an
-  export has in common with an earlier one (the shared base layers) are hard links to one copy.
+  replaces the host's system inside bwrap (`hgm.sandbox.rootfs.RootfsSandbox`): the same files,
+  Python and test runner as in the container. Files an export has in common with an earlier one
+  (the shared base layers) are hard links to one copy.
+- Environment variables: on both backends a command starts from the image's config Env (PATH,
+  PYTHONPATH, VIRTUAL_ENV, LANG, ...), as the official harness's `docker exec` does; the export
+  records it (`.hgm-env.json` beside the root filesystem, `env` in the testbed's env.json). What
+  hgm layers on top, deliberately: HOME (a private tmpfs: the system is read-only), for grading
+  nothing else; for the agent its PATH (the conda env `testbed` when the image has one, then the
+  image's PATH, then the agent's venv), the gateway socket and base URLs, the session token,
+  PYTHONUNBUFFERED, PYTHONDONTWRITEBYTECODE and the agent's wall-clock hint (hgm/agent_runtime.py).
 - The pristine /testbed of the image (with its .git, as the image has it) is exported once to
   cache_dir()/swe_bench/testbeds/<image id>/; agent workspaces and scoring copies are made from
   it on the host and mounted at /testbed (the containers' root filesystem stays read-only).
@@ -29,7 +36,6 @@ import os
 import shutil
 import stat
 import subprocess
-import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -39,7 +45,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hgm.paths import cache_dir
-from hgm.sandbox.base import ExecResult, Limits, Mount, Sandbox, SandboxUnavailable
+from hgm.sandbox.base import Sandbox, SandboxClosed, SandboxUnavailable
+from hgm.sandbox.rootfs import ENV_FILE, SKIP, image_env
 
 if TYPE_CHECKING:
     import docker
@@ -50,9 +57,6 @@ TESTBED = "/testbed"
 CONDA_TESTBED_BIN = "/opt/miniconda3/envs/testbed/bin"
 """The official images' conda env `testbed` (activated by their .bashrc): first on the agent's PATH."""
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-ROOTFS_SKIP = {"testbed", "proc", "dev", "sys", "tmp", "run", "root", "boot", "media", "mnt", "lost+found"}
-"""Top-level directories of an image not bound into bwrap (bwrap makes its own /proc, /dev and
-tmpfs scratch; /root is the private HOME; /testbed is the workspace)."""
 
 CONTEXT_LABEL = "hgm.swe_bench.context"
 """Label of images built from a task repo: the hash of the build context they were built from."""
@@ -75,7 +79,9 @@ class Environment:
     tracked: tuple[str, ...]
     """Files git tracks in /testbed (kept tracked in the agent's one-commit repository)."""
     path: str
-    """PATH inside: the conda env `testbed` when the image has it, then the image's own PATH."""
+    """The agent's PATH inside: the conda env `testbed` when the image has it, then the image's own PATH."""
+    env: Mapping[str, str]
+    """The image's config Env: every command in the environment starts from it (module docstring)."""
     rootfs: Path | None = None
     """The image's root filesystem (bwrap only)."""
 
@@ -161,6 +167,7 @@ class Environments:
         self._client = client
         self._lock = threading.Lock()
         self._sandboxes: dict[tuple[str, str], Sandbox] = {}
+        self._closed = False
 
     @property
     def client(self) -> docker.DockerClient:
@@ -270,19 +277,28 @@ class Environments:
         finally:
             self.client.api.remove_container(cid, force=True, v=True)
 
-    def _path_of(self, image: str) -> str:
-        env = self.client.images.get(image).attrs.get("Config", {}).get("Env") or []
-        path = next((e.split("=", 1)[1] for e in env if e.startswith("PATH=")), DEFAULT_PATH)
-        return f"{CONDA_TESTBED_BIN}:{path}" if CONDA_TESTBED_BIN not in path else path
+    def _env_of(self, image: str) -> dict[str, str]:
+        """The image's config Env (Docker's default PATH when it sets none)."""
+        return image_env(self.client.images.get(image).attrs.get("Config", {}).get("Env"))
+
+    def _env_meta(self, image: str) -> dict[str, object]:
+        """env.json's record of the image's environment: its Env, and the agent's PATH (as "path",
+        which hgm versions that predate the Env record read from a shared cache)."""
+        env = self._env_of(image)
+        path = env["PATH"] if CONDA_TESTBED_BIN in env["PATH"] else f"{CONDA_TESTBED_BIN}:{env['PATH']}"
+        return {"env": env, "path": path}
 
     def _testbed(self, image: str, image_id: str) -> Path:
         """cache/testbeds/<id>/ with testbed/, tracked (NUL-separated) and env.json."""
         key = image_id.split(":")[-1][:24]
         done = self.root / "testbeds" / key
-        if (done / "env.json").is_file():
+        if (done / "env.json").is_file() and "env" in json.loads((done / "env.json").read_text()):
             return done
         with _locked(self.root / "locks" / f"testbed-{key}.lock"):
-            if (done / "env.json").is_file():
+            if (done / "env.json").is_file():  # made before the image Env was recorded: add it
+                meta = json.loads((done / "env.json").read_text())
+                if "env" not in meta:
+                    _write_atomic(done / "env.json", json.dumps({**meta, **self._env_meta(image)}))
                 return done
             tmp = done.with_name(f"{key}.tmp-{os.getpid()}")
             shutil.rmtree(tmp, ignore_errors=True)
@@ -295,7 +311,7 @@ class Environments:
                 tracked = subprocess.run(["git", "-c", "safe.directory=*", "-c", "core.fsmonitor=false", "ls-files", "-z"],
                                          cwd=tmp / "testbed", env=_git_env(), check=True, capture_output=True).stdout
                 (tmp / "tracked").write_bytes(tracked)
-                (tmp / "env.json").write_text(json.dumps({"image": image, "id": image_id, "path": self._path_of(image)}))
+                (tmp / "env.json").write_text(json.dumps({"image": image, "id": image_id, **self._env_meta(image)}))
                 os.replace(tmp, done)
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -304,17 +320,20 @@ class Environments:
     def _rootfs(self, image: str, image_id: str) -> Path:
         key = image_id.split(":")[-1][:24]
         done = self.root / "rootfs" / key
-        if (done / ".hgm-rootfs").is_file():
+        if (done / ".hgm-rootfs").is_file() and (done / ENV_FILE).is_file():
             return done
         with _locked(self.root / "locks" / f"rootfs-{key}.lock"):
             if (done / ".hgm-rootfs").is_file():
+                if not (done / ENV_FILE).is_file():  # exported before the image Env was recorded
+                    _write_atomic(done / ENV_FILE, json.dumps(self._env_of(image)))
                 return done
             tmp = done.with_name(f"{key}.tmp-{os.getpid()}")
             shutil.rmtree(tmp, ignore_errors=True)
             try:
                 with self._container(image) as cid:
-                    _untar(self.client.api.export(cid), tmp, *(p for d in ROOTFS_SKIP for p in (f"{d}/*", f"./{d}/*")))
+                    _untar(self.client.api.export(cid), tmp, *(p for d in SKIP for p in (f"{d}/*", f"./{d}/*")))
                 share_identical_files(tmp, [d for d in done.parent.iterdir() if (d / ".hgm-rootfs").is_file()])
+                (tmp / ENV_FILE).write_text(json.dumps(self._env_of(image)))
                 (tmp / ".hgm-rootfs").write_text(f"{image}\n{image_id}\n")
                 os.replace(tmp, done)
             finally:
@@ -336,7 +355,7 @@ class Environments:
             raise EnvironmentUnavailable(f"environment of {task.id} ({task.image}) unavailable: {_short(e)}") from e
         meta = json.loads((export / "env.json").read_text())
         tracked = tuple(p for p in (export / "tracked").read_bytes().decode(errors="surrogateescape").split("\0") if p)
-        return Environment(task.image, image_id, export / "testbed", tracked, meta["path"], rootfs)
+        return Environment(task.image, image_id, export / "testbed", tracked, meta["path"], meta["env"], rootfs)
 
     def prepare(self, tasks: Sequence[SWEBenchTask], *, backend: str,
                 on_line: Callable[[str], None] = lambda line: None,
@@ -345,8 +364,11 @@ class Environments:
 
     # -- sandboxes ---------------------------------------------------------------------------
     def sandbox(self, env: Environment, sandbox: Sandbox) -> Sandbox:
-        """The run's sandbox backend, moved into the instance environment."""
+        """The run's sandbox backend, moved into the instance environment (one per backend and image,
+        until `shutdown`)."""
         with self._lock:
+            if self._closed:
+                raise SandboxClosed("the instance environments were shut down (the harness is stopping)")
             key = (sandbox.name, env.image_id)
             if key not in self._sandboxes:
                 self._sandboxes[key] = self._make_sandbox(env, sandbox)
@@ -356,12 +378,22 @@ class Environments:
         if sandbox.name == "docker":
             from hgm.sandbox.docker import DockerSandbox
 
-            return DockerSandbox(image=env.image, client=getattr(sandbox, "client", None) or self.client)
+            return DockerSandbox(image=env.image, client=self.client, image_env=True)
         if sandbox.name == "bwrap":
+            from hgm.sandbox.rootfs import RootfsSandbox
+
             assert env.rootfs is not None
             return RootfsSandbox(env.rootfs)
         raise SandboxUnavailable(f"SWE-bench runs in the instance's environment, which the {sandbox.name!r} backend "
                                  "cannot provide; use --set sandbox.backend=docker or bwrap")
+
+    def shutdown(self, timeout: float = 10.0) -> int:
+        """Shut down every instance sandbox (killing what runs in them, removing their containers and
+        cgroups) and refuse new ones; returns how many commands were running."""
+        with self._lock:
+            self._closed = True
+            boxes = list(self._sandboxes.values())
+        return sum(box.shutdown(timeout) for box in boxes)
 
 
 def _git_env() -> dict[str, str]:
@@ -369,39 +401,7 @@ def _git_env() -> dict[str, str]:
             "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
 
 
-def _host_python() -> list[Path]:
-    """The harness's base interpreter: agent venvs built on the host link to it."""
-    prefix = Path(sys.base_prefix).resolve()
-    return [] if prefix in (Path("/"), Path("/usr"), Path("/usr/local")) else [prefix]
-
-
-class RootfsSandbox:
-    """bwrap with an image's root filesystem as the read-only system instead of the host's."""
-
-    name = "bwrap"
-
-    def __init__(self, rootfs: Path) -> None:
-        from hgm.sandbox.bwrap import BwrapSandbox
-
-        self.rootfs = rootfs
-        self.inner = BwrapSandbox(system_paths=_host_python())
-        self.default_path = DEFAULT_PATH
-        self.system: list[Mount] = []
-        for entry in sorted(rootfs.iterdir()):
-            if entry.name in ROOTFS_SKIP or entry.name.startswith("."):
-                continue
-            source = entry
-            if entry.is_symlink():  # merged /usr: /bin -> usr/bin, resolved inside the rootfs
-                target = os.readlink(entry)
-                source = rootfs / target.lstrip("/")
-                if not source.exists():
-                    continue
-            elif not entry.is_dir():
-                continue
-            self.system.append(Mount(source, f"/{entry.name}", read_only=True))
-
-    def exec(self, argv: Sequence[str], *, cwd: str, env: Mapping[str, str] | None = None, timeout: float,
-             mounts: Sequence[Mount] = (), limits: Limits = Limits(), stdin: str | None = None) -> ExecResult:  # noqa: B008
-        env = {"PATH": DEFAULT_PATH, **(env or {})}
-        return self.inner.exec(argv, cwd=cwd, env=env, timeout=timeout, mounts=[*self.system, *mounts],
-                               limits=limits, stdin=stdin)
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)

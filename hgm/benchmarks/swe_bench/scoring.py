@@ -6,6 +6,8 @@ instance environment:
    --reject, patch --fuzz, with a reset between attempts, then the "already applied" check);
 2. run the eval script `make_test_spec` produced (it records the test command's exit code), its
    output (stdout and stderr interleaved, as the official harness reads it) to test_output.txt;
+   both steps with the image's own environment, as the official harness's `docker exec` (the
+   instance sandbox starts every command from the image's config Env; hgm adds only HOME);
 3. grade with `get_eval_report` (its log parser, its exit-code cross-check, its empty-log
    rejection): RESOLVED_FULL is solved, anything else failed.
 
@@ -112,10 +114,9 @@ def run_eval(task: SWEBenchTask, patch: str, *, sandbox: Sandbox, envs: Environm
         (log_dir / "eval.sh").write_text(spec.eval_script)
         timings["copy_testbed_s"] = time.monotonic() - t
         mounts = [Mount(testbed, TESTBED, read_only=False), Mount(io, EVAL_DIR, read_only=False)]
-        run_env = {"PATH": env.path, "HOME": str(Path.home())}  # a private tmpfs on both backends
         try:
             if patch.strip():
-                applied = box.exec(["bash", f"{EVAL_DIR}/apply.sh"], cwd=TESTBED, env=run_env, timeout=300,
+                applied = box.exec(["bash", f"{EVAL_DIR}/apply.sh"], cwd=TESTBED, timeout=300,
                                    mounts=mounts, limits=limits)
                 timings["apply_s"] = applied.duration_s
                 (log_dir / "apply_output.txt").write_text(applied.stdout + applied.stderr)
@@ -123,7 +124,7 @@ def run_eval(task: SWEBenchTask, patch: str, *, sandbox: Sandbox, envs: Environm
                     return EvalRun(EvalStatus.FAILED, "the patch does not apply (git apply, --3way, --reject and "
                                    "patch --fuzz=5 all failed)", timings=timings)
             ran = box.exec(["bash", "-c", f"bash {EVAL_DIR}/eval.sh > {EVAL_DIR}/{OUTPUT_FILE} 2>&1"], cwd=TESTBED,
-                           env=run_env, timeout=timeout_s, mounts=mounts, limits=limits)
+                           timeout=timeout_s, mounts=mounts, limits=limits)
         except SandboxUnavailable as e:
             return _infra(ErrorType.SANDBOX_UNAVAILABLE, str(e), timings=timings)
         timings["eval_s"] = ran.duration_s

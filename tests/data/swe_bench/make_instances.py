@@ -2,7 +2,7 @@
 package's on-disk layout) from real fixes between two releases of pure-Python packages on PyPI.
 
     python tests/data/swe_bench/make_instances.py write    # task files, from the two sdists (PyPI)
-    python tests/data/swe_bench/make_instances.py derive   # FAIL_TO_PASS / PASS_TO_PASS (Docker engine)
+    python tests/data/swe_bench/make_instances.py derive [ID ...]  # FAIL_TO_PASS / PASS_TO_PASS (Docker engine)
 
 `write`: base_commit = the old release's sdist as the one commit of a fresh git repository (fixed
 author, date and message, so the image build reproduces the same hash and checks it); gold.patch =
@@ -54,6 +54,11 @@ class Spec:
     source: str
     """The package's source directory inside the sdist (what the gold patch may touch)."""
     statement: str
+    image_env: bool = False
+    """The image puts the package on sys.path and its Python first on PATH through ENV
+    (PYTHONPATH=/testbed/src, VIRTUAL_ENV, PATH) instead of a .pth file, and the eval script does
+    not activate the venv: only commands run with the image's own environment find the package,
+    as under the official harness (`docker exec` inherits the image's ENV)."""
 
     @property
     def instance_id(self) -> str:
@@ -120,6 +125,19 @@ Several datetime parsing bugs
    `parse.parse("{:%Y-%m-%d %H:%M:%S%z}|{}", "2020-03-04 05:06:07+0200|abc").fixed[1]` should be
    `"abc"` (and its span should point at it).
 """),
+    Spec("tkem/cachetools", "cachetools", "7.3.0", "7.3.1", "src/cachetools", """\
+Copies of a cache share state with the original; LFUCache with many use counts cannot be copied
+
+1. `copy.copy()` of a cache gives an object that shares its internal state with the source:
+   adding an item to the copy (which evicts another) changes the source too. A shallow copy should
+   be a cache of its own with the same items, `maxsize` and `currsize` (also for a large cache,
+   e.g. twice the recursion limit, and an empty one); the same holds for `copy.deepcopy()` and
+   pickling.
+2. An `LFUCache` whose items have many different use counts (as many as the recursion limit)
+   cannot be deep-copied or pickled (RecursionError). Its copies (`copy.copy`, `copy.deepcopy`,
+   pickle round trip) should hold the same keys and evict in the same order: by use count, then
+   by age.
+""", image_env=True),
 ]
 
 
@@ -177,16 +195,17 @@ def patch_of(repo: Path, new: Path, files: list[str]) -> str:
     return diff
 
 
-def eval_script(base_commit: str, test_files: list[str], test_patch: str) -> str:
+def eval_script(base_commit: str, test_files: list[str], test_patch: str, *, activate: bool = True) -> str:
     """The official eval scripts' shape: reset the test files, apply test.patch, run the tests
     between the output markers with `pytest -rA` (the project's own addopts, e.g. coverage plugins the
-    environment lacks, switched off), reset the test files again."""
+    environment lacks, switched off), reset the test files again. `activate`: source the venv first
+    (else the image's ENV must provide it)."""
     files = " ".join(test_files)
     run = " ".join(f for f in test_files if Path(f).name.startswith("test_"))
     return "\n".join([
         "#!/bin/bash",
         "set -uxo pipefail",
-        "source /opt/testbed-env/bin/activate",
+        *(["source /opt/testbed-env/bin/activate"] if activate else []),
         "cd /testbed",
         "git config --global --add safe.directory /testbed",
         "git status",
@@ -206,6 +225,13 @@ def eval_script(base_commit: str, test_files: list[str], test_patch: str) -> str
 
 def dockerfile(spec: Spec, base_commit: str) -> str:
     pth = "/testbed/src" if spec.source.startswith("src/") else "/testbed"
+    if spec.image_env:  # the package from the work tree through the image's ENV, as many real images do
+        on_path = ""
+        env = f"ENV VIRTUAL_ENV=/opt/testbed-env PYTHONPATH={pth}\n"
+    else:
+        purelib = "$(/opt/testbed-env/bin/python -c 'import sysconfig; print(sysconfig.get_paths()[\"purelib\"])')"
+        on_path = f' \\\n && echo {pth} > "{purelib}/testbed.pth"'
+        env = ""
     return f"""\
 # {spec.instance_id}: {spec.package} {spec.old} from PyPI at /testbed, as one commit with a fixed
 # author, date and message (base_commit {base_commit[:12]}), Python 3 + {PYTEST} in /opt/testbed-env.
@@ -227,9 +253,8 @@ RUN /opt/testbed-env/bin/pip download -q --no-deps --no-binary :all: {spec.packa
  && export GIT_AUTHOR_NAME=hgm GIT_AUTHOR_EMAIL=hgm@localhost GIT_AUTHOR_DATE=2000-01-01T00:00:00Z \\
            GIT_COMMITTER_NAME=hgm GIT_COMMITTER_EMAIL=hgm@localhost GIT_COMMITTER_DATE=2000-01-01T00:00:00Z \\
  && git init -q -b main && git add -A && git commit -q -m "{commit_message(spec)}" \\
- && test "$(git rev-parse HEAD)" = "{base_commit}" \\
- && echo {pth} > "$(/opt/testbed-env/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/testbed.pth"
-ENV PATH=/opt/testbed-env/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+ && test "$(git rev-parse HEAD)" = "{base_commit}"{on_path}
+{env}ENV PATH=/opt/testbed-env/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 WORKDIR /testbed
 """
 
@@ -256,14 +281,14 @@ def write(spec: Spec) -> None:
     (task / "problem_statement.md").write_text(spec.statement)
     (task / "gold.patch").write_text(gold)
     (task / "test.patch").write_text(test_patch)
-    (task / "eval.sh").write_text(eval_script(base_commit, tests, test_patch))
+    (task / "eval.sh").write_text(eval_script(base_commit, tests, test_patch, activate=not spec.image_env))
     (task / "Dockerfile").write_text(dockerfile(spec, base_commit))
     if not (task / "tests.json").exists():
         (task / "tests.json").write_text(dump_tests({"FAIL_TO_PASS": [], "PASS_TO_PASS": []}))
     print(f"{spec.instance_id}: base {base_commit[:12]}, gold {len(source)} files, tests {len(tests)} files")
 
 
-def derive(base: str) -> None:
+def derive(base: str, ids: list[str]) -> None:
     from swebench.task.repo import dump_tests
 
     from hgm.benchmarks.swe_bench.dataset import load_instances
@@ -271,7 +296,7 @@ def derive(base: str) -> None:
     from hgm.benchmarks.swe_bench.scoring import run_eval
     from hgm.sandbox import get_sandbox
 
-    tasks = load_instances(str(HERE))
+    tasks = [t for t in load_instances(str(HERE)) if not ids or t.id in ids]
     envs = Environments(base=base)
     envs.prepare(tasks, backend="docker", on_line=lambda line: print(line, file=sys.stderr))
     sandbox = get_sandbox("docker")
@@ -296,6 +321,7 @@ def derive(base: str) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("step", choices=["write", "derive"])
+    ap.add_argument("ids", nargs="*", help="derive: only these instances (default: all).")
     ap.add_argument("--base", default="localhost/debian:bookworm", help="Base image of the instance images.")
     args = ap.parse_args()
     if args.step == "write":
@@ -304,7 +330,7 @@ def main() -> None:
         for spec in SPECS:
             write(spec)
     else:
-        derive(args.base)
+        derive(args.base, args.ids)
 
 
 if __name__ == "__main__":
