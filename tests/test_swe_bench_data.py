@@ -5,7 +5,11 @@ the Hub's column layout read through `datasets`, subsets, image names, the agent
 from __future__ import annotations
 
 import json
+import os
+import socket
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -222,3 +226,37 @@ def test_exports_share_the_files_they_have_in_common(tmp_path):
     assert sorted(p.name for p in second.rglob("*")) == sorted(
         ["usr", "lib", "libbig.so", "same-size.txt", "touched.txt", "copied.txt", "only-second.txt", "empty", "link"])
     assert share_identical_files(second, [first]) == 0, "a second pass finds them linked already"
+
+
+
+def _list(*args: str, env: dict[str, str]) -> tuple[subprocess.CompletedProcess, float]:
+    start = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "hgm.cli", "benchmark", "list", "swe-bench", *args], check=False,
+                          capture_output=True, text=True, timeout=120,
+                          env={**{k: v for k, v in os.environ.items() if k != "HF_HUB_OFFLINE"}, "COLUMNS": "250", **env})
+    return done, time.monotonic() - start
+
+
+def test_benchmark_list_swe_bench_works_offline_and_adds_counts_when_the_dataset_is_readable(local):
+    with socket.socket() as s:  # a Hub that cannot be reached, on any machine: a closed loopback port
+        s.bind(("127.0.0.1", 0))
+        hub = f"http://127.0.0.1:{s.getsockname()[1]}"
+    offline, seconds = _list(env={"HF_ENDPOINT": hub})
+    assert offline.returncode == 0, offline.stderr
+    assert seconds < 20, f"{seconds:.1f} s: no long Hub retries"
+    out = offline.stdout
+    for name in ("verified-10", "verified-50", "verified-60", "verified-140"):
+        ids = subset_ids(name)
+        row = next(line for line in out.splitlines() if line.startswith("│") and f" {name} " in line)
+        assert f" {len(ids)} " in row
+        assert f"{name}: {' '.join(ids)}" in " ".join(out.split())
+    flat = " ".join(out.split())
+    assert "in dataset" not in out and "no dataset counts: the Hub (127.0.0.1) cannot be reached" in flat
+    assert "connection refused" in flat
+
+    listed, _ = _list("--dataset", str(LOCAL), env={"HF_ENDPOINT": hub})
+    assert listed.returncode == 0, listed.stderr
+    flat = " ".join(listed.stdout.split())
+    assert "in dataset" in flat and f": {len(local)} instances" in flat and "no dataset counts" not in flat
+    row = next(line for line in listed.stdout.splitlines() if " all " in line)
+    assert [c.strip() for c in row.split("│")[1:4]] == ["all", str(len(local)), str(len(local))]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
@@ -72,26 +75,71 @@ def fetch(o: CommandOptions) -> None:
 
 
 def list_subsets(o: CommandOptions) -> None:
-    """Shipped subsets: size, and how many of their ids the dataset holds."""
+    """Shipped subsets with their sizes, repositories and ids (offline: they are files in the
+    package); how many of their ids the dataset holds only when it can be read quickly."""
     from hgm.benchmarks.swe_bench.dataset import subsets
     from hgm.cli_benchmark import result_console
 
-    bench, _ = _open(o.dataset, None)
-    every = bench.all_tasks()
-    table = Table(title=f"SWE-bench subsets (dataset {literal(bench.dataset)}: {len(every)} instances)")
-    for col in ("subset", "count", "in dataset", "repositories"):
+    every, why_not = _reachable_instances(o.dataset)
+    title = "SWE-bench subsets" + (f" (dataset {literal(o.dataset or _configured_dataset())}: {len(every)} instances)"
+                                   if every is not None else "")
+    table = Table(title=title)
+    columns = ["subset", "count", *(["in dataset"] if every is not None else []), "repositories"]
+    for col in columns:
         table.add_column(col, justify="right" if col in ("count", "in dataset") else "left")
-    for name in ["all", *subsets()]:
-        ids = subset_ids(name) or list(every)
+    static = {name: subset_ids(name) or [] for name in subsets()}
+    for name, ids in [("all", list(every or [])), *static.items()]:
         repos: dict[str, int] = {}
         for i in ids:
-            repo = every[i].repo if i in every else i.rsplit("-", 1)[0].replace("__", "/")
+            repo = every[i].repo if every and i in every else i.rsplit("-", 1)[0].replace("__", "/")
             repos[repo] = repos.get(repo, 0) + 1
-        table.add_row(name, str(len(ids)), str(sum(i in every for i in ids)),
-                      ", ".join(f"{k} {v}" for k, v in sorted(repos.items(), key=lambda kv: -kv[1])[:6]))
-    result_console().print(table)
-    result_console().print("aliases: small = verified-10, medium = verified-50, big = verified-140; "
-                    "--subset FILE takes any list of instance ids")
+        size = str(len(ids)) if ids or every is not None else "the dataset's"
+        held = [str(sum(i in every for i in ids))] if every is not None else []
+        table.add_row(name, size, *held, literal(", ".join(f"{k} {v}" for k, v in
+                                                          sorted(repos.items(), key=lambda kv: -kv[1])[:6])))
+    out = result_console()
+    out.print(table)
+    out.print("aliases: small = verified-10, medium = verified-50, big = verified-140; "
+              "--subset FILE takes any list of instance ids")
+    if why_not:
+        out.print(f"[yellow]no dataset counts:[/] {literal(why_not)}", soft_wrap=True)
+    for name, ids in static.items():
+        out.print(f"[bold]{name}[/]: {literal(' '.join(ids))}", soft_wrap=True)
+
+
+def _configured_dataset() -> str:
+    from hgm.config import load_config
+
+    return load_config().benchmark.dataset
+
+
+def _reachable_instances(dataset: str | None) -> tuple[dict | None, str]:
+    """The dataset's instances by id when it can be read without a long wait (a local file or
+    directory, a cached Hub copy, or the Hub when a 3 s probe reaches it), else (None, why not)."""
+    from hgm.benchmarks.swe_bench.dataset import require_swebench
+    from hgm.llm.preflight import Endpoint, probe
+
+    name = dataset or _configured_dataset()
+    unreachable = ""
+    if not Path(name).expanduser().exists() and not os.environ.get("HF_HUB_OFFLINE"):
+        hub = urlsplit(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+        cause = probe(Endpoint(hub.scheme or "https", hub.hostname or "huggingface.co",
+                               hub.port or (80 if hub.scheme == "http" else 443), ()))
+        if cause:
+            unreachable = f"the Hub ({hub.hostname}) cannot be reached ({cause})"
+            if "datasets" in sys.modules:  # it read HF_HUB_OFFLINE when imported: it would retry for long
+                return None, unreachable
+            os.environ["HF_HUB_OFFLINE"] = "1"  # `datasets` may then use a cached copy, and fails fast without
+    try:
+        require_swebench()
+    except UserError as e:
+        return None, str(e)
+    try:
+        bench, _ = _open(dataset, None)
+    except UserError as e:
+        return None, (f"{unreachable} and {name!r} is not in the local cache" if unreachable else str(e)) + \
+            "; a local copy works offline: --dataset FILE.parquet|FILE.jsonl|DIR"
+    return bench.all_tasks(), ""
 
 
 def validate(o: CommandOptions) -> None:
