@@ -29,17 +29,13 @@ from packaging.requirements import InvalidRequirement, Requirement
 from rich.console import Console
 from rich.errors import LiveError
 
-from hgm.errors import UserError
+from hgm.errors import VenvBuildError
 from hgm.llm.gateway import Gateway
 from hgm.markup import literal
 from hgm.paths import cache_dir
 from hgm.sandbox.base import Limits, Mount, Sandbox
 
 SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
-
-
-class VenvBuildError(UserError):
-    """pip could not install an agent's requirements (network, or requirements that do not resolve)."""
 
 
 def _base_python() -> Path:

@@ -24,8 +24,8 @@ class Finding:
 
 
 def check_sandbox() -> list[Finding]:
+    from hgm.errors import SandboxUnavailable
     from hgm.sandbox import get_sandbox
-    from hgm.sandbox.base import SandboxUnavailable
 
     if shutil.which("bwrap") is None:
         return [Finding("sandbox bwrap", False, "bwrap not installed", "apt-get install -y bubblewrap")]
@@ -39,7 +39,7 @@ def check_sandbox() -> list[Finding]:
 def check_docker() -> list[Finding]:
     """The docker backend: engine reachable, evaluation image present, no leftover containers."""
     from hgm.config import SandboxConfig
-    from hgm.sandbox.base import SandboxUnavailable
+    from hgm.errors import SandboxUnavailable
     from hgm.sandbox.docker import ENGINE_FIX, connect, find_engine, image_present, leftover_containers
 
     try:
@@ -68,7 +68,7 @@ def check_docker() -> list[Finding]:
 
 def clean_docker() -> str:
     """Remove hgm-labelled containers left by harness processes that are gone; says what it did."""
-    from hgm.sandbox.base import SandboxUnavailable
+    from hgm.errors import SandboxUnavailable
     from hgm.sandbox.docker import connect, leftover_containers, remove_leftovers
 
     try:

@@ -69,6 +69,8 @@ class ErrorType(StrEnum):
     """The task's test dependencies were not prepared (`hgm benchmark prepare`)."""
     SANDBOX_UNAVAILABLE = "SandboxUnavailable"
     """The sandbox could not start or run the command."""
+    SANDBOX_CLOSED = "SandboxClosed"
+    """The sandbox was shut down under the command: the run is stopping."""
     IMAGE_UNAVAILABLE = "ImageUnavailable"
     """A SWE-bench instance's environment image could not be had."""
     EVAL_LOG_UNPARSABLE = "EvalLogUnparsable"

@@ -27,7 +27,7 @@ from hgm.agent_runtime import AgentLLM, AgentRun, run_agent
 from hgm.benchmarks import Benchmark, Task, get_benchmark
 from hgm.config import HGMConfig
 from hgm.domain import ErrorType, EvalOutcome, EvalStatus
-from hgm.errors import UserError
+from hgm.errors import UserError, error_type_of
 from hgm.jobs import GatewayAccess
 from hgm.llm.gateway import Gateway, SessionUsage
 from hgm.llm.providers import check_llm
@@ -103,7 +103,7 @@ def evaluate(agent_dir: Path, task: Task, *, benchmark: Benchmark, gateway: Gate
     except Exception as e:  # the one boundary of an evaluation: record, do not propagate
         if token is not None:
             usage = gateway.close_session(token)
-        outcome = _infra(type(e).__name__, "".join(traceback.format_exception(e)), log_dir=rel_log,
+        outcome = _infra(error_type_of(e), "".join(traceback.format_exception(e)), log_dir=rel_log,
                          agent_s=run.duration_s if run else None,
                          prompt_tokens=usage.prompt_tokens if usage else 0,
                          completion_tokens=usage.completion_tokens if usage else 0,

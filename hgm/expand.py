@@ -34,11 +34,12 @@ import git
 import httpx
 
 from hgm import prompts
-from hgm.agent_runtime import AgentLLM, VenvBuildError, agent_venv, run_agent
+from hgm.agent_runtime import AgentLLM, agent_venv, run_agent
 from hgm.archive import Archive
 from hgm.benchmarks import Task, describe
 from hgm.config import HGMConfig
 from hgm.domain import ErrorType, EvalStatus, EvaluationRow, ExpansionOutcome, ExpansionStatus
+from hgm.errors import ExpansionFailed, ExpansionInfra, VenvBuildError, error_type_of
 from hgm.jobs import ExpandJob, GatewayAccess
 from hgm.llm.gateway import GATEWAY_BASE_URL, SessionUsage
 from hgm.memory_store import MemoryStore
@@ -61,19 +62,6 @@ _COMPILE_ALL = (
     "print('\\n'.join(bad) or 'all python files compile')\n"
     "sys.exit(1 if bad else 0)\n"
 )
-
-
-class ExpansionFailed(Exception):
-    """The rewrite did not produce a valid child (the agent's or the diagnosis's fault)."""
-
-    def __init__(self, error_type: ErrorType, reason: str):
-        super().__init__(reason)
-        self.error_type, self.reason = error_type, reason
-
-
-class ExpansionInfra(Exception):
-    """Not the agent's fault: the LLM upstream failed for good, or the run's budget (not a session
-    cap) cut the session off."""
 
 
 @dataclass
@@ -109,7 +97,7 @@ class Expander:
                                        entry_task=job.entry_task)
         except Exception as e:  # the one boundary of an expansion: infra, recorded, the search goes on
             outcome = ExpansionOutcome(ExpansionStatus.INFRA_ERROR, reason=f"infra error: {e}"[:500],
-                                       error_type=type(e).__name__, entry_task=job.entry_task,
+                                       error_type=error_type_of(e), entry_task=job.entry_task,
                                        error="".join(traceback.format_exception(e)))
         outcome.log_dir = job.log_dir
         outcome.cost_usd = _total_cost(sessions)

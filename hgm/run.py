@@ -39,7 +39,7 @@ from hgm.baselines import stage_tasks
 from hgm.benchmarks import Benchmark, Task, check_subset, get_benchmark
 from hgm.config import HGMConfig, set_keys
 from hgm.domain import EvalOutcome, EvalStatus, ExpansionOutcome, ExpansionStatus, JobKind, MetaKey, Usage, count_text
-from hgm.errors import UserError
+from hgm.errors import SearchExhausted, UserError
 from hgm.executors import Executor
 from hgm.executors.local import LocalExecutor
 from hgm.expand import expand_job
@@ -49,7 +49,7 @@ from hgm.llm.providers import ModelRoute, check_llm, spend_bounds
 from hgm.markup import literal
 from hgm.paths import INITIAL_AGENT
 from hgm.sandbox import Sandbox, get_sandbox
-from hgm.search import Decision, Evaluate, Progress, Search, SearchExhausted, lower_bounds
+from hgm.search import Decision, Evaluate, Progress, Search, lower_bounds
 from hgm.store import DB_NAME, RunStore
 from hgm.worker import Workbench, run_job, unpack_logs
 

@@ -33,7 +33,7 @@ import numpy as np
 from hgm.baselines import BestOfNPolicy, DGMPaperPolicy, SICAPolicy
 from hgm.config import SearchConfig
 from hgm.domain import ErrorType, EvalOutcome, EvalStatus, ExpansionOutcome, ExpansionStatus, JobKind, MetaKey, success
-from hgm.errors import UserError
+from hgm.errors import InfraErrorLimit, RewriteLimit, SearchExhausted, UserError
 from hgm.executors import Delivery, Executor, JobKey
 from hgm.memory_store import MemoryStore
 from hgm.policies import (
@@ -172,18 +172,6 @@ class SearchResult:
     completed: bool
     """False when stop() ended the search before its budget was spent."""
     evals_done: int
-
-
-class InfraErrorLimit(UserError):
-    """Too many infra errors in a row: the harness, not the agents, is broken."""
-
-
-class RewriteLimit(UserError):
-    """Too many failed rewrites in a row: each costs LLM calls, and something makes them all fail."""
-
-
-class SearchExhausted(UserError):
-    """No agent can be evaluated on a task it has not seen and no agent may be rewritten again."""
 
 
 @dataclass

@@ -18,7 +18,8 @@ import venv
 
 import pytest
 
-from hgm.sandbox import Mount, SandboxUnavailable
+from hgm.errors import SandboxUnavailable
+from hgm.sandbox import Mount
 from hgm.sandbox._docker_stream import Demux
 
 from engines import missing_engine

@@ -22,7 +22,8 @@ from hgm.benchmarks.polyglot.languages import SPECS
 from hgm.benchmarks.polyglot.scoring import run_tests
 from hgm.benchmarks.polyglot.workspace import make_workspace
 from hgm.domain import EvalStatus
-from hgm.sandbox import SandboxUnavailable, get_sandbox
+from hgm.errors import SandboxUnavailable
+from hgm.sandbox import get_sandbox
 
 from engines import missing_engine
 

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from hgm.errors import UserError
-from hgm.sandbox import BACKENDS, Limits, Mount, SandboxClosed, SandboxUnavailable, get_sandbox
+from hgm.errors import SandboxClosed, SandboxUnavailable, UserError
+from hgm.sandbox import BACKENDS, Limits, Mount, get_sandbox
 
 from engines import missing_engine
 

@@ -15,7 +15,7 @@ from scipy import integrate, stats
 
 from hgm.config import SearchConfig, load_config
 from hgm.domain import DispatchState, EvalOutcome, EvalStatus, ExpansionOutcome, ExpansionStatus, JobKind, MetaKey
-from hgm.errors import UserError
+from hgm.errors import InfraErrorLimit, RewriteLimit, SearchExhausted, UserError
 from hgm.executors.local import LocalExecutor
 from hgm.memory_store import MemoryStore
 from hgm.search import (
@@ -23,11 +23,8 @@ from hgm.search import (
     DGMPolicy,
     GreedyPolicy,
     HGMPolicy,
-    InfraErrorLimit,
     RandomPolicy,
-    RewriteLimit,
     Search,
-    SearchExhausted,
     Tree,
     job_function,
     lower_bounds,

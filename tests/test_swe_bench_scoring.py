@@ -21,7 +21,8 @@ import pytest
 from hgm.benchmarks.swe_bench import SWEBenchBenchmark
 from hgm.benchmarks.swe_bench.scoring import run_eval
 from hgm.domain import EvalStatus, VerdictFlag
-from hgm.sandbox import SandboxUnavailable, get_sandbox
+from hgm.errors import SandboxUnavailable
+from hgm.sandbox import get_sandbox
 
 from engines import missing_engine
 

@@ -14,6 +14,7 @@ import threading
 import traceback
 from collections.abc import Callable
 
+from hgm.errors import error_type_of
 from hgm.executors import Delivery, JobKey
 
 
@@ -40,7 +41,7 @@ class LocalExecutor:
         try:
             delivery = Delivery(key, result=self._run(job))
         except BaseException as e:  # noqa: BLE001 - handed to the scheduler, which books or re-raises it
-            delivery = Delivery(key, error=(type(e).__name__, traceback.format_exc()))
+            delivery = Delivery(key, error=(error_type_of(e), traceback.format_exc()))
         self._done.put(delivery)
 
     def wait(self, timeout: float | None) -> list[Delivery]:

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from hgm.archive import Archive
-from hgm.errors import UserError
+from hgm.errors import UserError, error_type_of
 from hgm.executors import Delivery, JobKey
 from hgm.jobs import Job, JobResult
 from hgm.paths import cache_dir
@@ -141,7 +141,7 @@ class RayExecutor:
             return Delivery(key, lost=f"{type(e).__name__}: {e}"[:2000])
         except ex.RayTaskError as e:
             cause = getattr(e, "cause", None)
-            return Delivery(key, error=(type(cause).__name__ if cause else type(e).__name__, str(e)))
+            return Delivery(key, error=(error_type_of(cause if isinstance(cause, BaseException) else e), str(e)))
 
     def cancel(self, key: JobKey) -> None:
         ref = self._by_key.pop(key, None)

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from hgm.config import SandboxConfig
 from hgm.errors import UserError
-from hgm.sandbox.base import ExecResult, Limits, Mount, Sandbox, SandboxClosed, SandboxUnavailable
+from hgm.sandbox.base import ExecResult, Limits, Mount, Sandbox
 
 
 def _bwrap(config: SandboxConfig) -> Sandbox:
@@ -32,7 +32,7 @@ BACKENDS: dict[str, Callable[[SandboxConfig], Sandbox]] = {"bwrap": _bwrap, "non
 
 
 def get_sandbox(name: str, config: SandboxConfig | None = None) -> Sandbox:
-    """The backend called `name`; SandboxUnavailable (with the fix) if it cannot run here."""
+    """The backend called `name`; hgm.errors.SandboxUnavailable (with the fix) if it cannot run here."""
     factory = BACKENDS.get(name)
     if factory is None:
         raise UserError(f"unknown sandbox backend {name!r}; known: {', '.join(sorted(BACKENDS))}")
@@ -49,5 +49,4 @@ def limits_from(config: SandboxConfig) -> Limits:
     )
 
 
-__all__ = ["BACKENDS", "ExecResult", "Limits", "Mount", "Sandbox", "SandboxClosed", "SandboxUnavailable", "get_sandbox",
-           "limits_from"]
+__all__ = ["BACKENDS", "ExecResult", "Limits", "Mount", "Sandbox", "get_sandbox", "limits_from"]

@@ -35,8 +35,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from hgm.errors import SandboxUnavailable
 from hgm.sandbox._proc import kill_group
-from hgm.sandbox.base import ExecResult, Limits, SandboxUnavailable
+from hgm.sandbox.base import ExecResult, Limits
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 _JOIN_FAILED = f"hgm-sandbox-join-failed-{secrets.token_hex(8)}"

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
-from hgm.sandbox.base import SandboxClosed
+from hgm.errors import SandboxClosed
 
 log = logging.getLogger(__name__)
 

@@ -13,17 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from hgm.errors import UserError
-
-
-class SandboxUnavailable(UserError):
-    """The sandbox cannot start (engine missing, permission, image absent); the message has the fix."""
-
-
-class SandboxClosed(Exception):
-    """The sandbox was shut down (the harness is stopping): the command did not run, or was killed.
-    Not the command's failure: the work it was part of is interrupted and redone on resume."""
-
 
 @dataclass(frozen=True)
 class Mount:

@@ -41,10 +41,11 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
+from hgm.errors import SandboxUnavailable
 from hgm.sandbox._limits import LimitEnforcer
 from hgm.sandbox._proc import run_capped
 from hgm.sandbox._running import Running
-from hgm.sandbox.base import ExecResult, Limits, Mount, SandboxUnavailable
+from hgm.sandbox.base import ExecResult, Limits, Mount
 
 STANDARD_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt", "/sys")
 TOOLS = ("go", "cargo", "rustc", "node", "npm", "java", "javac", "mvn", "cmake", "make", "gcc", "g++", "ccache", "git")

@@ -53,12 +53,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hgm.errors import SandboxUnavailable
 from hgm.sandbox._docker_stream import pump
 from hgm.sandbox._running import Running
-from hgm.sandbox.base import ExecResult, Limits, Mount, SandboxUnavailable
+from hgm.sandbox.base import ExecResult, Limits, Mount
 
 if TYPE_CHECKING:
     import docker
+
     from hgm.config import SandboxConfig
 
 log = logging.getLogger(__name__)

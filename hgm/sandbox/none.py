@@ -14,9 +14,10 @@ import logging
 import os
 from collections.abc import Mapping, Sequence
 
+from hgm.errors import SandboxUnavailable
 from hgm.sandbox._proc import kill_group, run_capped
 from hgm.sandbox._running import Running
-from hgm.sandbox.base import ExecResult, Limits, Mount, SandboxUnavailable
+from hgm.sandbox.base import ExecResult, Limits, Mount
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,8 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from hgm.sandbox.base import ExecResult, Limits, Mount, SandboxUnavailable
+from hgm.errors import SandboxUnavailable
+from hgm.sandbox.base import ExecResult, Limits, Mount
 
 SKIP = frozenset({"testbed", "proc", "dev", "sys", "tmp", "run", "root", "boot", "media", "mnt", "lost+found"})
 """Top-level directories of an image not bound (bwrap makes its own /proc, /dev and tmpfs scratch;

@@ -53,7 +53,8 @@ from hgm.benchmarks.polyglot.loader import PolyglotTask
 from hgm.benchmarks.polyglot.report import Report, new_key, read_report
 from hgm.benchmarks.polyglot.workspace import Changes, apply_changes, copy_exercise, diff, solution_changes
 from hgm.domain import ErrorType, EvalStatus, VerdictFlag
-from hgm.sandbox.base import ExecResult, Limits, Mount, Sandbox, SandboxUnavailable
+from hgm.errors import SandboxUnavailable
+from hgm.sandbox.base import ExecResult, Limits, Mount, Sandbox
 
 OUTPUT_FILE = "test_output.txt"
 PATCH_FILE = "patch.diff"

@@ -44,8 +44,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from hgm.errors import EnvironmentUnavailable, SandboxClosed, SandboxUnavailable
 from hgm.paths import cache_dir
-from hgm.sandbox.base import Sandbox, SandboxClosed, SandboxUnavailable
+from hgm.sandbox.base import Sandbox
 from hgm.sandbox.rootfs import ENV_FILE, SKIP, image_env
 
 if TYPE_CHECKING:
@@ -62,10 +63,6 @@ CONTEXT_LABEL = "hgm.swe_bench.context"
 """Label of images built from a task repo: the hash of the build context they were built from."""
 Progress = Callable[[str, int, int], None]
 """on_progress(what, done, total): bytes of a pull, or 0/0 with a message."""
-
-
-class EnvironmentUnavailable(SandboxUnavailable):
-    """The instance image is missing and could not be pulled or built; the message says how to get it."""
 
 
 @dataclass(frozen=True)

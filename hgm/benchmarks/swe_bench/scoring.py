@@ -32,10 +32,11 @@ from typing import Any
 
 from hgm.benchmarks import TaskScore, TaskWorkspace
 from hgm.benchmarks.swe_bench.dataset import SWEBenchTask
-from hgm.benchmarks.swe_bench.environment import TESTBED, Environment, Environments, EnvironmentUnavailable
+from hgm.benchmarks.swe_bench.environment import TESTBED, Environment, Environments
 from hgm.benchmarks.swe_bench.workspace import agent_patch, copy_tree, drop_test_changes
 from hgm.domain import ErrorType, EvalStatus, VerdictFlag
-from hgm.sandbox.base import Limits, Mount, Sandbox, SandboxUnavailable
+from hgm.errors import EnvironmentUnavailable, SandboxUnavailable
+from hgm.sandbox.base import Limits, Mount, Sandbox
 
 EVAL_DIR = "/hgm-eval"
 OUTPUT_FILE = "test_output.txt"
