@@ -259,10 +259,12 @@ class SICAPolicy(Policy):
         if not done or not d.may_rewrite:
             return None
         best, base, lower = sica_base(done, self.config.sica.confidence)
-        if base.id not in rewritable:
-            base = best
-        if base.id not in rewritable:
-            return None
+        if base.id not in rewritable:  # its last rewrites failed: the next most recent one, else the best left
+            left = [a for a in done if a.id in rewritable]
+            if not left:
+                return None
+            base = max((a for a in left if _rate(a) >= lower), key=lambda a: a.id, default=None) or \
+                max(left, key=lambda a: (_rate(a), -a.id))
         self.iterations[str(t.finished_expansions + 1)] = {"base": base.id, "rewriter": best.id,
                                                            "lower_bound": round(lower, 4)}
         return ExpandStep(base.id, rewriter_id=None if best.id == base.id else best.id)

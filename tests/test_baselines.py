@@ -156,6 +156,27 @@ def test_sica_base_is_rewritten_by_the_best_agent() -> None:
     assert seen == [(1, None), (2, 1)]
 
 
+def test_sica_goes_on_when_the_base_agent_can_no_longer_be_rewritten() -> None:
+    # Every rewrite of node 2 (the best, 4/4) fails; after 3 (search.max_failed_rewrites_per_parent) the
+    # root (2/4: below 2's lower bound of 1.0) is the base that is left, rewritten by node 2.
+    store = MemoryStore()
+    store.add_node(None, "root")
+
+    def expand(parent_id: int, expansion_id: int) -> ExpansionOutcome:
+        if parent_id == 2:
+            return ExpansionOutcome(ExpansionStatus.FAILED, reason="no diff")
+        return ExpansionOutcome(ExpansionStatus.COMMITTED, commit=f"c{expansion_id}")
+
+    def evaluate(node_id: int, task_id: str, eval_id: int) -> EvalOutcome:
+        return EvalOutcome(EvalStatus.SOLVED if node_id == 2 or task_id in ("t0", "t1") else EvalStatus.FAILED)
+
+    s = Search(store, SearchConfig(policy="sica", max_task_evals=12), TASKS[:4],
+               LocalExecutor(job_function(expand, evaluate), 1, inline=True))
+    s.run()
+    assert [x.parent_id for x in store.expansions()] == [1, 2, 2, 2, 1]
+    assert json.loads(store.get_meta(MetaKey.POLICY_STATE))["iterations"]["5"]["rewriter"] == 2
+
+
 def test_best_of_n_repeats_the_initial_agent_round_robin() -> None:
     store, s = run(SearchConfig(policy="best-of-n", max_task_evals=7), {1: {"t1"}}, tasks=TASKS[:3])
     assert not store.expansions() and len(s.tree.agents) == 1
