@@ -2,10 +2,10 @@
 
 - `dgm-paper`: the Darwin Gödel Machine (Zhang et al. 2025) as its reference code runs it
   (DGM_outer.py). Generations of `selfimprove_size` parents, drawn with replacement by
-  sigmoid(10*(score-0.5)) / (1 + children in the archive) among the archive's agents; every new
-  agent (the initial one too) goes through the staged evaluation: the first stage's tasks; the next
-  named stage only if its success rate so far is at least `stage_threshold`; the rest of the run's
-  tasks only if it reaches the archive's second-best score. When its schedule ends the agent joins
+  sigmoid(10*(score-0.5)) / (1 + children in the archive) among the archive's agents. The initial
+  agent is evaluated on every stage first; every new child goes through the staged evaluation: the
+  first stage's tasks; the next named stage only if its success rate so far is at least
+  `stage_threshold`; the rest of the run's tasks only if it reaches the archive's second-best score. When its schedule ends the agent joins
   the archive (keep_all) or joins it only if its score is at least the initial agent's minus
   `noise_margin` (keep_better). The next generation starts when every child's schedule is over.
   Final agent: the archive's best score.
@@ -32,6 +32,7 @@ from scipy.stats import norm
 from scipy.stats import t as student_t
 
 from hgm.config import SearchConfig
+from hgm.domain import EvaluationRow, ExpansionRow, ExpansionStatus
 from hgm.errors import UserError
 from hgm.policies import WAIT, Agent, Decide, EvalStep, ExpandStep, Policy, Step, Tree
 
@@ -167,7 +168,9 @@ class DGMPaperPolicy(Policy):
         if nxt >= len(self.stages):
             self._end(tree, agent, rec, "completed", f"evaluated on every stage: {score:.3f}")
             return
-        if nxt < len(self.stages) - 1:
+        if agent.id == tree.root_id and self.dgm.evaluate_initial_fully:
+            need, what = 0.0, "the initial agent is evaluated on every stage"
+        elif nxt < len(self.stages) - 1:
             need, what = self.dgm.stage_threshold, "search.dgm_paper.stage_threshold"
         else:
             others = sorted((r["score"] for i, r in self.schedule.items() if r["archived"] and i != agent.id),
@@ -206,6 +209,29 @@ def archive_member(config: SearchConfig, state: dict[str, Any] | None) -> Archiv
         size = len(state["sample"])
         return lambda node, used, own: own >= size
     return lambda node, used, own: own > 0
+
+
+def schedule_notes(policy: str, state: dict[str, Any] | None, expansions: Sequence[ExpansionRow],
+                   evaluations: Sequence[EvaluationRow] = ()) -> dict[int, str]:
+    """What each node's policy schedule did, for show-tree and the report: dgm-paper: the stage an agent
+    reached and why its staged evaluation stopped (or went on), archived or not; sica: which iteration
+    made it, its base agent and the agent that rewrote it; best-of-n: pass@1 and pass@k of the initial agent."""
+    notes: dict[int, str] = {}
+    if policy == "dgm-paper" and state:
+        for k, r in state["schedule"].items():
+            end = r["end"] or "in progress"
+            kept = "" if r["end"] is None else ("; archived" if r["archived"] else "; not archived")
+            notes[int(k)] = f"staged: {r['stage_name']}, {end}" + (f" ({r['why']})" if r["why"] else "") + kept
+    elif policy == "sica" and state:
+        finished = [x for x in sorted(expansions, key=lambda x: x.id)
+                    if x.status in (ExpansionStatus.COMMITTED, ExpansionStatus.FAILED)]
+        for k, x in enumerate(finished, 1):
+            it = state["iterations"].get(str(k))
+            if x.child_id is not None and it is not None:
+                notes[x.child_id] = f"sica iteration {k}: base node {it['base']} rewritten by node {it['rewriter']}"
+    elif policy == "best-of-n" and evaluations and (summary := best_of_n_summary(evaluations)):
+        notes[evaluations[0].node_id] = f"best-of-n: {pass_at_k_text(summary)}"
+    return notes
 
 
 def sica_base(agents: list[Agent], confidence: float) -> tuple[Agent, Agent, float]:
@@ -296,6 +322,25 @@ def pass_at_k(n: int, c: float, k: int) -> float:
         return 1.0 - float(np.prod(1.0 - k / np.arange(n - int(c) + 1, n + 1)))
     log_ratio = math.lgamma(n - c + 1) - math.lgamma(n - c - k + 1) - math.lgamma(n + 1) + math.lgamma(n - k + 1)
     return 1.0 - math.exp(log_ratio)
+
+
+def best_of_n_summary(evaluations: Sequence[EvaluationRow]) -> dict[str, Any] | None:
+    """pass_at_k_summary of a best-of-n run: its (one) agent's counted evaluations, per task."""
+    per_task: dict[str, tuple[int, float]] = {}
+    for e in evaluations:
+        if (won := e.success) is not None:
+            n, c = per_task.get(e.task_id, (0, 0.0))
+            per_task[e.task_id] = (n + 1, c + won)
+    return pass_at_k_summary(per_task) if per_task else None
+
+
+def pass_at_k_text(summary: dict[str, Any]) -> str:
+    """"pass@1 0.333 ± 0.120, pass@4 0.512 ± 0.150 (12 tasks)": the smallest and largest k."""
+    ks = summary["ks"]
+    shown = sorted({ks[0], ks[-1]}) if ks else []
+    parts = [f"pass@{k} {m:.3f} ± {h:.3f}" if not math.isnan(h) else f"pass@{k} {m:.3f}"
+             for k in shown for m, h in [summary["overall"][k]]]
+    return ", ".join(parts) + f" ({len(summary['tasks'])} tasks)"
 
 
 def pass_at_k_summary(per_task: dict[str, tuple[int, float]], ks: Sequence[int] = (1, 2, 5, 10)

@@ -30,11 +30,16 @@ def report(
 def compare(
     runs: Annotated[list[Path], typer.Argument(help="Run directories (e.g. runs/*), one or more seeds per policy.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="HTML file to write.")] = Path("compare.html"),
+    by: Annotated[str, typer.Option("--by", help="evals: curves over task evaluations used, the groups compared at the evaluations every run reached; usd: curves over dollars spent, and the groups compared at the dollars every run reached as well.")] = "evals",
 ) -> None:
-    """Compare runs: grouped by policy and differing config, final score with a 95% CI across seeds, curves overlaid."""
+    """Compare runs: grouped by policy and differing config, final score with a 95% CI across seeds, curves overlaid.
+
+    Each run's best agent so far follows its own final rule (search.final_rule or its policy's);
+    best-of-n runs also show pass@1 and pass@k over tasks.
+    """
     from hgm.report.compare import write_comparison
 
-    out = write_comparison(list(runs), output)
+    out = write_comparison(list(runs), output, by)
     Console().print(f"comparison of {len(runs)} runs written to {literal(out)}", soft_wrap=True, highlight=False)
 
 

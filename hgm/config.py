@@ -36,6 +36,9 @@ class DGMPaperConfig(Section):
     """The task sets of the staged evaluation, in order, before the rest of the run's tasks: a number
     takes that many of the run's tasks not yet in a stage (in the run's order), a name takes a subset
     of the run's benchmark (polyglot: small, medium) within the run's tasks."""
+    evaluate_initial_fully: bool = True
+    """The initial agent goes through every stage without gates (DGM scores it on the whole benchmark
+    before the first generation); False: it passes the gates like every child."""
     stage_threshold: float = Field(0.4, ge=0, le=1)
     """A child goes on from one stage to the next named stage only if its own success rate so far is
     at least this."""

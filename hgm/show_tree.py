@@ -20,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
+from hgm.baselines import schedule_notes
 from hgm.domain import EvalStatus, ExpansionStatus, MetaKey, Usage, VerdictFlag, count_text
 from hgm.policies import Tree as CladeCounters
 from hgm.markup import literal
@@ -51,6 +52,9 @@ class NodeStats:
     suspected_tampering: list[str] = field(default_factory=list)
     """Tasks whose evaluation was flagged VerdictFlag.SUSPECTED_TAMPERING (scored failed)."""
     final: bool = False
+    schedule: str = ""
+    """What the policy's own evaluation schedule did with this agent (dgm-paper's stages, sica's
+    iterations; hgm.baselines.schedule_notes)."""
 
     @property
     def cmp(self) -> float | None:
@@ -89,6 +93,12 @@ def tree_stats(store: RunStore) -> dict[int, NodeStats]:
     final = store.get_meta(MetaKey.FINAL_AGENT)
     if final is not None and int(final) in stats:
         stats[int(final)].final = True
+    state = store.get_meta(MetaKey.POLICY_STATE)
+    policy = store.config.search.policy if isinstance(store, RunStore) else ""  # MemoryStore: no config
+    notes = schedule_notes(policy, json.loads(state) if state else None, store.expansions(), store.evaluations())
+    for node, note in notes.items():
+        if node in stats:
+            stats[node].schedule = note
     return stats
 
 
@@ -131,6 +141,8 @@ def render_rich(stats: dict[int, NodeStats]) -> Tree | Text:
             label.highlight_words([f"{TAMPERING_MARK} suspected tampering {len(s.suspected_tampering)}"], "bold red")
         if (msg := _first_line(s.message)) and s.parent_id is not None:
             label.append(f"\n{msg}", style="dim")
+        if s.schedule:
+            label.append(f"\n{s.schedule}", style="cyan")
         sub = branch.add(label)
         for c in s.children:
             add(sub, stats[c])
@@ -145,6 +157,8 @@ def render_text(stats: dict[int, NodeStats]) -> str:
 
     def add(s: NodeStats, depth: int) -> None:
         lines.append("  " * depth + _label(s))
+        if s.schedule:
+            lines.append("  " * depth + "    " + s.schedule)
         for c in s.children:
             add(stats[c], depth + 1)
 

@@ -88,6 +88,15 @@ def test_dgm_paper_rest_needs_the_second_best_and_keep_better_drops_children() -
     assert s.final_agent() == 1
 
 
+def test_dgm_paper_evaluates_the_initial_agent_on_every_stage_unless_told_not_to() -> None:
+    store, _ = run(dgm().model_copy(update={"max_task_evals": 10}), {})  # the root solves nothing: 0 < 0.4
+    assert evaluated(store, 1) == TASKS
+    store, _ = run(dgm(evaluate_initial_fully=False).model_copy(update={"max_task_evals": 10}), {})
+    assert evaluated(store, 1)[:2] == ["t0", "t1"] and "t2" not in evaluated(store, 1)  # stopped; its children go on
+    sched = json.loads(store.get_meta(MetaKey.POLICY_STATE))["schedule"]
+    assert sched["1"]["end"] == "stopped" and sched["1"]["archived"]
+
+
 def test_dgm_paper_parents_come_from_the_archive_and_the_state_survives_a_reopen() -> None:
     store, s = run(dgm(archive="keep_better").model_copy(update={"max_task_evals": 40}),
                    {1: set(TASKS[:7]), 2: set(TASKS[:3])})

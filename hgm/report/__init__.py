@@ -10,12 +10,15 @@ igraph, diffs are highlighted by pygments; the only hand-written script is the c
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from html import escape
 from pathlib import Path
 
+from hgm.baselines import best_of_n_summary
 from hgm.config import dump_config
+from hgm.domain import count_text
 from hgm.errors import UserError
 from hgm.report.data import RunData, is_run_dir, load_run
 from hgm.report.figures import curves_figure, matrix_figure
@@ -70,6 +73,35 @@ def _summary(run: RunData) -> str:
             f"<div><h4>LLM usage by role</h4>{usage}</div></div></section>")
 
 
+def _schedule(run: RunData) -> str:
+    """The policy's own schedule: dgm-paper's staged evaluation per agent (stage reached, why it stopped
+    or went on, archived), sica's iterations (base and rewriter), best-of-n's pass@k per task."""
+    policy = run.config.search.policy
+    noted = [s for s in run.stats.values() if s.schedule]
+    html = ""
+    if noted and policy != "best-of-n":
+        what = {"dgm-paper": "Staged evaluation (dgm-paper): the stage each agent reached and why it stopped or "
+                             "went on", "sica": "SICA's iterations: each child's base agent and the agent that "
+                             "rewrote it"}.get(policy, "Schedule")
+        rows = [[f"node {s.id}", f"{count_text(s.solved)}/{s.evaluated}", escape(s.schedule)] for s in noted]
+        html += f"<h3>{escape(what)}</h3>" + table(["agent", "own solved / evaluated", "schedule"], rows,
+                                                   right={1}, cls="schedule")
+    summary = best_of_n_summary(run.evaluations) if policy == "best-of-n" else None
+    if summary:
+        ks = summary["ks"]
+        overall = [[f"pass@{k}", f"{m:.3f}", "-" if math.isnan(h) else f"± {h:.3f}"]
+                   for k in ks for m, h in [summary["overall"][k]]]
+        per_task = [[escape(t), str(v["n"]), count_text(v["c"]), *(f"{v[k]:.3f}" for k in ks)]
+                    for t, v in sorted(summary["tasks"].items())]
+        html += ("<h3>best-of-n: the initial agent, repeated (pass@k, Chen et al. 2021's unbiased estimator; "
+                 "mean over tasks, 95% Student-t CI)</h3>" + table(["", "mean over tasks", "95% CI"], overall,
+                                                                     right={1, 2}, cls="passk")
+                 + "<details><summary>per task</summary>"
+                 + table(["task", "attempts n", "solved c", *(f"pass@{k}" for k in ks)], per_task,
+                         right=set(range(1, 3 + len(ks))), cls="passk-tasks") + "</details>")
+    return f"<section id='schedule'><h2>Evaluation schedule ({escape(policy)})</h2>{html}</section>" if html else ""
+
+
 def report_html(run: RunData, out_dir: Path) -> str:
     """The report page; links to logs are relative to `out_dir` (where the file will be)."""
     panels = node_panels(run, out_dir)
@@ -83,6 +115,7 @@ def report_html(run: RunData, out_dir: Path) -> str:
         + "<div id='panel'><p class='muted'>Click an agent in the tree to see why it was made, its diff "
           "against its parent, and its evaluations.</p></div>"
         + "<div class='treeplot'>" + figure_html(tree_figure(run), "tree") + "</div></div></section>"
+        + _schedule(run)
         + "<section id='curves'><h2>Over the run</h2>" + figure_html(curves_figure(run), "curves-plot")
         + "</section><section id='matrix'><h2>Agents x tasks</h2>" + figure_html(matrix_figure(run), "matrix-plot")
         + "</section><section id='config'><details><summary>Resolved configuration</summary><pre>"
