@@ -155,6 +155,8 @@ def run(
     agent: Annotated[Optional[str], typer.Option("--agent", help="Start the search from this agent: `initial` (the seed agent, default) or a directory holding coding_agent.py.")] = None,
     executor: Annotated[Optional[str], typer.Option("--executor", help="Where jobs run: local (threads, default) or ray (docs/cluster.md).")] = None,
     ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="Ray cluster to join, e.g. 10.0.0.5:6379 (with --executor ray).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and a cost forecast; start nothing (no sandbox, no run directory, no network).")] = False,
+    runs_dir: Annotated[Optional[Path], typer.Option("--runs-dir", help="With --dry-run: earlier runs to take tokens per evaluation and per rewrite from (default ./runs).")] = None,
     config: ConfigOpt = None,
     override: OverrideOpt = None,
 ) -> None:
@@ -171,6 +173,8 @@ def run(
         "executor.ray_address": ray_address,
     }
     given = {k: v for k, v in flags.items() if v is not None}
+    if resume is not None and dry_run:
+        raise UserError("--dry-run plans a new run; `hgm show-tree` and `hgm report` show one that exists")
     if resume is not None:
         may_change = {"search.workers", "executor.name", "executor.ray_address"}
         extra = sorted(set(given) - may_change) + (["--tasks"] if tasks else []) + \
@@ -192,6 +196,11 @@ def run(
         check_config = entry(cfg.benchmark.name).check_config
         if check_config is not None:
             check_config(cfg)
+        if dry_run:
+            from hgm.forecast import show_plan
+
+            show_plan(cfg, runs_dir or Path("runs"), Console())
+            raise typer.Exit(0)
         from hgm.paths import resolve_agent_dir
 
         initial = resolve_agent_dir(agent or "initial")  # checked before the run directory is touched
