@@ -32,6 +32,7 @@ from hgm.errors import UserError
 
 # What never belongs in an agent's source: caches and build output that runs leave behind.
 IGNORED = ["__pycache__/", "*.pyc", ".pytest_cache/", ".venv/", "venv/", ".mypy_cache/", "*.egg-info/"]
+_EPOCH = "2000-01-01T00:00:00Z"
 _IDENTITY = {
     "GIT_AUTHOR_NAME": "hgm",
     "GIT_AUTHOR_EMAIL": "hgm@localhost",
@@ -221,9 +222,13 @@ class Archive:
         self.export(sha, dest)
         r = git.Repo.init(dest)
         shutil.copyfile(self.path / "info" / "exclude", dest / ".git" / "info" / "exclude")
-        with r.git.custom_environment(**_IDENTITY):
+        # The copy's one commit (which the self-improvement prompt names) depends on the code alone: a fixed
+        # date, and the tree rather than the archive's commit (which holds its time), so a replayed rewrite
+        # sends the recorded request.
+        tree = self.repo.git.rev_parse(f"{sha}^{{tree}}")
+        with r.git.custom_environment(**_IDENTITY, GIT_AUTHOR_DATE=_EPOCH, GIT_COMMITTER_DATE=_EPOCH):
             r.git.add("-A", ".")
-            r.git.commit("-q", "--allow-empty", "-m", f"agent {sha[:12]}")
+            r.git.commit("-q", "--allow-empty", "-m", f"agent (tree {tree[:12]})")
         return dest
 
 

@@ -9,13 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-)
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from hgm.errors import UserError
@@ -95,5 +89,46 @@ def verify(
     raise typer.Exit(code)
 
 
+def replay(
+    run_dir: Annotated[Path, typer.Argument(help="Recorded run directory (only read).")],
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="New run directory for the replay (default: RUN-replay).")] = None,
+    agent: Annotated[Path | None, typer.Option("--agent", help="Start from this agent directory instead of the recorded root agent.")] = None,
+    source: Annotated[Path | None, typer.Option("--from", help="Polyglot tree (default: the run's).")] = None,
+    sandbox: Annotated[str | None, typer.Option("--sandbox", help="Sandbox backend (default: the run's).")] = None,
+    format: Annotated[str, typer.Option("--format", help="text (tables) or json.")] = "text",
+) -> None:
+    """Re-run a recorded run's decisions in their recorded order with every LLM answer served from its store (no
+    key, no network), real sandboxes; report where an outcome or an LLM request diverges. Exit 1 on any divergence."""
+    from hgm.replay import ReplayReport, replay_run
+
+    _format(format)
+    out = output or run_dir.with_name(run_dir.name + "-replay")
+    err = Console(stderr=True)
+    with Progress(TextColumn("[bold]replaying[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("{task.description}"), console=err, transient=True) as progress:
+        bar = progress.add_task("", total=None)
+
+        def on_job(name: str, report: ReplayReport) -> None:
+            progress.update(bar, advance=1, description=f"{escape(name)}; {len(report.divergences)} divergences")
+
+        report = replay_run(run_dir, out, agent=agent, benchmark_path=source, sandbox_backend=sandbox,
+                            on_start=lambda n: progress.update(bar, total=n), on_job=on_job)
+    if format == "json":
+        print(json.dumps(report.to_json(), indent=2))
+        raise typer.Exit(1 if report.divergences else 0)
+    show = Console(soft_wrap=True, highlight=False)
+    show.print(f"replayed {report.replayed} jobs of {escape(str(run_dir))} into {escape(str(out))} "
+               f"({report.llm_calls} recorded LLM answers served, {report.copied} infra-error rows copied, not re-run)")
+    if report.divergences:
+        table = Table("kind", "where", "what", title="divergences from the record, in replay order", title_justify="left")
+        for d in report.divergences:
+            table.add_row(d.kind, escape(d.where), escape(d.what))
+        show.print(table)
+        show.print(f"[red]{len(report.divergences)} divergences[/]")
+        raise typer.Exit(1)
+    show.print("[green]reproduced: every outcome and every LLM request as recorded[/]")
+
+
 def register(app: typer.Typer) -> None:
     app.command("verify")(verify)
+    app.command("replay")(replay)

@@ -119,6 +119,8 @@ class MetaKey(StrEnum):
     POLICY_STATE = "policy_state"
     """The policy's schedule state (Policy.state(): dgm-paper's generations and staged evaluation,
     sica's iterations), as JSON; rewritten after each decision and result."""
+    REPLAY_OF = "replay_of"
+    """`hgm replay`: the run directory whose decisions this run replayed."""
 
 
 class ExpansionStatus(StrEnum):
@@ -283,3 +285,22 @@ class LLMCallUsage:
     prompt_tokens: int
     completion_tokens: int
     cost_usd: float | None
+
+
+@dataclass(frozen=True)
+class LLMExchange:
+    """One LLM call's place and answer, without its request (RunStore.llm_request rebuilds that)."""
+
+    id: int
+    created_at: float
+    session: str
+    """The gateway's session id (numbered per process: a resumed run starts again at s1)."""
+    role: str
+    node_id: int | None
+    task_id: str | None
+    status: str
+    """ok, error, context_length, upstream_failed, over_budget or run_cap (hgm.llm.gateway.Recorder)."""
+    attempts: int
+    """Requests sent upstream (0: the gateway refused it itself)."""
+    response_json: str | None
+    error: str | None

@@ -53,6 +53,7 @@ from hgm.domain import (
     ExpansionStatus,
     JobKind,
     LLMCallUsage,
+    LLMExchange,
     MetaKey,
     NodeRow,
     Usage,
@@ -406,6 +407,12 @@ class RunStore:
         return [LLMCallUsage(*r) for r in self._read(
             "SELECT created_at, role, node_id, task_id, prompt_tokens, completion_tokens, cost_usd "
             "FROM llm_calls ORDER BY created_at, id")]
+
+    def llm_exchanges(self) -> list[LLMExchange]:
+        """Every LLM call's session, place, status and answer, in call order (what `hgm replay` serves)."""
+        return [LLMExchange(*r) for r in self._read(
+            "SELECT id, created_at, session, role, node_id, task_id, status, attempts, response_json, error "
+            "FROM llm_calls ORDER BY id")]
 
 
 _USAGE_SUMS = ("COUNT(*), COALESCE(SUM(prompt_tokens),0), COALESCE(SUM(completion_tokens),0), "

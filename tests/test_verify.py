@@ -11,7 +11,9 @@ import pytest
 from live_runs import hgm
 from llm_scripts import write_scripts
 
+from hgm.archive import Archive
 from hgm.domain import EvalStatus
+from hgm.paths import INITIAL_AGENT
 from hgm.store import RunStore
 
 TASKS = "python__transpose,python__proverb,python__beer-song"
@@ -90,3 +92,58 @@ def test_verify_names_edited_verdicts_and_a_deleted_commit(recorded: Path, tmp_p
     failed = {c["name"]: c["failures"] for c in report["checks"] if not c["ok"]}
     assert list(failed) == ["commits in the archive"]
     assert failed["commits in the archive"] == [f"node {node}: commit {sha} is not in the archive"]
+
+
+def replay_json(run: Path, out: Path, *args: str) -> tuple[int, dict]:
+    done = hgm("replay", str(run), "-o", str(out), "--format", "json", *args)
+    assert done.returncode in (0, 1), done.stderr[-3000:]
+    return done.returncode, json.loads(done.stdout)
+
+
+@pytest.mark.slow
+def test_replay_of_a_recorded_run_reproduces_every_outcome(recorded: Path, tmp_path: Path) -> None:
+    out = tmp_path / "replay"
+    code, report = replay_json(recorded, out)
+    assert (code, report["divergences"]) == (0, []), json.dumps(report["divergences"], indent=1)
+    with RunStore.open(recorded, readonly=True) as rec, RunStore.open(out, readonly=True) as rep:
+        assert [(e.node_id, e.task_id, e.status, e.detail) for e in rep.evaluations()] == \
+            [(e.node_id, e.task_id, e.status, e.detail) for e in rec.evaluations()]
+        assert [(x.parent_id, x.child_id, x.status, x.entry_task) for x in rep.expansions()] == \
+            [(x.parent_id, x.child_id, x.status, x.entry_task) for x in rec.expansions()]
+        assert report["replayed"] == len(rec.evaluations()) + len(rec.expansions()) == 8
+        served = [c for c in rec.llm_exchanges() if c.attempts > 0]
+        assert report["llm_calls"] == len(served) == len(rep.llm_exchanges())
+        assert rep.get_meta("final_agent") == rec.get_meta("final_agent")
+        nodes = [n.id for n in rec.nodes()]
+    rec_git, rep_git = Archive.open(recorded / "archive").repo.git, Archive.open(out / "archive").repo.git
+    for node in nodes:  # commit ids differ (a commit holds its time); the code is the same
+        assert rep_git.rev_parse(f"node-{node}^{{tree}}") == rec_git.rev_parse(f"node-{node}^{{tree}}")
+    for n in nodes[1:]:
+        assert "+# lesson: run the tests before you stop" in rep_git.diff(f"node-{n}~1", f"node-{n}")
+    code, checked = verify_json(out)  # a replay is an ordinary run
+    assert code == 0 and checked["by_verdict"] == {"agrees": 6}, checked
+    with RunStore.open(recorded, readonly=True) as rec:
+        assert rec.get_meta("replay_of") is None and len(rec.evaluations()) == 6
+
+
+@pytest.mark.slow
+def test_replay_with_a_changed_agent_names_the_first_divergent_request(recorded: Path, tmp_path: Path) -> None:
+    agent = tmp_path / "agent"
+    shutil.copytree(INITIAL_AGENT, agent, ignore=shutil.ignore_patterns("__pycache__"))
+    prompts = agent / "prompts.py"
+    prompts.write_text(prompts.read_text().replace("Work step by step:", "Work carefully, step by step:", 1))
+    code, report = replay_json(recorded, tmp_path / "replay", "--agent", str(agent))
+    assert code == 1
+    divergences = report["divergences"]
+    assert divergences[0] == {"kind": "root", "where": "the root agent",
+                              "what": "its code differs from the recorded root agent's in 1 files: prompts.py"}
+    with RunStore.open(recorded, readonly=True) as rec:
+        first = rec.llm_exchanges()[0]
+        evaluation = rec.evaluations()[0]
+    llm = [d for d in divergences if d["kind"] == "llm"]
+    assert llm[0]["where"] == (f"call {first.id} (request 1 of session {first.session}, downstream, node "
+                               f"{evaluation.node_id} on {evaluation.task_id})")
+    assert llm[0]["what"].startswith("the request differs: request.messages[0].content at character ")
+    assert "Work carefully, step by step" in llm[0]["what"] and "'Work step by step" not in llm[0]["what"]
+    children = [d for d in divergences if d["kind"] == "expansion"]
+    assert children and all("differ: diff at character" in d["what"] for d in children), children

@@ -10,6 +10,9 @@ to the sandbox, and reads `gw.close_session(token)` afterwards. The agent connec
 The harness's own calls (the diagnosis, hgm/expand.py) go through the socket the same way, so they
 are recorded like an agent's and work unchanged through a worker node's relay (hgm/llm/relay.py).
 
+With `answers` (hgm/replay.py), upstream replies come from the harness instead of the providers:
+no client, no key, no network.
+
 Endpoints: POST /v1/chat/completions (`stream: true` gets the finished answer as SSE chunks),
 GET /v1/models (the session's model). The requested `model` is replaced by the session's.
 The real key never leaves the harness. Upstream 408/409/429/5xx, timeouts and connection
@@ -45,7 +48,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 
 from hgm.config import BudgetConfig, LLMConfig
@@ -66,6 +69,14 @@ Recorder = Callable[..., Any]
 attempts, latency_s, prompt_tokens, completion_tokens, cached_tokens, cost_usd, request (the body
 sent upstream, a dict), response_json, error. Status is one of ok, error, context_length,
 upstream_failed, over_budget (a session cap refused it), run_cap (the run's budget refused it)."""
+
+
+class Answers(Protocol):
+    """Upstream replies served by the harness itself (hgm/replay.py serves a run store's)."""
+
+    def answer(self, session: SessionUsage, request: dict[str, Any]) -> UpstreamReply:
+        """The reply to one request of `session`, as sent upstream (adapted to the route)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -127,9 +138,12 @@ class Gateway:
 
     def __init__(self, socket_path: Path, *, llm: LLMConfig | None = None, budget: BudgetConfig | None = None,
                  recorder: Recorder | None = None, providers: ProviderTable | None = None,
-                 env: dict[str, str] | None = None, used_before: dict[str, Usage] | None = None):
+                 env: dict[str, str] | None = None, used_before: dict[str, Usage] | None = None,
+                 answers: Answers | None = None):
         """`used_before`: the run's LLM usage per role before this process (on resume), which the
-        run caps and `usage_by_role` count too."""
+        run caps and `usage_by_role` count too. `answers`: where upstream replies come from instead of
+        the providers (`hgm replay`: no client, no key, no network)."""
+        self.answers = answers
         self.socket_path = Path(socket_path)
         self.llm = llm or LLMConfig()
         self.budget = budget or BudgetConfig()
@@ -212,6 +226,9 @@ class Gateway:
         return token
 
     def _make_client(self, route: ModelRoute) -> ProviderClient:
+        if self.answers is not None:  # never sends: a placeholder URL, no key, no scripted server
+            return ProviderClient(replace(route, base_url=route.base_url or "http://answers.invalid/v1"), None,
+                                  self.llm.request_timeout_s)
         if route.script is not None:
             server = self._scripted.get(route.script)
             if server is None:
@@ -376,6 +393,8 @@ class Gateway:
         return status, payload
 
     def _forward(self, s: _Session, request: dict[str, Any]) -> tuple[int, UpstreamReply]:
+        if self.answers is not None:
+            return 1, self.answers.answer(s.snapshot(), request)
         if self.cassette and self.cassette.mode == "replay":
             hit = self.cassette.replay(s.route.name, request)
             if hit is None:
