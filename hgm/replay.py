@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from hgm.archive import Archive, init_archive
-from hgm.benchmarks import get_benchmark
+from hgm.benchmarks import Benchmark, get_benchmark
 from hgm.config import HGMConfig
 from hgm.domain import (
     DispatchState,
@@ -67,12 +67,11 @@ from hgm.domain import (
 from hgm.errors import UserError
 from hgm.llm.gateway import Gateway, SessionUsage
 from hgm.llm.upstream import UpstreamReply
-from hgm.policies import make_policy
 from hgm.run import RUN_TMP_PREFIX, _Jobs, check_output_dir
 from hgm.sandbox import get_sandbox
-from hgm.search import Evaluate, Expand, rebuild_tree
+from hgm.search import Evaluate, Expand
 from hgm.store import RunStore
-from hgm.verify import PATCH_FILE, task_ids
+from hgm.verify import PATCH_FILE, named_final, task_ids
 from hgm.worker import Workbench, run_job
 
 log = logging.getLogger("hgm.replay")
@@ -482,24 +481,25 @@ def _replay(run_dir: Path, out: Path, rec: RunStore, rec_archive: Archive, recor
     finally:
         store.close()
     with RunStore.open(out) as store:  # marks the rows in flight when a recorded process stopped interrupted
-        _final(rec, store, config, ids, replay.nodes, report)
+        _final(rec, store, config, benchmark, ids, replay.nodes, report)
     return report
 
 
-def _final(rec: RunStore, store: RunStore, config: HGMConfig, ids: list[str], nodes: dict[int, int],
-           report: ReplayReport) -> None:
-    """The final agent as the search names it on the replay's tree (with the record's finalists)."""
+def _final(rec: RunStore, store: RunStore, config: HGMConfig, benchmark: Benchmark, ids: list[str],
+           nodes: dict[int, int], report: ReplayReport) -> None:
+    """The final agent as the search names it on the replay's tree (with the record's finalists and
+    policy state, node ids mapped)."""
     finalists = rec.get_meta(MetaKey.FINALISTS)
-    allowed = None
     if finalists:
         mapped = {nodes[int(k)]: v for k, v in json.loads(finalists).items() if int(k) in nodes}
         store.set_meta(MetaKey.FINALISTS, json.dumps(mapped))
-        allowed = set(mapped)
+    state = rec.get_meta(MetaKey.POLICY_STATE)
+    if state is not None and all(rec_id == mine for rec_id, mine in nodes.items()):
+        store.set_meta(MetaKey.POLICY_STATE, state)  # it holds the record's node ids: kept only where they match
     recorded = rec.get_meta(MetaKey.FINAL_AGENT)
     if recorded is None:
         return
-    tree, _ = rebuild_tree(store, ids)
-    final = next(i for i in make_policy(config.search).rank(tree) if allowed is None or i in allowed)
+    final = named_final(store, config, benchmark, ids)
     store.set_meta(MetaKey.FINAL_AGENT, str(final))
     if nodes.get(int(recorded)) != final:
         report.divergences.append(Divergence("final", "the final agent", f"recorded node {recorded}, replayed node "

@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from hgm.archive import Archive
+from hgm.baselines import stage_tasks
 from hgm.benchmarks import Benchmark, Task, get_benchmark
 from hgm.config import HGMConfig
 from hgm.domain import COUNTED, DispatchState, ErrorType, EvalStatus, EvaluationRow, ExpansionStatus, JobKind, MetaKey
@@ -153,12 +154,17 @@ def grade_patch(benchmark: Benchmark, task: Task, patch: str, *, sandbox: Sandbo
         shutil.rmtree(work, ignore_errors=True)
     if score.status == EvalStatus.INFRA_ERROR:
         return Grade(EvalStatus.INFRA_ERROR, f"{score.error_type}: {score.detail}"[:500], score.patch)
-    flagged = "+flagged" if score.flag else ""
-    return Grade(score.status.value + flagged, score.detail, score.patch)
+    return Grade(_verdict(score.status, getattr(score, "score", None), score.flag), score.detail, score.patch)
+
+
+def _verdict(status: EvalStatus, score: float | None, flag: object) -> str:
+    """A verdict as one comparable text: the status, a fractional score, `+flagged`."""
+    shown = f" {score:.6g}" if status == EvalStatus.SCORED and score is not None else ""
+    return status.value + shown + ("+flagged" if flag else "")
 
 
 def _stored(e: EvaluationRow) -> str:
-    return e.status.value + ("+flagged" if e.flag else "")
+    return _verdict(e.status, e.score, e.flag)
 
 
 def regrade(run_dir: Path, e: EvaluationRow, benchmark: Benchmark, tasks: dict[str, Task], *, sandbox: Sandbox,
@@ -258,13 +264,11 @@ def check_diffs(store: RunStore, archive: Archive | None, run_dir: Path) -> Chec
 def check_counters(store: RunStore, tasks: list[str]) -> Check:
     """The counters the search rebuilds against counts over the rows (own, and clade by descendant sets)."""
     evals = [e for e in store.evaluations() if e.status in COUNTED]
-    failures = []
-    pairs = Counter((e.node_id, e.task_id) for e in evals)
-    failures += [f"node {n} was counted {k} times on {t}" for (n, t), k in pairs.items() if k > 1]
+    failures: list[str] = []
     try:
         tree = rebuild_tree(store, tasks)
     except (ValueError, KeyError, UserError) as e:  # UserError: an evaluated task not in the task list
-        return Check("clade counters", len(evals), [*failures, f"the search cannot rebuild its tree: {e}"])
+        return Check("clade counters", len(evals), [f"the search cannot rebuild its tree: {e}"])
     children: dict[int | None, list[int]] = {}
     for n in store.nodes():
         children.setdefault(n.parent_id, []).append(n.id)
@@ -342,20 +346,29 @@ def check_budget(store: RunStore, config: HGMConfig) -> Check:
     return Check("budget accounting", checked + 1, failures)
 
 
-def check_final(store: RunStore, config: HGMConfig, tasks: list[str]) -> Check:
+def named_final(store: RunStore, config: HGMConfig, benchmark: Benchmark, tasks: list[str]) -> int:
+    """The agent the search names final on the tree it rebuilds from `store` (its policy with that
+    policy's saved state, the finalists if they were chosen), as Search.final_agent does on a resumed run."""
+    tree = rebuild_tree(store, tasks)
+    stages = None
+    if config.search.policy == "dgm-paper":
+        stages = stage_tasks(config.search.dgm_paper.stages, tasks, lambda name: [t.id for t in benchmark.tasks(name)])
+    policy = make_policy(config.search, tasks, stages)
+    state = store.get_meta(MetaKey.POLICY_STATE)
+    policy.restore(json.loads(state) if state else None, tree)  # dgm-paper's archive, for archive_best
+    finalists = store.get_meta(MetaKey.FINALISTS)
+    allowed = {int(k) for k in json.loads(finalists)} if finalists else None
+    return next(i for i in policy.rank(tree) if allowed is None or i in allowed)
+
+
+def check_final(store: RunStore, config: HGMConfig, benchmark: Benchmark, tasks: list[str]) -> Check:
     recorded = store.get_meta(MetaKey.FINAL_AGENT)
     if recorded is None:
         return Check("final agent", 0)
     try:
-        tree = rebuild_tree(store, tasks)
+        best = named_final(store, config, benchmark, tasks)
     except (ValueError, KeyError, UserError) as e:
         return Check("final agent", 1, [f"the search cannot rebuild its tree: {e}"])
-    finalists = store.get_meta(MetaKey.FINALISTS)
-    allowed = {int(k) for k in json.loads(finalists)} if finalists else None
-    policy = make_policy(config.search, tasks)
-    state = store.get_meta(MetaKey.POLICY_STATE)
-    policy.restore(json.loads(state) if state else None, tree)  # dgm-paper's archive, for archive_best
-    best = next(i for i in policy.rank(tree) if allowed is None or i in allowed)
     failures = [] if int(recorded) == best else [
         f"the store names node {recorded} final; the policy on the rebuilt tree names node {best}"]
     return Check("final agent", 1, failures)
@@ -386,7 +399,7 @@ def verify_run(run_dir: Path, *, sample: int | None = None, seed: int | None = N
         ids = task_ids(store, benchmark)
         archive = Archive.open(run_dir / "archive") if (run_dir / "archive").is_dir() else None
         checks = [check_commits(store, archive), check_diffs(store, archive, run_dir), check_counters(store, ids),
-                  check_dispatches(store), check_budget(store, config), check_final(store, config, ids)]
+                  check_dispatches(store), check_budget(store, config), check_final(store, config, benchmark, ids)]
         counted = [e for e in store.evaluations() if e.status in COUNTED]
     chosen, used_seed = counted, None
     if sample is not None and sample < len(counted):
