@@ -233,10 +233,11 @@ class Archive:
 
 
 def init_archive(path: Path, initial_agent: Path, message: str = "initial agent") -> tuple[Archive, str]:
-    """Create the archive with `initial_agent` as the root commit (branch node-0 is set by the caller
-    once the store has the root's id). Returns (archive, root sha)."""
-    if not (Path(initial_agent) / "coding_agent.py").is_file():
-        raise UserError(f"{initial_agent} is not an agent directory (no coding_agent.py)")
+    """Create the archive with `initial_agent` (an agent, or a target's directory; the command line
+    checked it) as the root commit (branch node-0 is set by the caller once the store has the root's
+    id). Returns (archive, root sha)."""
+    if not Path(initial_agent).is_dir():
+        raise UserError(f"{initial_agent} is not a directory")
     archive = Archive.create(path)
     sha = archive.commit_dir(initial_agent, message, parent=None, ref="refs/hgm/root")
     return archive, sha

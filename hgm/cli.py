@@ -153,6 +153,7 @@ def run(
     from_: Annotated[Optional[Path], typer.Option("--from", help="Local Polyglot benchmark tree.")] = None,
     max_usd: Annotated[Optional[float], typer.Option("--max-usd", min=0, help="Stop once the run spent this many dollars.")] = None,
     agent: Annotated[Optional[str], typer.Option("--agent", help="Start the search from this agent: `initial` (the seed agent, default) or a directory holding coding_agent.py.")] = None,
+    target: Annotated[Optional[Path], typer.Option("--target", help="Evolve your own program against your own scorer: a directory holding target.yaml (README: Bring your own target); --set target.KEY=VALUE overrides a key of the file.")] = None,
     executor: Annotated[Optional[str], typer.Option("--executor", help="Where jobs run: local (threads, default) or ray (docs/cluster.md).")] = None,
     ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="Ray cluster to join, e.g. 10.0.0.5:6379 (with --executor ray).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and a cost forecast; start nothing (no sandbox, no run directory, no network).")] = False,
@@ -179,18 +180,30 @@ def run(
         may_change = {"search.workers", "executor.name", "executor.ray_address"}
         extra = sorted(set(given) - may_change) + (["--tasks"] if tasks else []) + \
             (["-c/--set"] if config or override else []) + (["--run-dir"] if output_dir else []) + \
-            (["--agent"] if agent else []) + \
+            (["--agent"] if agent else []) + (["--target"] if target else []) + \
             (["--benchmark/--swe-bench/--polyglot/--dataset"] if benchmark or swe_bench or polyglot or dataset else [])
         if extra:
             raise UserError(f"--resume continues a run with its own settings; drop {', '.join(extra)} "
                             "(only --workers, --executor and --ray-address may change)")
         code = run_mod.resume_run(resume, console, changes={k: v for k, v in given.items() if k in may_change})
     else:
-        cfg = resolve_config(config, override)
+        target_keys = [o for o in override or [] if o.startswith("target.")]
+        cfg = resolve_config(config, [o for o in override or [] if not o.startswith("target.")])
         set_keys(cfg, given)
         if tasks:
             cfg.benchmark.task_ids = [t.strip() for t in tasks.split(",") if t.strip()]
         _set_benchmark(cfg, benchmark, swe_bench, polyglot, dataset)
+        if target_keys and target is None:
+            raise UserError("--set target.KEY=VALUE overrides target.yaml: add --target DIR")
+        if target is not None:
+            from hgm.benchmarks.target.spec import load_target
+
+            if agent or benchmark or swe_bench or polyglot or dataset:
+                raise UserError("--target DIR is the benchmark and the root agent: drop --agent/--benchmark/"
+                                "--swe-bench/--polyglot/--dataset")
+            spec = load_target(target, target_keys)
+            set_keys(cfg, {"benchmark.name": "target", "benchmark.target": spec,
+                           "benchmark.subset": subset or "all"})
         from hgm.benchmarks.registry import entry
 
         check_config = entry(cfg.benchmark.name).check_config
@@ -203,7 +216,11 @@ def run(
             raise typer.Exit(0)
         from hgm.paths import resolve_agent_dir
 
-        initial = resolve_agent_dir(agent or "initial")  # checked before the run directory is touched
+        if cfg.benchmark.target is not None:  # the root node is the target directory itself
+            initial = resolve_agent_dir(str(cfg.benchmark.target.dir)) if cfg.benchmark.target.rewriter == "self" \
+                else cfg.benchmark.target.dir
+        else:
+            initial = resolve_agent_dir(agent or "initial")  # checked before the run directory is touched
         out = output_dir or Path("runs") / _time.strftime("%Y%m%d-%H%M%S")
         code = run_mod.new_run(out, cfg, console, initial_agent=initial)
     raise typer.Exit(code)

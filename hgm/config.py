@@ -14,6 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from hgm.benchmarks.target.spec import TargetSpec
 from hgm.errors import UserError
 
 CONFIG_DIR = Path(__file__).parent / "configs"
@@ -213,6 +214,8 @@ class BenchmarkConfig(Section):
     .json/.jsonl/.parquet file, or a task-repo directory (the swebench package's layout)."""
     split: str = "test"
     """SWE-bench: the dataset split to load from the Hub."""
+    target: TargetSpec | None = None
+    """The target of a `--target DIR` run (name target): DIR/target.yaml as read at the run's start."""
     build_base: str | None = None
     """SWE-bench task repos: base image passed as BASE to their Dockerfiles (e.g. localhost/debian:bookworm
     without a registry); None keeps each Dockerfile's default."""
@@ -263,7 +266,7 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _apply_override(data: dict[str, Any], override: str) -> None:
+def apply_override(data: dict[str, Any], override: str) -> None:
     key, sep, raw = override.partition("=")
     if not sep or not key.strip():
         raise UserError(f"override {override!r} must look like section.key=value (e.g. search.alpha=0.5)")
@@ -282,7 +285,7 @@ def load_config(path: Path | None = None, overrides: list[str] | tuple[str, ...]
     if path is not None:
         data = _merge(data, _read_yaml(Path(path)))
     for override in overrides:
-        _apply_override(data, override)
+        apply_override(data, override)
     try:
         return HGMConfig.model_validate(data)
     except ValidationError as e:

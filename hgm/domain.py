@@ -75,6 +75,9 @@ class ErrorType(StrEnum):
     """A SWE-bench instance's environment image could not be had."""
     EVAL_LOG_UNPARSABLE = "EvalLogUnparsable"
     """SWE-bench: the test run left no results its log parser could read."""
+    SCORER_FAILED = "ScorerFailed"
+    """A target's scorer crashed, ran past its time limit, printed no JSON result, or a score outside
+    [0, 1] (the scorer is the user's, trusted: never the target's failure)."""
     EXPANSION_INFRA = "ExpansionInfra"
     """A rewrite stopped for a reason not the agent's: the LLM upstream failed, or the run's budget
     cut the session off."""

@@ -24,7 +24,7 @@ from pathlib import Path
 from rich.console import Console
 
 from hgm.agent_runtime import AgentLLM, AgentRun, run_agent
-from hgm.benchmarks import Benchmark, Task, get_benchmark
+from hgm.benchmarks import Benchmark, RunsNodes, Task, get_benchmark
 from hgm.config import HGMConfig
 from hgm.domain import ErrorType, EvalOutcome, EvalStatus
 from hgm.errors import UserError, error_type_of
@@ -32,7 +32,7 @@ from hgm.jobs import GatewayAccess
 from hgm.llm.gateway import Gateway, SessionUsage
 from hgm.llm.providers import check_llm
 from hgm.paths import resolve_agent_dir
-from hgm.sandbox import Sandbox, get_sandbox, limits_from
+from hgm.sandbox import Mount, Sandbox, get_sandbox, limits_from
 
 ROLE = "downstream"
 
@@ -74,32 +74,48 @@ def evaluate(agent_dir: Path, task: Task, *, benchmark: Benchmark, gateway: Gate
     outcome: EvalOutcome
     work = Path(tempfile.mkdtemp(prefix=f"hgm-eval-{task.id}-"))
     try:
-        ws = benchmark.make_workspace(task, work / getattr(task, "name", "workspace"))  # C++ wants the name
-        workspace = ws.path
-        where = benchmark.agent_environment(task, sandbox)
-        token = gateway.open_session(ROLE, model, node_id=node_id, task_id=task.id)
-        run = run_agent(
-            Path(agent_dir), workspace, ws.base_commit, task.problem_statement, language=task.language,
-            llm=AgentLLM(gateway.socket_path, token, model, gateway.context_window(model)), sandbox=where.sandbox,
-            limits=limits_from(config.sandbox), timeout_s=config.sandbox.agent_timeout_s, log_dir=log_dir,
-            workdir=where.workdir, path=where.path, console=console,
-        )
-        usage = gateway.close_session(token)
-        token = None
-        tokens = dict(prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
-                      cost_usd=usage.cost_usd, agent_s=run.duration_s, log_dir=rel_log)
-        if usage.upstream_failed:
+        if isinstance(benchmark, RunsNodes):  # a target: the node itself runs on the case, then its scorer
+            llm_env: dict[str, str] = {}
+            llm_mounts: list[Mount] = []
+            if benchmark.uses_llm:
+                token = gateway.open_session(ROLE, model, node_id=node_id, task_id=task.id)
+                llm_env = {**Gateway.agent_env(token, gateway.socket_path), "HGM_LLM_MODEL": model}
+                llm_mounts = [Mount(gateway.socket_path, str(gateway.socket_path), read_only=False)]
+            score = benchmark.evaluate_node(Path(agent_dir), task, sandbox=sandbox, limits=limits_from(config.sandbox),
+                                            log_dir=log_dir, llm_env=llm_env, llm_mounts=llm_mounts)
+            run_s = score.run_s
+        else:
+            ws = benchmark.make_workspace(task, work / getattr(task, "name", "workspace"))  # C++ wants the name
+            workspace = ws.path
+            where = benchmark.agent_environment(task, sandbox)
+            token = gateway.open_session(ROLE, model, node_id=node_id, task_id=task.id)
+            run = run_agent(
+                Path(agent_dir), workspace, ws.base_commit, task.problem_statement, language=task.language,
+                llm=AgentLLM(gateway.socket_path, token, model, gateway.context_window(model)), sandbox=where.sandbox,
+                limits=limits_from(config.sandbox), timeout_s=config.sandbox.agent_timeout_s, log_dir=log_dir,
+                workdir=where.workdir, path=where.path, console=console,
+            )
+            run_s = run.duration_s
+            score = None
+        if token is not None:
+            usage = gateway.close_session(token)
+            token = None
+        tokens = dict(prompt_tokens=usage.prompt_tokens if usage else 0,
+                      completion_tokens=usage.completion_tokens if usage else 0,
+                      cost_usd=usage.cost_usd if usage else 0.0, agent_s=run_s, log_dir=rel_log)
+        if usage is not None and usage.upstream_failed:
             outcome = _infra(ErrorType.UPSTREAM_FAILED, usage.failure or "the LLM upstream failed", **tokens)
         else:
-            score = benchmark.score(task, workspace, sandbox=sandbox, log_dir=log_dir,
-                                    timeout_s=config.sandbox.test_timeout_s)
-            (log_dir / "patch.diff").write_text(score.patch)
+            if score is None:
+                score = benchmark.score(task, workspace, sandbox=sandbox, log_dir=log_dir,
+                                        timeout_s=config.sandbox.test_timeout_s)
+                (log_dir / "patch.diff").write_text(score.patch)
             test_output = score.output_path
-            if score.infra_error:  # toolchain / dependencies / sandbox missing: not the agent's doing
+            if score.infra_error:  # toolchain / dependencies / sandbox / a target's scorer: not the agent's doing
                 outcome = _infra(score.error_type or ErrorType.TEST_INFRA, score.detail, test_s=score.test_s, **tokens)
             else:
-                outcome = EvalOutcome(status=score.status, test_s=score.test_s,
-                                      detail=score.detail, flag=score.flag, **tokens)
+                outcome = EvalOutcome(status=score.status, test_s=score.test_s, detail=score.detail, flag=score.flag,
+                                      score=score.score, **tokens)
     except Exception as e:  # the one boundary of an evaluation: record, do not propagate
         if token is not None:
             usage = gateway.close_session(token)

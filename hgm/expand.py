@@ -37,12 +37,14 @@ from hgm import prompts
 from hgm.agent_runtime import AgentLLM, agent_venv, run_agent
 from hgm.archive import Archive
 from hgm.benchmarks import Task, describe
+from hgm.benchmarks.target.spec import TargetSpec
 from hgm.config import HGMConfig
-from hgm.domain import ErrorType, EvalStatus, EvaluationRow, ExpansionOutcome, ExpansionStatus
+from hgm.domain import ErrorType, EvalStatus, EvaluationRow, ExpansionOutcome, ExpansionStatus, count_text
 from hgm.errors import ExpansionFailed, ExpansionInfra, VenvBuildError, error_type_of
 from hgm.jobs import ExpandJob, GatewayAccess
 from hgm.llm.gateway import GATEWAY_BASE_URL, SessionUsage
 from hgm.memory_store import MemoryStore
+from hgm.paths import INITIAL_AGENT
 from hgm.sandbox import Mount, Sandbox, limits_from
 from hgm.store import RunStore
 
@@ -51,6 +53,8 @@ MAX_FILE_CHARS = 20_000
 MAX_SOURCE_CHARS = 150_000
 MAX_LOG_CHARS = 30_000
 _FAILED = (EvalStatus.FAILED, EvalStatus.EMPTY_PATCH)
+MEMORY_FILE = "HGM_MEMORY.json"
+"""Where a target's rewriter finds DARWIN's memory of the lineage in its workspace (removed before commit)."""
 _COMPILE_ALL = (
     "import pathlib, sys\n"
     "bad = []\n"
@@ -104,16 +108,29 @@ class Expander:
         (log_dir / "outcome.txt").write_text(f"{outcome}\n")
         return outcome, (attempt[0] if attempt else None)
 
+    def _fixed_rewriter_target(self) -> TargetSpec | None:
+        """The target, when a fixed rewriter agent (not the node itself) rewrites it."""
+        target = self.config.benchmark.target
+        return target if target is not None and target.rewriter != "self" else None
+
+    def _rewriter(self, target: TargetSpec | None) -> Path | None:
+        """The fixed rewriter agent's directory (None: the node rewrites itself)."""
+        if target is None:
+            return None
+        return INITIAL_AGENT if target.rewriter == "initial" else Path(target.rewriter)
+
     # -- diagnosis ---------------------------------------------------------------------------
     def _diagnose(self, job: ExpandJob, log_dir: Path, sessions: list[SessionUsage]) -> dict[str, str]:
         agent_dir = self.archive.checkout(job.commit, self.agent_cache)
-        user = prompts.DIAGNOSE_USER.format(
+        target = self._fixed_rewriter_target()
+        system = prompts.TARGET_DIAGNOSE_SYSTEM if target else prompts.DIAGNOSE_SYSTEM
+        user = (prompts.TARGET_DIAGNOSE_USER if target else prompts.DIAGNOSE_USER).format(
             agent_code=agent_source(agent_dir), task_id=job.entry_task,
             task_statement=self.tasks[job.entry_task].problem_statement, chat_log=job.chat_log,
             test_output=job.test_output, lineage=job.lineage,
             task_status=job.entry_status or "not run by this agent",
-            benchmark=describe(self.config.benchmark.name))
-        messages = [{"role": "system", "content": prompts.DIAGNOSE_SYSTEM}, {"role": "user", "content": user}]
+            benchmark=target.description if target else describe(self.config.benchmark.name))
+        messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
         model = self.config.llm.diagnose
         token = self.gateway.open_session("diagnose", model, node_id=job.parent_id, task_id=job.entry_task)
         transcript = log_dir / "diagnose.md"
@@ -162,25 +179,37 @@ class Expander:
     def _rewrite(self, job: ExpandJob, plan: dict[str, str], log_dir: Path, sessions: list[SessionUsage],
                  attempt: list[str]) -> str:
         parent_id, parent_sha, task_id, expansion_id = job.parent_id, job.commit, job.entry_task, job.expansion_id
-        statement = prompts.SELF_IMPROVE_STATEMENT.format(task_id=task_id, benchmark=describe(self.config.benchmark.name),
-                                                          **plan)
+        target = self._fixed_rewriter_target()
+        if target:
+            statement = prompts.TARGET_REWRITE_STATEMENT.format(
+                task_id=task_id, benchmark=target.description, entry=" ".join(target.entry),
+                outputs=", ".join(target.outputs), memory_file=MEMORY_FILE, **plan)
+        else:
+            statement = prompts.SELF_IMPROVE_STATEMENT.format(task_id=task_id,
+                                                              benchmark=describe(self.config.benchmark.name), **plan)
         message = prompts.COMMIT_MESSAGE.format(
             parent_id=parent_id, task_id=task_id, task_status=job.entry_status or "not run",
             **{k: " ".join(plan[k].split()) for k in ("title", "root_cause", "improvement")})
-        agent_dir = self.archive.checkout(job.rewriter_commit or parent_sha, self.agent_cache)  # who rewrites
+        agent_dir = self._rewriter(target) or self.archive.checkout(job.rewriter_commit or parent_sha,
+                                                                    self.agent_cache)  # who rewrites
         model = self.config.llm.self_improve
         with tempfile.TemporaryDirectory(prefix=f"hgm-expand-{expansion_id}-") as tmp:
             work = self.archive.export_repo(parent_sha, Path(tmp) / "agent_src")
             base = git.Repo(work).head.commit.hexsha
+            if self.config.benchmark.target is not None and job.memory:  # DARWIN's memory, for the rewriter
+                (log_dir / "memory.json").write_text(job.memory)
+                (work / MEMORY_FILE).write_text(job.memory)
             token = self.gateway.open_session("self_improve", model, node_id=parent_id, task_id=task_id)
             try:
                 run = run_agent(agent_dir, work, base, statement, language="python",
                                 llm=AgentLLM(self.gateway.socket_path, token, model, self.gateway.context_window(model)),
                                 sandbox=self.sandbox, limits=limits_from(self.config.sandbox),
-                                timeout_s=self.config.sandbox.agent_timeout_s, log_dir=log_dir, self_improve=True)
+                                timeout_s=self.config.sandbox.agent_timeout_s, log_dir=log_dir,
+                                self_improve=target is None)
             finally:
                 usage = self.gateway.close_session(token)
                 sessions.append(usage)
+            (work / MEMORY_FILE).unlink(missing_ok=True)  # the memory is the harness's, never part of the child
             if usage.upstream_failed or usage.run_capped:
                 raise ExpansionInfra(f"self-improve LLM unavailable: {usage.failure}")
             # The diff is taken with the archive's own git (never the agent-writable .git of the copy).
@@ -208,6 +237,16 @@ class Expander:
         report.write_text("")
         with tempfile.TemporaryDirectory(prefix="hgm-validate-") as tmp:
             child = self.archive.export(sha, Path(tmp) / "agent")
+            if self._fixed_rewriter_target():  # not an agent: its Python files must still compile
+                path = getattr(self.sandbox, "default_path", "/usr/local/bin:/usr/bin:/bin")
+                r = self.sandbox.exec(["python3", "-c", _COMPILE_ALL], cwd=str(child), timeout=self.config.sandbox.validate_timeout_s,
+                                      env={"PATH": path, "PYTHONDONTWRITEBYTECODE": "1", "LANG": "C.UTF-8"},
+                                      mounts=[Mount(child, str(child))], limits=limits_from(self.config.sandbox))
+                _append(report, f"compile: exit {r.returncode}", f"{r.stdout}\n{r.stderr}")
+                if not r.ok:
+                    raise ExpansionFailed(ErrorType.VALIDATION_FAILED,
+                                          f"validation failed: compile: {_tail(r.stdout + r.stderr)}")
+                return
             try:
                 venv = agent_venv(child)
             except VenvBuildError as e:
@@ -248,9 +287,10 @@ def expand_job(store: RunStore | MemoryStore, run_dir: Path, *, parent_id: int, 
     rng = random.Random(f"{seed}-{expansion_id}")
     entry, evaluation = choose_entry_task(store, parent_id, task_ids, rng)
     chat, tests = _eval_logs(run_dir, evaluation)
-    return ExpandJob(expansion_id, attempt, parent_id, commit, seed, entry,
-                     evaluation.status.value if evaluation else None, chat, tests, lineage(store, parent_id), log_dir,
-                     rewriter_commit)
+    status = None if evaluation is None else (f"scored {evaluation.score:.3f}" if evaluation.score is not None
+                                              else evaluation.status.value)
+    return ExpandJob(expansion_id, attempt, parent_id, commit, seed, entry, status, chat, tests,
+                     lineage(store, parent_id), log_dir, rewriter_commit, memory(store, parent_id))
 
 
 def choose_entry_task(store: RunStore | MemoryStore, parent_id: int, task_ids: list[str],
@@ -259,7 +299,7 @@ def choose_entry_task(store: RunStore | MemoryStore, parent_id: int, task_ids: l
     parents = {n.id: n.parent_id for n in store.nodes()}
     node: int | None = parent_id
     while node is not None:
-        failed = [e for e in store.evaluations(node) if e.status in _FAILED and e.task_id in task_ids]
+        failed = [e for e in store.evaluations(node) if e.task_id in task_ids and _fell_short(e)]
         if failed:
             chosen = rng.choice(failed)
             return chosen.task_id, chosen
@@ -279,15 +319,51 @@ def lineage(store: RunStore | MemoryStore, node_id: int) -> str:
         node = nodes[node].parent_id
     lines = []
     for n in reversed(chain):
-        evals = [e for e in store.evaluations(n.id) if e.status in (EvalStatus.SOLVED, *_FAILED)]
-        solved = sum(e.status == EvalStatus.SOLVED for e in evals)
+        won = [e.success for e in store.evaluations(n.id) if e.success is not None]
         change = " ".join(n.message.split())[:600] if n.parent_id is not None else "the initial agent"
-        lines.append(f"- node {n.id}: {change}\n  score: solved {solved} of {len(evals)} evaluated tasks")
+        lines.append(f"- node {n.id}: {change}\n  score: solved {count_text(sum(won))} of {len(won)} evaluated tasks")
     failed = [x for x in store.expansions(node_id) if x.status == ExpansionStatus.FAILED and x.reason]
     if failed:
         lines.append("Earlier rewrites of this agent that were rejected:")
         lines += [f"- {x.reason[:300]}" for x in failed[-5:]]
     return "\n".join(lines)
+
+
+def _fell_short(e: EvaluationRow) -> bool:
+    """Failed, empty patch, or scored below 1: worth a diagnosis."""
+    return e.status in _FAILED or (e.status == EvalStatus.SCORED and (e.score or 0.0) < 1.0)
+
+
+def _mean_score(store: RunStore | MemoryStore, node_id: int) -> float | None:
+    won = [e.success for e in store.evaluations(node_id) if e.success is not None]
+    return sum(won) / len(won) if won else None
+
+
+def memory(store: RunStore | MemoryStore, node_id: int) -> str:
+    """DARWIN's persistent memory of the lineage root -> `node_id`, as JSON: each modification (its
+    title and the reason given for it), the mean score of the version before and after it and the
+    change it brought (None where a version has no counted evaluation yet), and the rewrites of
+    `node_id` that were rejected, with why. Computed from the store."""
+    nodes = {n.id: n for n in store.nodes()}
+    chain: list[int] = []
+    node: int | None = node_id
+    while node is not None:
+        chain.append(node)
+        node = nodes[node].parent_id
+    changes = []
+    for nid in reversed(chain[:-1]):
+        n = nodes[nid]
+        title, _, reason = n.message.strip().partition("\n")
+        before = _mean_score(store, n.parent_id) if n.parent_id is not None else None
+        after = _mean_score(store, nid)
+        changes.append({"node": nid, "parent": n.parent_id, "modification": title.strip(),
+                        "reason": " ".join(reason.split()), "score_before": before, "score_after": after,
+                        "score_change": None if before is None or after is None else after - before})
+    rejected = [{"reason": x.reason[:300]} for x in store.expansions(node_id)
+                if x.status == ExpansionStatus.FAILED and x.reason][-5:]
+    return json.dumps({"lineage": chain[::-1], "root_score": _mean_score(store, chain[-1]),
+                       "current_score": _mean_score(store, node_id), "modifications": changes,
+                       "rejected_rewrites": rejected}, indent=2) + "\n"
 
 
 def agent_source(agent_dir: Path) -> str:
@@ -374,6 +450,8 @@ def _eval_logs(run_dir: Path, evaluation: EvaluationRow | None) -> tuple[str, st
         return "(no log recorded)", "(no log recorded)"
     d = run_dir / evaluation.log_dir
     chat = d / "agent" / "chat.md"
+    if not chat.is_file():  # a target: what its entry command printed
+        chat = d / "entry_output.txt"
     tests = sorted(d.glob("test_output*.txt")) or sorted(d.glob("test*.txt"))
     return (_shorten(chat.read_text(errors="replace"), MAX_LOG_CHARS) if chat.is_file() else "(no chat log)",
             _shorten("\n".join(t.read_text(errors="replace") for t in tests), MAX_LOG_CHARS // 2)

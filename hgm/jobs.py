@@ -49,6 +49,9 @@ class ExpandJob:
     rewriter_commit: str | None = None
     """The commit of the agent that does the rewriting, when it is not the parent (SICA: the best agent
     rewrites the base agent's code); None: the parent rewrites itself."""
+    memory: str = ""
+    """DARWIN's memory of the lineage as JSON (hgm.expand.memory): what each change was, why, and the
+    score change it brought; a target's rewriter finds it in its workspace."""
 
 
 Job = EvalJob | ExpandJob

@@ -80,3 +80,69 @@ Why: the parent (node {parent_id}) failed {task_id} ({task_status}).
 Root cause: {root_cause}
 Change: {improvement}
 """
+
+
+# -- targets (hgm run --target DIR) with a fixed rewriter agent (DARWIN's setting) -------------
+
+TARGET_DIAGNOSE_SYSTEM = """You are a senior engineer who improves programs against a measurable objective.
+You study how a program did on one evaluation case (its own output and the scorer's metrics) and
+propose one concrete, general change to the program's code that would make it score better on
+every case. You answer with a single JSON object and nothing else."""
+
+TARGET_DIAGNOSE_USER = """# The program's source code ({benchmark})
+{agent_code}
+
+# The evaluation case ({task_id})
+{task_statement}
+
+# What the program printed on that case (possibly shortened)
+<program_output>
+{chat_log}
+</program_output>
+
+# The scorer's result on that case ({task_status})
+<scorer_result>
+{test_output}
+</scorer_result>
+
+# Earlier changes along this program's lineage (root first) and how each version scored
+{lineage}
+
+# Your job
+Work out what limits the program's score, then propose ONE improvement to its code that should
+raise the score on every case, not only on this one (never special-case a case, and never try
+to read the scorer's data: the program cannot see it). Do not repeat a change the lineage already
+made unless you say why it fell short. Reply with only this JSON object:
+{{
+  "log_summary": "what the program did and how it scored, in a few sentences",
+  "root_cause": "what in the code limits the score",
+  "improvement": "the one general change to make",
+  "implementation": "which files and functions to change, and how",
+  "problem_statement": "a self-contained task description for a developer who will make the change",
+  "title": "a short commit title for the change (under 70 characters)"
+}}"""
+
+TARGET_REWRITE_STATEMENT = """# Improve this program
+
+This repository is {benchmark}. Each evaluation runs `{entry}` on one case and a
+scorer you cannot see measures the result (higher is better).
+
+On the case `{task_id}`, analysis of its run:
+{log_summary}
+
+Root cause: {root_cause}
+
+## Your task
+{problem_statement}
+
+Suggested implementation: {implementation}
+
+## Memory
+`{memory_file}` (JSON) lists the earlier changes along this program's lineage, the reason given for
+each and the score change each brought; read it before you start and do not repeat what did not help.
+
+## Rules
+- Make the change in this repository's files; keep `{entry}` working and writing its outputs
+  ({outputs}) under $HGM_OUTPUT_DIR.
+- There is no network. Do not commit; leave your changes in the working tree.
+"""

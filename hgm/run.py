@@ -76,7 +76,9 @@ def prepare(config: HGMConfig) -> Prepared:
     """Check keys, benchmark, tasks and sandbox; UserError with the fix for the first problem."""
     if not config.benchmark.task_ids:  # a typo first, before keys, trees or the Hub
         check_subset(config.benchmark.name, config.benchmark.subset)
-    routes = check_llm(config.llm, [config.llm.downstream, config.llm.self_improve, config.llm.diagnose])
+    target = config.benchmark.target
+    solver = [config.llm.downstream] if target is None or target.llm else []  # a target without an LLM needs none
+    routes = check_llm(config.llm, [*solver, config.llm.self_improve, config.llm.diagnose])
     benchmark = get_benchmark(config.benchmark)
     if config.benchmark.task_ids:
         tasks = [benchmark.task(t) for t in config.benchmark.task_ids]  # UserError names an unknown id
@@ -482,7 +484,7 @@ def _finish(run_dir: Path, store: RunStore, search: Search, result: list[object]
     sha = next(n.commit for n in store.nodes() if n.id == final)
     agent = search.tree.agents[final]
     bound = float(lower_bounds([agent], search.config.final_quantile)[0])
-    text = (f"final agent: node {final} (commit {sha[:12] if sha else '?'}), solved {agent.own_successes} of "
+    text = (f"final agent: node {final} (commit {sha[:12] if sha else '?'}), solved {count_text(agent.own_successes)} of "
             f"{agent.evals} evaluated tasks, posterior {search.config.final_quantile:g}-quantile {bound:.3f}"
             + (f"; stopped early: {stop_reason[0]}" if stop_reason else ""))
     log.info(text)

@@ -67,8 +67,8 @@ def test_parallel_commits_do_not_interfere(tmp_path: Path) -> None:
 
 
 def test_errors_say_what_is_wrong(tmp_path: Path) -> None:
-    with pytest.raises(UserError, match="not an agent directory"):
-        init_archive(tmp_path / "a", tmp_path)
+    with pytest.raises(UserError, match="not a directory"):
+        init_archive(tmp_path / "a", tmp_path / "missing")
     with pytest.raises(UserError, match="not an hgm agent archive"):
         Archive.open(tmp_path / "nothing")
     archive, root = init_archive(tmp_path / "archive", _agent(tmp_path))

@@ -17,13 +17,13 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable
 
 from hgm.domain import ErrorType, EvalStatus, VerdictFlag
 
 if TYPE_CHECKING:
     from hgm.config import BenchmarkConfig
-    from hgm.sandbox.base import Sandbox
+    from hgm.sandbox.base import Limits, Mount, Sandbox
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,10 @@ class TaskScore:
     """For infra_error: what broke (ToolchainMissing, DepsMissing, SandboxUnavailable, ...)."""
     flag: VerdictFlag | None = None
     """Set (with status failed) when the test run looks forged: see hgm.domain.VerdictFlag."""
+    score: float | None = None
+    """Status scored: the score in [0, 1] (targets)."""
+    run_s: float | None = None
+    """Seconds the node itself ran (a target's entry command), when the benchmark runs it."""
 
     @property
     def infra_error(self) -> bool:
@@ -109,6 +113,20 @@ class Benchmark(Protocol):
     def shutdown(self, timeout: float = 10.0) -> int:
         """End every sandbox the benchmark made for its tasks (SWE-bench: the instance environments'),
         as `Sandbox.shutdown` does; returns how many commands were running (the run's second Ctrl-C)."""
+        ...
+
+
+@runtime_checkable
+class RunsNodes(Protocol):
+    """A benchmark whose evaluation runs the node itself on the task (a target's entry command, then
+    its scorer) instead of a coding agent on a workspace that `score` then tests."""
+
+    uses_llm: bool
+    """The node calls an LLM: it gets a gateway session (role downstream)."""
+
+    def evaluate_node(self, node_dir: Path, task: Task, *, sandbox: Sandbox, limits: Limits, log_dir: Path,
+                      llm_env: dict[str, str], llm_mounts: list[Mount]) -> TaskScore:
+        """Run the node on `task` and score it; every failure is in the TaskScore, logs in `log_dir`."""
         ...
 
 

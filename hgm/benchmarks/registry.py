@@ -12,9 +12,10 @@ from __future__ import annotations
 from hgm.benchmarks.entry import BenchmarkEntry
 from hgm.benchmarks.polyglot.entry import ENTRY as POLYGLOT
 from hgm.benchmarks.swe_bench.entry import ENTRY as SWE_BENCH
+from hgm.benchmarks.target.entry import ENTRY as TARGET
 from hgm.errors import UserError
 
-BENCHMARKS: dict[str, BenchmarkEntry] = {"polyglot": POLYGLOT, "swe-bench": SWE_BENCH}
+BENCHMARKS: dict[str, BenchmarkEntry] = {"polyglot": POLYGLOT, "swe-bench": SWE_BENCH, "target": TARGET}
 
 
 def entry(name: str) -> BenchmarkEntry:

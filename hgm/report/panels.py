@@ -109,7 +109,29 @@ def _diagnosis(run: RunData, x: ExpansionRow) -> str:
         return ""
     parts = [f"<dt>{escape(k.replace('_', ' '))}</dt><dd>{escape(str(plan[k]))}</dd>"
              for k in ("log_summary", "root_cause", "improvement", "problem_statement") if plan.get(k)]
-    return "<dl class='diagnosis'>" + "".join(parts) + "</dl>"
+    return "<dl class='diagnosis'>" + "".join(parts) + "</dl>" + _memory(run, x)
+
+
+def _memory(run: RunData, x: ExpansionRow) -> str:
+    """A target's rewrite: DARWIN's memory file the rewriter was given (memory.json in its logs)."""
+    path = run.run_dir / (x.log_dir or "") / "memory.json"
+    if not x.log_dir or not path.is_file():
+        return ""
+    try:
+        memory = json.loads(path.read_text())
+    except ValueError:
+        return ""
+    rows = "".join(
+        f"<tr><td>node {escape(str(m.get('node')))}</td><td>{escape(str(m.get('modification', '')))}</td>"
+        f"<td>{escape(str(m.get('reason', ''))[:300])}</td><td>{_signed(m.get('score_change'))}</td></tr>"
+        for m in memory.get("modifications", []))
+    table = ("<table><tr><th>version</th><th>modification</th><th>reason</th><th>score change</th></tr>"
+             f"{rows}</table>") if rows else "<p class='muted'>(no earlier modifications in this lineage)</p>"
+    return f"<h4>Memory the rewriter was given (HGM_MEMORY.json)</h4>{table}"
+
+
+def _signed(value: object) -> str:
+    return f"{value:+.3f}" if isinstance(value, int | float) else "-"
 
 
 def _origin(run: RunData, out_dir: Path, node: NodeRow, made_by: ExpansionRow | None) -> str:
