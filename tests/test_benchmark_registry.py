@@ -18,7 +18,7 @@ def hgm(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_each_entry_is_filed_under_its_own_name() -> None:
-    assert sorted(BENCHMARKS) == ["polyglot", "swe-bench"]
+    assert sorted(BENCHMARKS) == ["polyglot", "swe-bench", "target"]
     for name, bench in BENCHMARKS.items():
         assert bench.name == name
         assert describe(name) == bench.description and bench.description
