@@ -8,11 +8,11 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from hgm.errors import UserError
+from hgm.markup import literal
 
 FORMATS = ("text", "json")
 
@@ -62,10 +62,10 @@ def verify(
     if report.sample_seed is not None:
         out.print(f"re-graded a sample of {len(report.regrades)} of {report.counted} counted evaluations "
                   f"(seed {report.sample_seed}; --seed {report.sample_seed} draws it again)")
-    checks = Table("integrity check", "checked", "result", title=f"hgm verify {escape(str(run_dir))}", title_justify="left")
+    checks = Table("integrity check", "checked", "result", title=f"hgm verify {literal(run_dir)}", title_justify="left")
     for c in report.checks:
         checks.add_row(c.name, str(c.checked), "[green]ok[/]" if c.ok else
-                       f"[red]{len(c.failures)} failed[/]: " + escape("; ".join(c.failures[:5]))
+                       f"[red]{len(c.failures)} failed[/]: " + literal("; ".join(c.failures[:5]))
                        + (f" (and {len(c.failures) - 5} more)" if len(c.failures) > 5 else ""))
     out.print(checks)
     counts = {v: sum(r.verdict == v for r in report.regrades) for v in
@@ -79,7 +79,7 @@ def verify(
         for r in named:
             style = "yellow" if r.verdict == Verdict.INFRA else "red"
             table.add_row(str(r.eval_id), str(r.node_id), r.task_id, r.stored, ", ".join(r.regraded) or "-",
-                          f"[{style}]{r.verdict}[/]", escape(r.detail))
+                          f"[{style}]{r.verdict}[/]", literal(r.detail))
         out.print(table)
     code = report.exit_code()
     verdict = {0: "[green]verified: every re-grade agrees and every check holds[/]",
@@ -109,7 +109,7 @@ def replay(
         bar = progress.add_task("", total=None)
 
         def on_job(name: str, report: ReplayReport) -> None:
-            progress.update(bar, advance=1, description=f"{escape(name)}; {len(report.divergences)} divergences")
+            progress.update(bar, advance=1, description=f"{literal(name)}; {len(report.divergences)} divergences")
 
         report = replay_run(run_dir, out, agent=agent, benchmark_path=source, sandbox_backend=sandbox,
                             on_start=lambda n: progress.update(bar, total=n), on_job=on_job)
@@ -117,12 +117,12 @@ def replay(
         print(json.dumps(report.to_json(), indent=2))
         raise typer.Exit(1 if report.divergences else 0)
     show = Console(soft_wrap=True, highlight=False)
-    show.print(f"replayed {report.replayed} jobs of {escape(str(run_dir))} into {escape(str(out))} "
+    show.print(f"replayed {report.replayed} jobs of {literal(run_dir)} into {literal(out)} "
                f"({report.llm_calls} recorded LLM answers served, {report.copied} infra-error rows copied, not re-run)")
     if report.divergences:
         table = Table("kind", "where", "what", title="divergences from the record, in replay order", title_justify="left")
         for d in report.divergences:
-            table.add_row(d.kind, escape(d.where), escape(d.what))
+            table.add_row(d.kind, literal(d.where), literal(d.what))
         show.print(table)
         show.print(f"[red]{len(report.divergences)} divergences[/]")
         raise typer.Exit(1)

@@ -102,6 +102,13 @@ def test_every_bracketed_user_error_message_prints_intact():
         assert buf.getvalue() == f"error: {text}\n", f"{where}: {text!r} printed as {buf.getvalue()!r}"
 
 
+def test_rich_markup_is_escaped_in_one_place_only():
+    """hgm/markup.py is the one helper: no other module escapes (or forgets to) in its own way."""
+    others = [str(p.relative_to(REPO)) for p in HGM.rglob("*.py")
+              if p.name != "markup.py" and "rich.markup" in p.read_text()]
+    assert others == [], f"use hgm.markup.literal instead of rich.markup in {others}"
+
+
 def test_doctor_findings_print_intact():
     findings = [Finding("a [b] check", False, "found [x]", "pip install 'hgm[swe-bench]'"),
                 Finding("other", True, "[bold]not markup[/]", "")]
