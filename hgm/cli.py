@@ -145,7 +145,7 @@ def run(
     max_task_evals: Annotated[Optional[int], typer.Option("--max-task-evals", min=1, help="Budget of task evaluations.")] = None,
     initial_evals: Annotated[Optional[int], typer.Option("--initial-evals", min=0, help="Evaluate the initial agent on this many tasks first, as the paper does (search.initial_evals).")] = None,
     workers: Annotated[Optional[int], typer.Option("--workers", min=1, help="Parallel workers.")] = None,
-    policy: Annotated[Optional[str], typer.Option("--policy", help="Search policy: hgm; dgm, greedy, random (selection-only ablations: their parent choice inside HGM's budget allocation); dgm-paper, sica (DGM and SICA as published, with their own evaluation schedules); best-of-n (no self-modification: the initial agent, repeatedly). docs/comparisons.md.")] = None,
+    policy: Annotated[Optional[str], typer.Option("--policy", help="Search policy: hgm; dgm, greedy, random (selection-only ablations: their parent choice inside HGM's budget allocation); dgm-paper, sica (DGM and SICA as published, with their own evaluation schedules); best-of-n (no self-modification: the initial agent, repeatedly); ga (DARWIN's genetic algorithm). docs/comparisons.md.")] = None,
     output_dir: Annotated[Optional[Path], typer.Option("--run-dir", help="New run directory (default ./runs/TIME).")] = None,
     resume: Annotated[Optional[Path], typer.Option("--resume", help="Resume the run in this directory.")] = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Seed of the search's random choices.")] = None,
@@ -273,7 +273,7 @@ def export(
 
 @app.command("simulate")
 def simulate(
-    preset: Annotated[str, typer.Option("--preset", help="World preset: default or deceptive (hgm/configs/simulate/).")] = "default",
+    preset: Annotated[str, typer.Option("--preset", help="World preset: default, deceptive or darwin (hgm/configs/simulate/).")] = "default",
     world_file: Annotated[Optional[Path], typer.Option("--world", help="World parameters (YAML/JSON); overrides --preset.")] = None,
     policies: Annotated[str, typer.Option("--policies", help="Comma-separated policies to compare (with hgm among them, also the evaluations hgm needs to reach each other's final utility).")] = "hgm,dgm-paper,sica,best-of-n,dgm,greedy,random",
     seeds: Annotated[int, typer.Option("--seeds", min=1, help="Seeds (worlds) per policy.")] = 50,

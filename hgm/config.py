@@ -20,7 +20,7 @@ from hgm.errors import UserError
 CONFIG_DIR = Path(__file__).parent / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "default.yaml"
 
-PolicyName = Literal["hgm", "dgm", "greedy", "random", "dgm-paper", "sica", "best-of-n"]
+PolicyName = Literal["hgm", "dgm", "greedy", "random", "dgm-paper", "sica", "best-of-n", "ga"]
 
 
 class Section(BaseModel):
@@ -65,11 +65,23 @@ class SICAConfig(Section):
     base-agent candidate's mean must reach."""
 
 
+class GAConfig(Section):
+    """`--policy ga`: DARWIN's genetic algorithm (hgm/policy_ga.py)."""
+
+    survivors: int = Field(2, ge=1)
+    """K: agents that survive each generation (the top K by mean score over the sample)."""
+    offspring: int = Field(2, ge=1)
+    """Rewrites each survivor spawns per generation."""
+    sample_size: int | None = Field(None, ge=1)
+    """Tasks every agent is evaluated on before selection: the run's first this-many (None: all)."""
+
+
 class SearchConfig(Section):
     policy: PolicyName = "hgm"
     """Which policy decides what to expand and evaluate: hgm; the selection-only ablations dgm, greedy
     and random (their parent choice inside HGM's budget allocation); the published baselines dgm-paper
-    and sica (their own schedules); best-of-n (no self-modification: the initial agent, repeatedly)."""
+    and sica (their own schedules); best-of-n (no self-modification: the initial agent, repeatedly); ga
+    (DARWIN's genetic algorithm, its own schedule)."""
     final_rule: Literal["lower_bound", "mean", "archive_best"] | None = None
     """How the final agent is named: lower_bound = highest BetaPPF(final_quantile, 1+n_s, 1+n_f) of its
     own results (HGM); mean = highest own success rate; archive_best = highest own success rate among the
@@ -112,6 +124,8 @@ class SearchConfig(Section):
     """Settings of --policy dgm-paper."""
     sica: SICAConfig = SICAConfig()
     """Settings of --policy sica."""
+    ga: GAConfig = GAConfig()
+    """Settings of --policy ga."""
 
 
 class ExecutorConfig(Section):

@@ -51,6 +51,7 @@ from hgm.policies import (
     Tree,
     lower_bounds,
 )
+from hgm.policy_ga import GAPolicy
 from hgm.store import RunStore
 
 __all__ = [
@@ -84,7 +85,7 @@ __all__ = [
 log = logging.getLogger("hgm.run.search")
 
 POLICIES: dict[str, type[Policy]] = {p.name: p for p in (HGMPolicy, DGMPolicy, GreedyPolicy, RandomPolicy,
-                                                         DGMPaperPolicy, SICAPolicy, BestOfNPolicy)}
+                                                         DGMPaperPolicy, SICAPolicy, BestOfNPolicy, GAPolicy)}
 """hgm, the selection-only ablations (dgm, greedy, random), the published baselines and the control."""
 
 

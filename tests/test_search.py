@@ -175,7 +175,7 @@ def test_final_choice_by_lower_quantile() -> None:
 
 
 def test_policies_by_name() -> None:
-    assert set(POLICIES) == {"hgm", "dgm", "greedy", "random", "dgm-paper", "sica", "best-of-n"}
+    assert set(POLICIES) == {"hgm", "dgm", "greedy", "random", "dgm-paper", "sica", "best-of-n", "ga"}
     assert isinstance(make_policy(cfg(policy="dgm")), DGMPolicy)
     with pytest.raises(UserError, match="known: hgm, dgm, greedy, random, dgm-paper, sica, best-of-n"):
         make_policy(SearchConfig.model_construct(policy="nope"))

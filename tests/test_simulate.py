@@ -29,7 +29,7 @@ def test_presets_load_and_unknown_names_are_listed(tmp_path: Path) -> None:
     deceptive = load_world("deceptive")
     quick, slow = deceptive.root_lineages
     assert quick.skill_delta > slow.skill_delta and quick.metaproductivity < 0 < slow.metaproductivity
-    with pytest.raises(UserError, match="known: deceptive, default"):
+    with pytest.raises(UserError, match="known: darwin, deceptive, default"):
         load_world("nope")
     bad = tmp_path / "w.yaml"
     bad.write_text("tasks: 10\nbogus: 1\n")
