@@ -212,6 +212,9 @@ def run(
         if dry_run:
             from hgm.forecast import show_plan
 
+            if runs_dir is not None and not runs_dir.is_dir():
+                raise UserError(f"--runs-dir {runs_dir} is not a directory; give the directory your earlier runs "
+                                "are in (default ./runs)")
             show_plan(cfg, runs_dir or Path("runs"), Console())
             raise typer.Exit(0)
         from hgm.paths import resolve_agent_dir

@@ -14,7 +14,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeE
 from rich.table import Table
 
 from hgm.benchmarks.entry import CommandOptions
-from hgm.benchmarks.swe_bench.dataset import subset_ids
+from hgm.benchmarks.swe_bench.dataset import SWEBenchTask, subset_ids
 from hgm.errors import UserError
 from hgm.markup import literal
 
@@ -113,7 +113,7 @@ def _configured_dataset() -> str:
     return load_config().benchmark.dataset
 
 
-def _reachable_instances(dataset: str | None) -> tuple[dict | None, str]:
+def _reachable_instances(dataset: str | None) -> tuple[dict[str, SWEBenchTask] | None, str]:
     """The dataset's instances by id when it can be read without a long wait (a local file or
     directory, a cached Hub copy, or the Hub when a 3 s probe reaches it), else (None, why not)."""
     from hgm.benchmarks.swe_bench.dataset import require_swebench
