@@ -174,6 +174,8 @@ def run(
         "executor.ray_address": ray_address,
     }
     given = {k: v for k, v in flags.items() if v is not None}
+    if runs_dir is not None and not dry_run:
+        raise UserError("--runs-dir goes with --dry-run (the earlier runs its forecast reads)")
     if resume is not None and dry_run:
         raise UserError("--dry-run plans a new run; `hgm show-tree` and `hgm report` show one that exists")
     if resume is not None:

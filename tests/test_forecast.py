@@ -98,3 +98,10 @@ def test_dry_run_takes_tokens_from_an_earlier_scripted_run(tmp_path, polyglot_pa
     diagnosis = _k(round(usage["diagnose"].prompt_tokens / rewrites))
     assert f"rewrite: diagnosis          {diagnosis}-{diagnosis} in" in out
     assert "documented defaults" not in out
+
+
+def test_runs_dir_needs_dry_run_and_a_directory(tmp_path):
+    alone = hgm("run", "--runs-dir", str(tmp_path), cwd=tmp_path, env=OFFLINE)
+    assert alone.returncode == 2 and "--runs-dir goes with --dry-run" in alone.stderr
+    missing = hgm("run", "--dry-run", "--runs-dir", str(tmp_path / "nope"), cwd=tmp_path, env=OFFLINE)
+    assert missing.returncode == 2 and "is not a directory" in missing.stderr
