@@ -148,7 +148,6 @@ def official_exec_env(bench, task) -> dict[str, str]:
     create_container, then `docker exec` as run_instance does it."""
     import logging
 
-    from swebench.harness.docker_utils import cleanup_container
     from swebench.harness.run_evaluation import create_container
     from swebench.harness.utils import make_test_spec
 
@@ -157,8 +156,8 @@ def official_exec_env(bench, task) -> dict[str, str]:
     try:
         container.start()
         out = container.exec_run(["env", "-0"], workdir="/testbed").output.decode()
-    finally:
-        cleanup_container(bench.envs.client, container, logger)
+    finally:  # not swebench's cleanup_container: it shells out to a `docker` CLI, which Podman hosts lack
+        container.remove(force=True)
     return dict(kv.split("=", 1) for kv in out.split("\0") if kv)
 
 
