@@ -9,7 +9,7 @@ price (input tokens at the full input price: cached input is not assumed).
 
 Tokens per evaluation and per rewrite come from the user's earlier runs of the same benchmark under
 the runs directory (./runs, or --runs-dir): the lowest and the highest per-run average; without
-such runs from `DEFAULT_TOKENS`, whose provenance is given there.
+such runs from `DEFAULT_TOKENS` (per benchmark), whose provenance is given there.
 
 Expected rewrites for hgm and its selection ablations (dgm, greedy, random): they share the expand
 rule N**alpha >= |T| (N evaluations, |T| agents + rewrites in flight + failed rewrites), so a run of
@@ -67,13 +67,24 @@ class UnitTokens:
 # k*P + k*k*d/2 input tokens and ~c output tokens per turn.
 # - evaluation (Polyglot task): k 5..20, P 3k..4k (system prompt, task, files), d 1k..1.5k, c 300..800;
 # - diagnosis: one call over the failed evaluation's chat log and the agent's code, 5k..15k in, 1k..2k out;
-# - self-modification: k 10..40 over the agent's own code, P 8k, d 1.5k, c 600..1000.
+# - self-modification: k 10..40 over the agent's own code, P 8k, d 1.5k, c 600..1000;
+# - SWE-bench evaluation (a whole repository to explore): k 20..60, P 4k..8k, d 1.5k..3k, c 400..1000.
 # Your own runs replace these as soon as there are any under ./runs (or --runs-dir).
-DEFAULT_TOKENS = UnitTokens(
-    downstream=TokenRange(prompt=(28_000, 380_000), completion=(1_500, 16_000)),
-    diagnose=TokenRange(prompt=(5_000, 15_000), completion=(1_000, 2_000)),
-    self_improve=TokenRange(prompt=(155_000, 1_520_000), completion=(6_000, 40_000)),
-)
+_REWRITE_DIAGNOSE = TokenRange(prompt=(5_000, 15_000), completion=(1_000, 2_000))
+_REWRITE_SELF_IMPROVE = TokenRange(prompt=(155_000, 1_520_000), completion=(6_000, 40_000))
+DEFAULT_TOKENS: dict[str, UnitTokens] = {
+    "polyglot": UnitTokens(downstream=TokenRange(prompt=(28_000, 380_000), completion=(1_500, 16_000)),
+                           diagnose=_REWRITE_DIAGNOSE, self_improve=_REWRITE_SELF_IMPROVE),
+    "swe-bench": UnitTokens(downstream=TokenRange(prompt=(380_000, 5_880_000), completion=(8_000, 60_000)),
+                            diagnose=_REWRITE_DIAGNOSE, self_improve=_REWRITE_SELF_IMPROVE),
+}
+"""By benchmark; any other benchmark gets Polyglot's (and the forecast says so)."""
+
+
+def default_tokens(benchmark: str) -> tuple[UnitTokens, str]:
+    if benchmark in DEFAULT_TOKENS:
+        return DEFAULT_TOKENS[benchmark], f"hgm/forecast.py DEFAULT_TOKENS[{benchmark!r}]"
+    return DEFAULT_TOKENS["polyglot"], f"hgm/forecast.py DEFAULT_TOKENS['polyglot']: none for {benchmark}"
 
 
 @dataclass(frozen=True)
@@ -193,9 +204,10 @@ def unit_tokens(runs_dir: Path, benchmark: str) -> tuple[UnitTokens, str]:
         if found is not None:
             per_run.append(found)
     skipped = f"; {unreadable} unreadable run stores skipped" if unreadable else ""
+    defaults, named = default_tokens(benchmark)
     if not per_run:
-        return DEFAULT_TOKENS, (f"documented defaults (hgm/forecast.py DEFAULT_TOKENS: an estimate, not a "
-                                f"measurement); no earlier {benchmark} run under {runs_dir}{skipped}")
+        return defaults, (f"documented defaults ({named}; an estimate, not a measurement); no earlier {benchmark} "
+                          f"run under {runs_dir}{skipped}")
 
     def span(role: str) -> TokenRange | None:
         seen = [units[role] for units, _ in per_run if role in units]
@@ -205,13 +217,13 @@ def unit_tokens(runs_dir: Path, benchmark: str) -> tuple[UnitTokens, str]:
                           completion=(round(min(c for _, c in seen)), round(max(c for _, c in seen))))
 
     with_rewrites = sum(had for _, had in per_run)
-    tokens = UnitTokens(downstream=span("downstream") or DEFAULT_TOKENS.downstream,
-                        diagnose=span("diagnose") or DEFAULT_TOKENS.diagnose,
-                        self_improve=span("self_improve") or DEFAULT_TOKENS.self_improve)
+    tokens = UnitTokens(downstream=span("downstream") or defaults.downstream,
+                        diagnose=span("diagnose") or defaults.diagnose,
+                        self_improve=span("self_improve") or defaults.self_improve)
     where = (f"{len(per_run)} earlier {benchmark} run{'s' if len(per_run) > 1 else ''} under {runs_dir} "
              "(lowest and highest per-run average)")
     if not with_rewrites:
-        where += "; none had rewrites, so per-rewrite tokens are the documented defaults"
+        where += f"; none had rewrites, so per-rewrite tokens are the documented defaults ({named})"
     return tokens, where + skipped
 
 
@@ -275,9 +287,10 @@ def _k(n: float) -> str:
 def render(f: Forecast, cfg: HGMConfig) -> list[str]:
     """The plan as plain lines (no markup)."""
     s = cfg.search
-    tasks = f"{f.tasks} tasks ({f.tasks_note})" if f.tasks is not None else f.tasks_note
+    tasks = f"{f.tasks} task{'s' if f.tasks != 1 else ''} ({f.tasks_note})" if f.tasks is not None else f.tasks_note
+    subset = "" if cfg.benchmark.task_ids else f", subset {f.subset}"
     lines = ["dry run: nothing was started (no sandbox, no run directory, no network)",
-             f"tasks:     {f.benchmark}, subset {f.subset}: {tasks}",
+             f"tasks:     {f.benchmark}{subset}: {tasks}",
              f"budget:    {f.budget} task evaluations, policy {s.policy}, {s.workers} worker{'s' if s.workers > 1 else ''}",
              f"rewrites:  about {f.rewrites} = {f.rewrites_how}",
              "models:"]
