@@ -28,8 +28,8 @@ sys.path.insert(0, str(REPO))
 
 from hgm.benchmarks.target.benchmark import TargetBenchmark  # noqa: E402
 from hgm.benchmarks.target.spec import load_target  # noqa: E402
-from hgm.sandbox import get_sandbox  # noqa: E402
 from hgm.errors import SandboxUnavailable  # noqa: E402
+from hgm.sandbox import get_sandbox  # noqa: E402
 from hgm.sandbox.base import Limits  # noqa: E402
 
 ENTRY = "import os; open(os.path.join(os.environ['HGM_OUTPUT_DIR'], 'out.txt'), 'w').write('x')"

@@ -89,7 +89,7 @@ def fetch(name: BenchArg, dest: Annotated[Optional[Path], typer.Option("-o", "--
 def list_(name: BenchArg = "polyglot", from_: FromOpt = None, dataset: DatasetOpt = None) -> None:
     """The subsets with their task counts (per language; SWE-bench: per repository, and whether the
     dataset holds them)."""
-    _run("list", name, CommandOptions(from_=from_, dataset=dataset))
+    _run("list_subsets", name, CommandOptions(from_=from_, dataset=dataset))
 
 
 def prepare(name: BenchArg, from_: FromOpt = None, lang: LangOpt = None,

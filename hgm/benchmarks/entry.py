@@ -55,7 +55,7 @@ class BenchmarkEntry:
     """A subset's task ids (None: all tasks); UserError for a subset the benchmark does not have,
     without loading any task."""
     fetch: Command
-    list: Command
+    list_subsets: Command
     prepare: Command
     validate: Command
     doctor: Callable[[Path | None], list[Finding]]

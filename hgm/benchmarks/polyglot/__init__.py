@@ -18,7 +18,6 @@ from hgm.benchmarks.polyglot.workspace import make_workspace
 from hgm.errors import UserError
 from hgm.sandbox.base import Limits, Sandbox
 
-
 DESCRIPTION = ("Exercism exercises in Python, Rust, Go, JavaScript, Java and C++; hidden unit tests decide "
                "whether a task is solved")
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from hgm.benchmarks.entry import BenchmarkEntry
 from hgm.benchmarks.polyglot import DESCRIPTION, PolyglotBenchmark, cli
 from hgm.benchmarks.polyglot.loader import subset_ids
 
 if TYPE_CHECKING:
+    from hgm.benchmarks import Benchmark
     from hgm.config import BenchmarkConfig
     from hgm.doctor import Finding
 
@@ -59,12 +60,12 @@ def prepare_node(benchmark_path: Path | None) -> str:
     return f"polyglot test dependencies ready ({', '.join(done) or 'all were'} prepared now) for {root}"
 
 
-def _open(config: BenchmarkConfig) -> PolyglotBenchmark:
-    return PolyglotBenchmark.open(config.path)
+def _open(config: BenchmarkConfig) -> Benchmark:
+    return cast("Benchmark", PolyglotBenchmark.open(config.path))  # its tasks are PolyglotTasks
 
 
 ENTRY = BenchmarkEntry(
     name="polyglot", description=DESCRIPTION, open=_open, subset_ids=subset_ids,
-    fetch=cli.fetch, list=cli.list_subsets, prepare=cli.prepare, validate=cli.validate,
+    fetch=cli.fetch, list_subsets=cli.list_subsets, prepare=cli.prepare, validate=cli.validate,
     doctor=lambda path: [*check_tree(path), *check_toolchains()], prepare_node=prepare_node,
 )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from hgm.benchmarks.entry import BenchmarkEntry, no_command
 from hgm.benchmarks.swe_bench import DESCRIPTION, SWEBenchBenchmark, cli
@@ -11,6 +11,7 @@ from hgm.benchmarks.swe_bench.dataset import subset_ids
 from hgm.errors import UserError
 
 if TYPE_CHECKING:
+    from hgm.benchmarks import Benchmark
     from hgm.config import BenchmarkConfig, HGMConfig
     from hgm.doctor import Finding
 
@@ -32,8 +33,9 @@ def check_packages(path: Path | None = None) -> list[Finding]:
     return out
 
 
-def _open(config: BenchmarkConfig) -> SWEBenchBenchmark:
-    return SWEBenchBenchmark.open(config.dataset, config.split, build_base=config.build_base)
+def _open(config: BenchmarkConfig) -> Benchmark:
+    bench = SWEBenchBenchmark.open(config.dataset, config.split, build_base=config.build_base)
+    return cast("Benchmark", bench)  # its tasks are SWEBenchTasks
 
 
 def _check_config(config: HGMConfig) -> None:
@@ -44,7 +46,7 @@ def _check_config(config: HGMConfig) -> None:
 
 ENTRY = BenchmarkEntry(
     name="swe-bench", description=DESCRIPTION, open=_open, subset_ids=subset_ids,
-    fetch=cli.fetch, list=cli.list_subsets,
+    fetch=cli.fetch, list_subsets=cli.list_subsets,
     prepare=no_command("swe-bench", "prepare", "`hgm benchmark fetch swe-bench` gets the instance images"),
     validate=cli.validate, doctor=check_packages, check_config=_check_config,
 )

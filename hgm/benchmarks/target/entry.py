@@ -3,25 +3,25 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from hgm.benchmarks.entry import BenchmarkEntry, CommandOptions, no_command
 from hgm.errors import UserError
 
 if TYPE_CHECKING:
-    from hgm.benchmarks.target.benchmark import TargetBenchmark
+    from hgm.benchmarks import Benchmark
     from hgm.config import BenchmarkConfig, HGMConfig
     from hgm.doctor import Finding
 
 DESCRIPTION = "the cases of a target (your own program), each run by its entry command and scored by its own scorer"
 
 
-def _open(config: BenchmarkConfig) -> TargetBenchmark:
+def _open(config: BenchmarkConfig) -> Benchmark:
     from hgm.benchmarks.target.benchmark import TargetBenchmark
 
     if config.target is None:
         raise UserError("the target benchmark needs a target: hgm run --target DIR (DIR holds target.yaml)")
-    return TargetBenchmark(config.target)
+    return cast("Benchmark", TargetBenchmark(config.target))  # its tasks are Cases
 
 
 def _subset_ids(subset: str) -> list[str] | None:
@@ -54,7 +54,7 @@ def _doctor(path: Path | None) -> list[Finding]:
 ENTRY = BenchmarkEntry(
     name="target", description=DESCRIPTION, open=_open, subset_ids=_subset_ids,
     fetch=no_command("target", "fetch", "a target is a local directory: hgm run --target DIR"),
-    list=_list,
+    list_subsets=_list,
     prepare=no_command("target", "prepare", "a target brings what it needs in its directory"),
     validate=no_command("target", "validate", "run the target once with hgm run --target DIR --max-task-evals 1"),
     doctor=_doctor, check_config=_check_config,
