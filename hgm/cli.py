@@ -263,17 +263,32 @@ def show_tree(
 def export(
     run_dir: Annotated[Path, typer.Argument(help="Run directory.")],
     node: Annotated[str, typer.Argument(help="Node id (or a commit of the run's archive).")],
-    dest: Annotated[Path, typer.Argument(help="New directory to write the agent's code into.")],
+    dest: Annotated[Optional[Path], typer.Argument(help="New directory to write the agent's code into.")] = None,
+    predictions: Annotated[Optional[Path], typer.Option("--predictions", help="Write the node's SWE-bench patches as the official predictions JSONL (instance_id, model_name_or_path, model_patch) for swebench.harness.run_evaluation.")] = None,
+    model_name: Annotated[Optional[str], typer.Option("--model-name", help="model_name_or_path in the predictions (default hgm.<run dir name>.node<N>).")] = None,
 ) -> None:
-    """Write one agent's code (a node of the run) into a directory."""
+    """Write one agent's code (a node of the run) into a directory, and/or its SWE-bench predictions."""
     from hgm.archive import Archive
 
+    if dest is None and predictions is None:
+        raise UserError("nothing to export: give DEST (a new directory for the agent's code) and/or --predictions FILE")
     if not (run_dir / "archive").exists():
         raise UserError(f"{run_dir} has no agent archive (archive/); give a run directory made by `hgm run`")
     archive = Archive.open(run_dir / "archive")
     sha = archive.resolve_agent(node)
-    archive.export(sha, dest)
-    Console().print(literal(f"node {node} (commit {sha[:12]}) written to {dest}"))
+    if dest is not None:
+        archive.export(sha, dest)
+        Console().print(literal(f"node {node} (commit {sha[:12]}) written to {dest}"))
+    if predictions is not None:
+        from hgm.benchmarks.swe_bench.predictions import write_predictions
+        from hgm.store import RunStore
+
+        with RunStore.open(run_dir, readonly=True) as store:
+            node_id = next((n.id for n in store.nodes() if n.commit == sha), None)
+        if node_id is None:
+            raise UserError(f"commit {sha[:12]} is not a node of {run_dir}; `hgm show-tree {run_dir}` lists the nodes")
+        count = write_predictions(run_dir, node_id, predictions, model_name or f"hgm.{run_dir.resolve().name}.node{node_id}")
+        Console().print(literal(f"node {node_id}: {count} SWE-bench predictions written to {predictions}"))
 
 
 @app.command("simulate")

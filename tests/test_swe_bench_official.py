@@ -9,13 +9,12 @@ from __future__ import annotations
 import difflib
 import json
 import subprocess
-from pathlib import Path
 
 import pytest
-
-from hgm.domain import EvalStatus
 from swebench_official import run_official, verdicts, write_dataset
 from test_swe_bench_scoring import bench, sandbox  # noqa: F401 - fixtures
+
+from hgm.domain import EvalStatus
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker]
 OFFICIAL = {EvalStatus.SOLVED: "resolved", EvalStatus.FAILED: "unresolved", EvalStatus.EMPTY_PATCH: "empty_patch",

@@ -11,13 +11,12 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
-
-from llm_scripts import write_scripts
 from test_run_shutdown import hgm_cgroups, sleeping
 from test_swe_bench_scoring import BASE_IMAGE, LOCAL, bench, sandbox  # noqa: F401 - fixtures
+
+from llm_scripts import write_scripts
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker]
 TASKS = "r1chardj0n3s__parse-1.22.3,tkem__cachetools-7.3.1"
