@@ -19,7 +19,9 @@ interrupted, as a resume did.
 
 Which recorded answers a job gets. The LLM calls of a recorded job are those of its role(s)
 (evaluation: downstream; expansion: diagnose, self_improve) on its node and task, made while its
-committed dispatch was open; grouped by gateway session, in call order. A replay session takes
+committed dispatch was open; grouped by gateway session, in call order; a job has at most one
+session of each role, and a session that fits two jobs running at once (two rewrites of one
+parent on one entry task) goes to the one dispatched first. A replay session takes
 the next recorded session of its role of the job being replayed, and its k-th request gets the
 k-th forwarded answer of that session. Each request is compared with the recorded one (after
 mapping the harness's temporary directory names, `hgm-eval-<task>-XXXXXXXX` and the like, from the
@@ -148,17 +150,25 @@ def recorded_jobs(store: RunStore) -> list[_RecordedJob]:
     for x in store.expansions():
         w = done.get((JobKind.EXPAND, x.id))
         jobs.append(_RecordedJob(JobKind.EXPAND, x, x.started_at, w[1] if w else (x.finished_at or x.started_at), w))
-    sessions: dict[tuple[int, str], _RecordedSession] = {}
+    current: dict[str, tuple[_RecordedJob, _RecordedSession]] = {}
+    """Gateway session id -> its job and calls (ids restart in a resumed process: a new job, a new session)."""
     for call in store.llm_exchanges():
-        job = next((j for j in jobs if j.window and j.window[0] <= call.created_at <= j.window[1]
-                    and call.role in _ROLES[j.kind] and (call.node_id, call.task_id) == _place(j.row)), None)
-        if job is None or call.attempts == 0:
-            continue  # a lost or interrupted attempt's, or refused by the gateway itself (the replay's refuses too)
-        key = (id(job), call.session)
-        if key not in sessions:
-            sessions[key] = _RecordedSession(call.session, call.role, [])
-            job.sessions.setdefault(call.role, deque()).append(sessions[key])
-        sessions[key].calls.append(call)
+        known = current.get(call.session)
+        if known is not None and known[0].window and known[0].window[0] <= call.created_at <= known[0].window[1]:
+            job, rec = known
+        else:  # a new session: the earliest started job it fits that has none of its role yet
+            candidates = [j for j in jobs if j.window and j.window[0] <= call.created_at <= j.window[1]
+                          and call.role in _ROLES[j.kind] and (call.node_id, call.task_id) == _place(j.row)
+                          and call.role not in j.sessions]
+            if not candidates:
+                current.pop(call.session, None)
+                continue  # a lost or interrupted attempt's
+            job = min(candidates, key=lambda j: j.window[0] if j.window else 0.0)
+            rec = _RecordedSession(call.session, call.role, [])
+            job.sessions[call.role] = deque([rec])
+            current[call.session] = (job, rec)
+        if call.attempts > 0:  # refused by the gateway itself otherwise (the replay's refuses it too)
+            rec.calls.append(call)
     return jobs
 
 

@@ -167,6 +167,15 @@ def _stored(e: EvaluationRow) -> str:
     return _verdict(e.status, e.score, e.flag)
 
 
+def name_verdict(stored: str, regraded: list[str]) -> str:
+    """What one or two re-grades (a second only when the first disagreed) say of a stored verdict."""
+    if regraded == [stored]:
+        return Verdict.AGREES
+    if len(set(regraded)) > 1:  # the second re-grade agrees with the store, or differs from both
+        return Verdict.FLAKY
+    return Verdict.TAMPERED
+
+
 def regrade(run_dir: Path, e: EvaluationRow, benchmark: Benchmark, tasks: dict[str, Task], *, sandbox: Sandbox,
             config: HGMConfig, log_root: Path) -> Regrade:
     """Re-grade one stored evaluation (twice when the first re-grade disagrees): see the module docstring."""
@@ -191,12 +200,7 @@ def regrade(run_dir: Path, e: EvaluationRow, benchmark: Benchmark, tasks: dict[s
         if g.status == stored:
             break
     statuses = [g.status for g in grades]
-    if statuses[-1] == stored:
-        verdict = Verdict.AGREES if len(grades) == 1 else Verdict.FLAKY
-    elif len(set(statuses)) > 1:
-        verdict = Verdict.FLAKY
-    else:
-        verdict = Verdict.TAMPERED
+    verdict = name_verdict(stored, statuses)
     if verdict == Verdict.AGREES:
         detail = ""
     elif len({(g.status, g.detail) for g in grades}) == 1:
@@ -427,4 +431,5 @@ def verify_run(run_dir: Path, *, sample: int | None = None, seed: int | None = N
     return VerifyReport(str(run_dir), checks, regrades, len(counted), used_seed)
 
 
-__all__ = ["Check", "Regrade", "Verdict", "VerifyReport", "apply_patch", "grade_patch", "verify_run"]
+__all__ = ["Check", "Regrade", "Verdict", "VerifyReport", "apply_patch", "grade_patch", "name_verdict",
+           "named_final", "verify_run"]

@@ -4,35 +4,48 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
-from live_runs import hgm
-from llm_scripts import write_scripts
 
 from hgm.archive import Archive
 from hgm.domain import EvalStatus
 from hgm.paths import INITIAL_AGENT
 from hgm.store import RunStore
+from hgm.verify import Verdict, name_verdict
+
+from live_runs import counted, hgm
+from llm_scripts import write_scripts
 
 TASKS = "python__transpose,python__proverb,python__beer-song"
 LESSON = "printf '\\n# lesson: run the tests before you stop\\n' >> prompts.py"
 """The rewrite's command, without the clock in it: a replay must be able to reproduce the child."""
 
 
-def scripted_run(run: Path, scripts: Path, polyglot: Path, *, agent: Path | None = None) -> None:
+def scripted_run(run: Path, scripts: Path, polyglot: Path, *, workers: int = 1,
+                 wait: bool = True) -> subprocess.Popen | None:
+    """A scripted `hgm run` (6 evaluations) whose rewrites are reproducible; with wait=False, the process."""
     models = write_scripts(scripts, polyglot)
     si = scripts / "self_improve.json"
-    si.write_text(si.read_text().replace(json.dumps(json.loads(si.read_text())["rules"][0]["tool_calls"][0]
-                                                    ["arguments"]["command"])[1:-1], json.dumps(LESSON)[1:-1]))
-    assert LESSON in json.loads(si.read_text())["rules"][0]["tool_calls"][0]["arguments"]["command"]
-    done = hgm("run", "--tasks", TASKS, "--from", str(polyglot), "--sandbox", "bwrap",
-               "--downstream-llm", models["downstream"], "--self-improve-llm", models["self_improve"],
-               "--diagnose-llm", models["diagnose"], "--max-task-evals", "6", "--initial-evals", "2", "--seed", "1",
-               "--run-dir", str(run), "--set", "search.initial_expansions=1", "--set", "sandbox.agent_timeout_s=240",
-               *(["--agent", str(agent)] if agent else []))
+    script = json.loads(si.read_text())
+    script["rules"][0]["tool_calls"][0]["arguments"]["command"] = LESSON
+    si.write_text(json.dumps(script))
+    args = ["run", "--tasks", TASKS, "--from", str(polyglot), "--sandbox", "bwrap",
+            "--downstream-llm", models["downstream"], "--self-improve-llm", models["self_improve"],
+            "--diagnose-llm", models["diagnose"], "--max-task-evals", "6", "--initial-evals", "2", "--seed", "1",
+            "--run-dir", str(run), "--set", "search.initial_expansions=1", "--set", "sandbox.agent_timeout_s=240",
+            "--workers", str(workers)]
+    if not wait:
+        return subprocess.Popen([sys.executable, "-m", "hgm.cli", *args], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+    done = hgm(*args)
     assert done.returncode == 0, done.stderr[-3000:]
+    return None
 
 
 @pytest.fixture(scope="module")
@@ -147,3 +160,41 @@ def test_replay_with_a_changed_agent_names_the_first_divergent_request(recorded:
     assert "Work carefully, step by step" in llm[0]["what"] and "'Work step by step" not in llm[0]["what"]
     children = [d for d in divergences if d["kind"] == "expansion"]
     assert children and all("differ: diff at character" in d["what"] for d in children), children
+
+
+def test_a_disagreeing_verdict_is_named_by_its_second_re_grade() -> None:
+    assert name_verdict("solved", ["solved"]) == Verdict.AGREES
+    assert name_verdict("solved", ["failed", "solved"]) == Verdict.FLAKY  # the second re-grade agrees with the store
+    assert name_verdict("solved", ["failed", "empty_patch"]) == Verdict.FLAKY  # it flips
+    assert name_verdict("solved", ["failed", "failed"]) == Verdict.TAMPERED
+    assert name_verdict("failed", ["failed+flagged", "failed+flagged"]) == Verdict.TAMPERED  # a flag the store lacks
+
+
+@pytest.mark.slow
+def test_a_killed_and_resumed_run_of_two_workers_verifies_and_replays(tmp_path: Path, polyglot_path: Path) -> None:
+    run = tmp_path / "run"
+    proc = scripted_run(run, tmp_path / "scripts", polyglot_path, workers=2, wait=False)
+    try:
+        end = time.monotonic() + 300
+        while counted(run) < 3:  # then kill it, whatever is in flight
+            assert proc.poll() is None and time.monotonic() < end, proc.stderr.read() if proc.stderr else ""
+            time.sleep(0.2)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    done = hgm("run", "--resume", str(run))
+    assert done.returncode == 0, done.stderr[-3000:]
+    code, checked = verify_json(run)
+    assert code == 0 and checked["mismatches"] == 0 and checked["regraded"] == 6, checked
+    out = tmp_path / "replay"
+    code, report = replay_json(run, out)
+    assert (code, report["divergences"]) == (0, []), json.dumps(report["divergences"], indent=1)
+    with RunStore.open(run, readonly=True) as rec, RunStore.open(out, readonly=True) as rep:
+        assert [(e.node_id, e.task_id, e.status, e.error_type) for e in rep.evaluations()] == \
+            [(e.node_id, e.task_id, e.status, e.error_type) for e in rec.evaluations()]
+        assert [(x.parent_id, x.child_id, x.status, x.error_type) for x in rep.expansions()] == \
+            [(x.parent_id, x.child_id, x.status, x.error_type) for x in rec.expansions()]
+        served = sum(c.attempts > 0 for c in rep.llm_exchanges())
+        assert 0 < report["llm_calls"] == served <= sum(c.attempts > 0 for c in rec.llm_exchanges())
+    code, checked = verify_json(out)
+    assert code == 0, checked
