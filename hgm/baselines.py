@@ -90,7 +90,8 @@ class DGMPaperPolicy(Policy):
         self.generation_start = 0
         """tree.finished_expansions when the generation began."""
         self.schedule: dict[int, dict[str, Any]] = {}
-        """node id -> {stage, stage_name, end (None while open, stopped, completed), why, score, archived, at_evals}."""
+        """node id -> {stage, stage_name, end (None while open, stopped, completed), why, passed (the reasons
+        of the gates it passed), score, archived, at_evals, generation}."""
 
     @property
     def stages(self) -> list[list[str]]:
@@ -154,8 +155,8 @@ class DGMPaperPolicy(Policy):
         return [candidates[int(i)].id for i in picks]
 
     def _record(self, stage: int) -> dict[str, Any]:
-        return {"stage": stage, "stage_name": self.stage_names[stage], "end": None, "why": "", "score": None,
-                "archived": False, "at_evals": None, "generation": self.generation}
+        return {"stage": stage, "stage_name": self.stage_names[stage], "end": None, "why": "", "passed": [],
+                "score": None, "archived": False, "at_evals": None, "generation": self.generation}
 
     def _gate(self, tree: Tree, agent: Agent, rec: dict[str, Any]) -> None:
         """Once an agent's current stage is fully evaluated: on to the next stage, or its schedule ends."""
@@ -181,8 +182,8 @@ class DGMPaperPolicy(Policy):
                 need, what = others[min(1, len(others) - 1)], "the archive's second-best" if len(others) > 1 \
                     else "the archive's best (one archive agent)"
         if score >= need:
-            rec.update(stage=nxt, stage_name=self.stage_names[nxt],
-                       why=f"{score:.3f} on {rec['stage_name']} reached {need:.3f} ({what})")
+            why = f"{score:.3f} on {rec['stage_name']} reached {need:.3f} ({what})"
+            rec.update(stage=nxt, stage_name=self.stage_names[nxt], why=why, passed=[*rec.get("passed", []), why])
         else:
             self._end(tree, agent, rec, "stopped", f"{score:.3f} after {rec['stage_name']} < {need:.3f} ({what})")
 
@@ -221,7 +222,8 @@ def schedule_notes(policy: str, state: dict[str, Any] | None, expansions: Sequen
         for k, r in state["schedule"].items():
             end = r["end"] or "in progress"
             kept = "" if r["end"] is None else ("; archived" if r["archived"] else "; not archived")
-            notes[int(k)] = f"staged: {r['stage_name']}, {end}" + (f" ({r['why']})" if r["why"] else "") + kept
+            went_on = "".join(f"went on: {p}; " for p in r.get("passed", []) if p != r["why"])
+            notes[int(k)] = f"staged: {went_on}{r['stage_name']}, {end}" + (f" ({r['why']})" if r["why"] else "") + kept
     elif policy == "sica" and state:
         finished = [x for x in sorted(expansions, key=lambda x: x.id)
                     if x.status in (ExpansionStatus.COMMITTED, ExpansionStatus.FAILED)]

@@ -186,8 +186,6 @@ class Decide:
     """Thompson-sampling temperature (cool-down)."""
     may_rewrite: bool
     """False while a new rewrite could be the max_consecutive_failed_rewrites-th failed one in a row."""
-    evals_left: int
-    """Task evaluations the budget still allows (in-flight ones counted as spent)."""
 
 
 class Policy:

@@ -420,7 +420,7 @@ class Search:
         # A rewrite is not started when it could be the K-th failed one in a row (in-flight ones counted).
         may_rewrite = self.failed_rewrites_in_a_row + t.expansions_in_flight < cfg.max_consecutive_failed_rewrites
         tau = self.policy.temperature(self.search_budget, used)
-        step = self.policy.next_step(Decide(t, self.rng, tau, may_rewrite, self.search_budget - used))
+        step = self.policy.next_step(Decide(t, self.rng, tau, may_rewrite))
         self._save_policy_state()
         if isinstance(step, ExpandStep):
             return self._start_expand(step.parent_id, step.rewriter_id)

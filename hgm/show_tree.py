@@ -22,8 +22,8 @@ from rich.tree import Tree
 
 from hgm.baselines import schedule_notes
 from hgm.domain import EvalStatus, ExpansionStatus, MetaKey, Usage, VerdictFlag, count_text
-from hgm.policies import Tree as CladeCounters
 from hgm.markup import literal
+from hgm.policies import Tree as CladeCounters
 from hgm.store import RunStore
 
 """Store meta key holding the final agent's node id once a run has named it."""

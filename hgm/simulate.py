@@ -27,11 +27,12 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from rich.table import Table
 
 from hgm.baselines import archive_member
 from hgm.config import CONFIG_DIR, HGMConfig, SearchConfig
@@ -275,7 +276,7 @@ def compare(world: World, search: SearchConfig, policies: list[str], seeds: int,
     return rows
 
 
-def evals_to_match(rows: list[dict], reference: str = "hgm", resamples: int = 2000) -> list[dict]:
+def evals_to_match(rows: list[dict[str, Any]], reference: str = "hgm", resamples: int = 2000) -> list[dict[str, Any]]:
     """The key figure of a comparison: for each other policy, the task evaluations `reference` needs to
     reach that policy's final utility, seed by seed (the same world): the first point of the reference
     run's curve where the agent its final rule names then is at least as good. With W=1 and no cool-down
@@ -308,10 +309,8 @@ def evals_to_match(rows: list[dict], reference: str = "hgm", resamples: int = 20
     return out
 
 
-def match_table(matches: list[dict], title: str = ""):  # -> rich.table.Table
+def match_table(matches: list[dict[str, Any]], title: str = "") -> Table:
     """evals_to_match() as a rich table."""
-    from rich.table import Table
-
     t = Table(title=title)
     for col in ("baseline", "its final utility", f"{matches[0]['reference'] if matches else 'hgm'}'s at budget",
                 "evals needed (median, 95% CI)", "share of budget", "seeds reaching it"):
@@ -378,10 +377,8 @@ def to_json(rows: list[dict]) -> str:
     return json.dumps(rows, indent=2)
 
 
-def table(rows: list[dict], title: str = ""):  # -> rich.table.Table
+def table(rows: list[dict[str, Any]], title: str = "") -> Table:
     """The comparison as a rich table."""
-    from rich.table import Table
-
     t = Table(title=title)
     cols = ["policy", "final agent utility", "best in tree", "reached target", "evals to target",
             "final by lower bound", "agents"]

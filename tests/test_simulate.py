@@ -89,7 +89,9 @@ def test_cli_table_and_json() -> None:
 def test_evals_to_match_by_hand() -> None:
     # Seed 0: hgm's named agent is worth 0.2 after 1 evaluation, 0.5 after 3; seed 1: 0.4 after 2. The
     # baseline ends at 0.5 (seed 0: reached at 3) and 0.6 (seed 1: never, counted as > budget).
-    curve = lambda evals, utility: {"curve": {"evals": evals, "true_utility": utility}}  # noqa: E731
+    def curve(evals: list[int], utility: list[float]) -> dict:
+        return {"curve": {"evals": evals, "true_utility": utility}}
+
     hgm = {"policy": "hgm", "final_utility_mean": 0.45, "budget": 4,
            "runs": [curve([0, 1, 2, 3], [0.1, 0.2, 0.2, 0.5]), curve([0, 1, 2], [0.1, 0.1, 0.4])]}
     base = {"policy": "dgm-paper", "final_utility_mean": 0.55, "budget": 4,
