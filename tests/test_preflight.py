@@ -46,6 +46,10 @@ class Server:
             if self.behaviour == "plain-http":  # not TLS: the handshake fails
                 conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
                 conn.close()
+            elif self.behaviour == "proxy-refuses":  # an HTTP proxy that will not open the tunnel
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+                conn.close()
             else:  # "silent": accepts and never says anything
                 self.held.append(conn)
 
@@ -86,6 +90,27 @@ def test_a_server_that_speaks_no_tls_is_a_tls_error_and_one_that_says_nothing_a_
     finally:
         plain.close()
         silent.close()
+
+
+def test_through_a_proxy_the_proxy_is_reached_and_asked_for_a_tunnel(monkeypatch):
+    """As the provider client (httpx) would: HTTPS_PROXY applies unless NO_PROXY names the host."""
+    for var in ("NO_PROXY", "no_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "https_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    port = closed_port()
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{port}")
+    with pytest.raises(UserError, match=rf"connection refused by 127\.0\.0\.1:{port} \(through the proxy"):
+        check_endpoints(routes("deepseek-chat"))
+    proxy = Server("proxy-refuses")
+    try:
+        monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{proxy.port}")
+        with pytest.raises(UserError, match=r"the proxy refused a tunnel to api\.deepseek\.com:443: HTTP/1.1 403"):
+            check_endpoints(routes("deepseek-chat"))
+        monkeypatch.setenv("NO_PROXY", "nonexistent.invalid")
+        with pytest.raises(UserError, match="DNS failure") as e:
+            check_endpoints(routes("deepseek-chat", base_url="https://nonexistent.invalid/v1"))
+        assert "through the proxy" not in str(e.value)
+    finally:
+        proxy.close()
 
 
 def test_a_listening_endpoint_passes_and_scripted_models_have_none(tmp_path):
