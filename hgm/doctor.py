@@ -111,7 +111,36 @@ def check_benchmarks() -> list[Finding]:
     return [finding for bench in BENCHMARKS.values() for finding in bench.doctor(None)]
 
 
-CHECKS: list[Callable[[], list[Finding]]] = [check_sandbox, check_docker, check_benchmarks, check_ray]
+def check_llm_endpoints() -> list[Finding]:
+    """Whether the configured models' endpoints can be reached (the preflight `hgm run` does: DNS,
+    TCP, TLS, no request). Optional: a machine may be set up before it has network."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from hgm.config import load_config
+    from hgm.errors import UserError
+    from hgm.llm.preflight import endpoints, probe
+    from hgm.llm.providers import ProviderTable
+
+    llm = load_config().llm
+    table = ProviderTable.load(llm.providers_file)
+    try:
+        routes = [table.resolve(name, llm.base_url) for name in dict.fromkeys((llm.downstream, llm.self_improve,
+                                                                              llm.diagnose))]
+    except UserError as e:
+        return [Finding("llm models", False, str(e), "fix llm.* in your config (hgm llm models lists the names)",
+                        optional=True)]
+    todo = endpoints(routes)
+    with ThreadPoolExecutor(max(1, len(todo))) as pool:
+        causes = list(pool.map(probe, todo))
+    return [Finding(f"llm endpoint {e.where}", cause is None,
+                    f"reachable ({', '.join(e.models)})" if cause is None else cause,
+                    "" if cause is None else "check the network and any proxy (HTTPS_PROXY), or point the models "
+                    "at a server you can reach (--set llm.base_url=URL)", optional=True)
+            for e, cause in zip(todo, causes)]
+
+
+CHECKS: list[Callable[[], list[Finding]]] = [check_sandbox, check_docker, check_benchmarks, check_ray,
+                                             check_llm_endpoints]
 
 
 def run_checks(ray_address: str | None = None) -> list[Finding]:

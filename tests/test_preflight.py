@@ -167,3 +167,18 @@ def test_eval_agent_and_solve_check_their_model_too(tmp_path, polyglot_path):
                    check=True)
     done, _ = hgm("solve", "initial", "--repo", str(repo), "--statement", "fix it", "--llm", dead, cwd=tmp_path)
     assert done.returncode == 2 and "connection refused" in done.stderr, done.stderr
+
+
+def test_doctor_reports_the_configured_models_endpoints(tmp_path):
+    """`hgm doctor` (which the preflight's message points to) says which endpoint cannot be reached and why."""
+    from hgm.paths import cache_dir
+
+    port = closed_port()
+    user = tmp_path / "home" / ".config" / "hgm"
+    user.mkdir(parents=True)
+    (user / "providers.yaml").write_text(
+        f"providers:\n  deepseek: {{base_url: 'http://127.0.0.1:{port}/v1', key_env: DEEPSEEK_API_KEY}}\n")
+    done, _ = hgm("doctor", cwd=tmp_path, env={"HOME": str(tmp_path / "home"), "HGM_CACHE_DIR": str(cache_dir())})
+    row = next(line for line in done.stdout.splitlines() if "llm endpoint" in line)
+    assert f"llm endpoint 127.0.0.1:{port}" in row and f"connection refused by 127.0.0.1:{port}" in row, done.stdout
+    assert "--set llm.base_url=URL" in row
