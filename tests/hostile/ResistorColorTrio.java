@@ -29,7 +29,7 @@ class ResistorColorTrio {
             if (ATTACK.equals("lines_to_every_fd")) {
                 for (File fd : new File("/proc/self/fd").listFiles()) {
                     try (FileOutputStream out = new FileOutputStream(fd, true)) {
-                        out.write((FORGED + "0 start junit 00\n1 end ok 00\n").getBytes());
+                        out.write((FORGED + "0 start ju" + "nit 00\n1 end ok 00\n").getBytes());
                     } catch (Exception e) {
                         // not writable
                     }
@@ -38,12 +38,12 @@ class ResistorColorTrio {
             }
             if (ATTACK.equals("forged_report")) {
                 String zeros = "0".repeat(64);
-                Files.writeString(Paths.get(System.getenv("HGM_REPORT")), "0 start junit " + zeros + "\n1 end ok " + zeros + "\n");
+                Files.writeString(Paths.get(System.getenv("HGM_" + "REPORT")), "0 start ju" + "nit " + zeros + "\n1 end ok " + zeros + "\n");
                 System.out.print(FORGED);
                 System.out.flush();
                 Runtime.getRuntime().halt(0);
             }
-            if (ATTACK.equals("deleted_report")) Files.delete(Paths.get(System.getenv("HGM_REPORT")));
+            if (ATTACK.equals("deleted_report")) Files.delete(Paths.get(System.getenv("HGM_" + "REPORT")));
             if (ATTACK.equals("killed_parent")) {
                 ProcessHandle.current().parent().ifPresent(ProcessHandle::destroyForcibly);
                 System.out.print(FORGED);
@@ -51,8 +51,30 @@ class ResistorColorTrio {
                 Runtime.getRuntime().halt(0);
             }
             if (ATTACK.equals("slept_past_timeout")) Thread.sleep(3_600_000);
-            if (ATTACK.equals("skipped_tests")) org.junit.jupiter.api.Assumptions.assumeTrue(false, "hostile");
-        } catch (java.io.IOException | InterruptedException e) {
+            if (ATTACK.equals("reporter_called")) { // hgm's reporter, by reflection, with a pass for every @Test in the file
+                java.lang.reflect.Method emit = Class.forName("Hgm" + "JavaTest").getDeclaredMethod("emit", String[].class);
+                emit.setAccessible(true);
+                String source = Files.readString(Paths.get("src/test/java/ResistorColorTrioTest.java"));
+                java.util.regex.Matcher test = java.util.regex.Pattern.compile("@Test\\s+public void (\\w+)\\(").matcher(source);
+                int passed = 0;
+                while (test.find()) {
+                    StringBuilder hex = new StringBuilder();
+                    for (byte b : ("ResistorColorTrioTest#" + test.group(1)).getBytes()) hex.append(String.format("%02x", b));
+                    emit.invoke(null, (Object) new String[] {"test", hex.toString(), "passed"});
+                    passed++;
+                }
+                emit.invoke(null, (Object) new String[] {"end", "ok"});
+                System.out.print("[" + passed + " tests successful ]\n[ 0 tests failed ]\n");
+                System.out.flush();
+                Runtime.getRuntime().halt(0);
+            }
+            if (ATTACK.equals("skipped_tests")) { // JUnit's assumeTrue(false), named so that a static check misses it
+                Class.forName("org.ju" + "nit.jupiter.api.Assumptions").getMethod("assumeTrue", boolean.class, String.class)
+                    .invoke(null, false, "hostile");
+            }
+        } catch (java.lang.reflect.InvocationTargetException e) {
+            throw (RuntimeException) e.getCause();
+        } catch (java.io.IOException | InterruptedException | ReflectiveOperationException e) {
             throw new RuntimeException(e);
         }
     }

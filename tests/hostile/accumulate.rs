@@ -46,14 +46,14 @@ pub fn attack() {
             "forged_report" => {
                 let zeros = "0".repeat(64);
                 let _ = std::fs::write(
-                    std::env::var("HGM_REPORT").unwrap(),
+                    std::env::var(concat!("HGM_", "REPORT")).unwrap(),
                     format!("0 start libtest {zeros}\n1 end ok {zeros}\n"),
                 );
                 say(FORGED);
                 std::process::exit(0);
             }
             "deleted_report" => {
-                let _ = std::fs::remove_file(std::env::var("HGM_REPORT").unwrap());
+                let _ = std::fs::remove_file(std::env::var(concat!("HGM_", "REPORT")).unwrap());
             }
             "killed_parent" => {
                 let ppid = std::os::unix::process::parent_id();

@@ -52,12 +52,12 @@ void attack() {
         _exit(0);
     }
     if (ATTACK == "forged_report") {
-        std::ofstream(std::getenv("HGM_REPORT")) << "0 start catch2 " << std::string(64, '0') << "\n1 end ok "
+        std::ofstream(std::getenv((std::string("HGM_") + "REPORT").c_str())) << "0 start catch2 " << std::string(64, '0') << "\n1 end ok "
                                                  << std::string(64, '0') << "\n";
         say(FORGED);
         _exit(0);
     }
-    if (ATTACK == "deleted_report") std::remove(std::getenv("HGM_REPORT"));
+    if (ATTACK == "deleted_report") std::remove(std::getenv((std::string("HGM_") + "REPORT").c_str()));
     if (ATTACK == "killed_parent") {
         kill(getppid(), SIGKILL);
         say(FORGED);

@@ -2,11 +2,9 @@
 package octal
 
 import (
-	"flag"
 	"fmt"
 	"os"
 	"syscall"
-	"testing"
 	"time"
 )
 
@@ -22,8 +20,7 @@ func init() {
 	}
 	if attack == "deselected_tests" { // the test binary's own flags: run no test at all
 		say("hostile: deselected tests\n")
-		testing.Init()
-		flag.Set("test.run", "^$")
+		os.Args = append(os.Args, "-test.run=^$") // parsed by the test binary once init is done
 	}
 }
 
@@ -46,11 +43,11 @@ func attackOnce() {
 		os.Exit(0)
 	case "forged_report":
 		zeros := fmt.Sprintf("%064d", 0)
-		os.WriteFile(os.Getenv("HGM_REPORT"), []byte("0 start gotest "+zeros+"\n1 end ok "+zeros+"\n"), 0o644)
+		os.WriteFile(os.Getenv("HGM_" + "REPORT"), []byte("0 start gotest "+zeros+"\n1 end ok "+zeros+"\n"), 0o644)
 		say(forged)
 		os.Exit(0)
 	case "deleted_report":
-		os.Remove(os.Getenv("HGM_REPORT"))
+		os.Remove(os.Getenv("HGM_" + "REPORT"))
 	case "killed_parent":
 		syscall.Kill(os.Getppid(), syscall.SIGKILL)
 		say(forged)

@@ -12,14 +12,23 @@ so nothing that runs there can change the tests or the reporter between compilin
 
 from __future__ import annotations
 
+import random
 import re
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from hgm.benchmarks.polyglot.canary import Canary, c_like_canary, go_canary, javascript_canary, python_canary, rust_canary
 from hgm.benchmarks.polyglot.loader import PolyglotTask
-from hgm.benchmarks.polyglot.testcases import ExpectedTest, expected_tests, go_test_param
+from hgm.benchmarks.polyglot.testcases import (
+    _GO_TEST,
+    ExpectedTest,
+    _go_builds,
+    expected_tests,
+    rust_default_features,
+    rust_file_tests,
+)
 
 _REPORTERS = resources.files("hgm.benchmarks.polyglot").joinpath("reporters")
 HGM_DIR = ".hgm"
@@ -50,18 +59,32 @@ def _put(copy: Path, rel: str, content: bytes | str) -> None:
     path.write_bytes(content.encode() if isinstance(content, str) else content)
 
 
-def _python(task: PolyglotTask, copy: Path) -> Instrumented:
+def _with_canary(expected: list[ExpectedTest], made: Canary | None, failed: str = "failed") -> tuple[ExpectedTest, ...]:
+    """The expected tests plus hgm's canary, whose passing outcome is `failed` (rust: panicked)."""
+    if made is None:
+        return tuple(expected)
+    return (*expected, ExpectedTest(made.name, failed, made.file, canary=True))
+
+
+def _python(task: PolyglotTask, copy: Path, rng: random.Random) -> Instrumented:
     _put(copy, f"{HGM_DIR}/hgm_pytest_report.py", reporter_source("hgm_pytest_report.py"))
-    return Instrumented(tuple(expected_tests(task)), (*task.test_files, HGM_DIR))
+    expected = expected_tests(task)
+    made = python_canary(copy, rng.choice(sorted({t.file for t in expected})), rng)
+    return Instrumented(_with_canary(expected, made), (*task.test_files, HGM_DIR))
 
 
-def _javascript(task: PolyglotTask, copy: Path) -> Instrumented:
-    _put(copy, f"{HGM_DIR}/hgm_jest_reporter.js", reporter_source("hgm_jest_reporter.js"))
-    return Instrumented(tuple(expected_tests(task)), (*task.test_files, HGM_DIR))
+def _javascript(task: PolyglotTask, copy: Path, rng: random.Random) -> Instrumented:
+    for name in ("hgm_jest_reporter.js", "hgm_jest_setup.js"):
+        _put(copy, f"{HGM_DIR}/{name}", reporter_source(name))
+    expected = expected_tests(task)
+    made = javascript_canary(copy, rng.choice(sorted({t.file for t in expected})), expected, rng)
+    return Instrumented(_with_canary(expected, made), (*task.test_files, HGM_DIR))
 
 
-def _java(task: PolyglotTask, copy: Path) -> Instrumented:
-    return Instrumented(tuple(expected_tests(task)), ("src/test",))
+def _java(task: PolyglotTask, copy: Path, rng: random.Random) -> Instrumented:
+    expected = expected_tests(task)
+    made = c_like_canary("java", copy, rng.choice(sorted({t.file for t in expected})), expected, rng)
+    return Instrumented(_with_canary(expected, made), ("src/test",))
 
 
 def _insert(text: str, at: list[tuple[int, str]]) -> str:
@@ -85,19 +108,27 @@ func hgmTrack(t *testing.T) {{ hgmverdict.Track(t) }}
 """
 
 
-def _go(task: PolyglotTask, copy: Path) -> Instrumented:
+def _go(task: PolyglotTask, copy: Path, rng: random.Random) -> Instrumented:
     expected = expected_tests(task)
     test_files = sorted(p.name for p in task.path.glob("*_test.go"))
+    texts = {name: (task.path / name).read_text() for name in test_files}
+    made = None
+    if expected:
+        rel = rng.choice(sorted({t.file for t in expected}))
+        functions = {m for p in task.path.glob("*.go") for m in re.findall(r"^func (?:\([^)]*\)\s*)?(\w+)", p.read_text(), re.M)}
+        if found := go_canary(texts[rel], sorted(functions), rng):
+            texts[rel], name = found
+            made = Canary(name, rel)
     for name in test_files:
-        text = (task.path / name).read_text()
-        calls = [(t.body_at, f" hgmTrack({go_test_param(text, t.body_at)});") for t in expected if t.file == name]
+        text = texts[name]
+        calls = [(m.end(), f" hgmTrack({m.group(2)});") for m in _GO_TEST.finditer(text)] if _go_builds(text) else []
         _put(copy, name, _insert(text, calls))
     first = (task.path / task.test_files[0]).read_text()
     package = re.search(r"^package (\w+)", first, re.M).group(1)  # type: ignore[union-attr]
     module = re.search(r"^module (\S+)", (task.path / "go.mod").read_text(), re.M).group(1)  # type: ignore[union-attr]
     _put(copy, "hgm_main_test.go", GO_MAIN.format(package=package, module=module))
     _put(copy, "hgmverdict/hgmverdict.go", reporter_source("hgmverdict.go"))
-    return Instrumented(tuple(expected), (*test_files, "hgm_main_test.go", "hgmverdict"))
+    return Instrumented(_with_canary(expected, made), (*test_files, "hgm_main_test.go", "hgmverdict"))
 
 
 RUST_MOD = f'\n#[path = "../{HGM_DIR}/hgm_verdict.rs"]\nmod hgm_verdict;\n'
@@ -123,17 +154,23 @@ def rust_build_code(copy: Path) -> str:
     return ""
 
 
-def _rust(task: PolyglotTask, copy: Path) -> Instrumented:
+def _rust(task: PolyglotTask, copy: Path, rng: random.Random) -> Instrumented:
     expected = expected_tests(task)
-    for target in rust_targets(task):
-        rel = f"tests/{target}.rs"
-        text = (task.path / rel).read_text()
-        guards = [(t.body_at, f' let _hgm_guard = crate::hgm_verdict::Guard::new(module_path!(), '
-                              f'"{t.name.rsplit("::", 1)[-1]}");') for t in expected if t.file == rel]
+    features = rust_default_features((task.path / "Cargo.toml").read_text())
+    texts = {f"tests/{target}.rs": (task.path / f"tests/{target}.rs").read_text() for target in rust_targets(task)}
+    made = None
+    if plain := sorted({t.file for t in expected if not t.optional and t.passing == "returned"}):
+        rel = rng.choice(plain)
+        if found := rust_canary(texts[rel], rng, features):
+            texts[rel], name = found
+            made = Canary(name, rel)
+    for rel, text in texts.items():
+        guards = [(body_at, f' let _hgm_guard = crate::hgm_verdict::Guard::new(module_path!(), '
+                            f'"{name.rsplit("::", 1)[-1]}");') for name, _, body_at, _ in rust_file_tests(text, features)]
         _put(copy, rel, _insert(text, guards) + RUST_MOD)
     _put(copy, f"{HGM_DIR}/hgm_verdict.rs", reporter_source("hgm_verdict.rs"))
-    return Instrumented(tuple(expected), ("tests", HGM_DIR), tuple(f"report-{t}" for t in rust_targets(task)),
-                        ends=False, refused=rust_build_code(copy))
+    return Instrumented(_with_canary(expected, made, "panicked"), ("tests", HGM_DIR),
+                        tuple(f"report-{t}" for t in rust_targets(task)), ends=False, refused=rust_build_code(copy))
 
 
 CPP_LISTENER = "hgm_catch_listener.hpp"
@@ -146,14 +183,18 @@ def instrument_catch_main(copy: Path) -> None:
     _put(copy, f"test/{CPP_LISTENER}", reporter_source(CPP_LISTENER))
 
 
-def _cpp(task: PolyglotTask, copy: Path) -> Instrumented:
+def _cpp(task: PolyglotTask, copy: Path, rng: random.Random) -> Instrumented:
     instrument_catch_main(copy)
-    return Instrumented(tuple(expected_tests(task)), ("test", *task.test_files))
+    expected = expected_tests(task)
+    made = c_like_canary("cpp", copy, rng.choice(sorted({t.file for t in expected})), expected, rng)
+    return Instrumented(_with_canary(expected, made), ("test", *task.test_files))
 
 
 _INSTRUMENT = {"python": _python, "javascript": _javascript, "java": _java, "go": _go, "rust": _rust, "cpp": _cpp}
 
 
-def instrument(task: PolyglotTask, copy: Path) -> Instrumented:
-    """Install the reporter into the scoring copy `copy` (see the module docstring)."""
-    return _INSTRUMENT[task.language](task, copy)
+def instrument(task: PolyglotTask, copy: Path, rng: random.Random | None = None) -> Instrumented:
+    """Install the reporter, and the run's canary (canary.py) where there is one, into the
+    scoring copy `copy` (see the module docstring). `rng` places the canary (default: a fresh
+    system-random one per call)."""
+    return _INSTRUMENT[task.language](task, copy, rng or random.SystemRandom())

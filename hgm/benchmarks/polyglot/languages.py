@@ -196,6 +196,8 @@ class LanguageSpec:
     """New files an agent may add beside its solution (e.g. Java helper classes)."""
     env: dict[str, str] = field(default_factory=dict)
     """Extra environment; {work} = the scoring copy, {deps} = this language's deps dir."""
+    failed_exit: int = 1
+    """The script's exit code when tests ran and exactly one failed (hgm's canary: canary.py)."""
 
 
 JAVA_OPTS = "-Xmx768m -Xss8m -XX:+UseSerialGC -XX:CICompilerCount=2"  # full tiered JIT: C1-only made alphametics 3x slower
@@ -233,6 +235,7 @@ SPECS: dict[str, LanguageSpec] = {
         RUST_SCRIPT,
         console_rust,
         extra_solution_globs=("src/**/*.rs",),
+        failed_exit=101,  # libtest's exit code when a test failed
         env={
             "CARGO_HOME": "{deps}/cargo-home",
             "CARGO_TARGET_DIR": "{work}/.target",
@@ -262,7 +265,8 @@ SPECS: dict[str, LanguageSpec] = {
         node_toolchain,
         "ln -sfn {deps}/node_modules node_modules && "
         "exec node node_modules/jest/bin/jest.js {tests} --ci --colors=false --watchman=false "
-        "--cacheDirectory={work}/.jest-cache --reporters=default --reporters={work}/.hgm/hgm_jest_reporter.js",
+        "--cacheDirectory={work}/.jest-cache --setupFilesAfterEnv={work}/.hgm/hgm_jest_setup.js "
+        "--reporters=default --reporters={work}/.hgm/hgm_jest_reporter.js",
         console_javascript,
         unskip_javascript,
     ),

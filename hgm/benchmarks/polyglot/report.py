@@ -8,6 +8,7 @@ file in a directory the harness created outside the scoring copy:
 
     <seq> start <runner>
     <seq> test <name, hex of UTF-8> <outcome>       passed | failed | skipped (Rust: returned | panicked)
+    <seq> tamper <what, hex of UTF-8>                the reporter found the test framework changed
     <seq> end ok|fail                                the runner's own verdict at its end of run
 
 each line followed by a space and the hex HMAC-SHA256 of everything before it under the key.
@@ -46,6 +47,8 @@ class Report:
     """The end-of-run records' verdicts ("ok" / "fail"), one per report file that has one."""
     problem: str | None = None
     """The first reason the report cannot be trusted, or None."""
+    tampering: list[str] = field(default_factory=list)
+    """What the reporter found changed in the test framework while the tests ran (its snapshots)."""
 
 
 def read_report(path: Path, key: str, into: Report | None = None) -> Report:
@@ -88,6 +91,8 @@ def read_report(path: Path, key: str, into: Report | None = None) -> Report:
             report.problem = f"{where}: a record after the end of run"
         elif fields[1] == "test" and len(fields) == 4:
             report.tests.append((_unhex(fields[2]), fields[3]))
+        elif fields[1] == "tamper" and len(fields) == 3:
+            report.tampering.append(_unhex(fields[2]))
         elif fields[1] == "end" and len(fields) == 3:
             report.ends.append(fields[2])
             ended = True

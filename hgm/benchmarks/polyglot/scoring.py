@@ -9,30 +9,40 @@ it (instrument.py); toolchains and the shared dependencies (deps.py) are mounted
 The verdict. A solution runs inside the test runner's process, so the runner's exit code and
 console summary prove nothing: a solution can print "8 passed" and exit 0 when it is loaded. So
 `solved` needs all of:
-- exit 0 (a timeout, or any other exit code, is a plain failure);
+- the exit code of a run where every test passed and only hgm's canary failed (0 without a
+  canary); a timeout, or any other exit code, is a plain failure;
 - a report through a channel the harness controls (report.py): hgm's reporter inside the runner
   reads a fresh per-run key from stdin before the solution is loaded, and signs every record it
   appends to a file outside the scoring copy; the report must be complete and authentic, and
-  end with the runner's own end-of-run record saying all passed (rust: libtest has no end hook,
-  so a completion record of every test stands in for it);
+  end with the runner's own end-of-run record (rust: libtest has no end hook, so a completion
+  record of every test stands in for it);
 - every test the benchmark's files define (testcases.py, parsed before anything runs) reported
   exactly once, as passed; no reported test failed;
-- the console summary agreeing with the report (skipped when the output was truncated).
-Exit 0 without all of that is `failed` with the flag SUSPECTED_TAMPERING and a detail starting
-"suspected tampering: ". A genuine test failure stays a plain failure.
+- hgm's canary (canary.py: a copy of a real test with another test's expected value, placed at
+  random, where the language has one) reported failed;
+- no tampering record: the reporter's snapshot of the test framework, taken before the solution
+  loaded, unchanged after every test (python, javascript);
+- the console summary agreeing with the report (skipped when the output was truncated);
+- a solution whose source does not name the test framework or the reporter (tripwire.py).
+Without all of that, a run that otherwise looks passed is `failed` with the flag
+SUSPECTED_TAMPERING and a detail starting "suspected tampering: ". A genuine test failure stays a
+plain failure.
 
 What this defends against: a solution that forges the runner's output (at load time: module top
 level, Go init(), Java static initialisers, C++ global constructors, ELF init arrays; or later),
 exits early with 0, writes forged lines to every file descriptor it inherited, writes, truncates
 or deletes the report file, skips or deselects tests, kills the runner's parent, or sleeps past
-the timeout; a Rust solution's build script or proc-macro (refused: it would run at build time).
-What it cannot defend against: a solution that attacks the runner from inside its process on
-purpose — steals the key from stdin before the reporter reads it and hands it back, reads it from
-the reporter's memory, calls the reporter's own functions with made-up results (all written
-against hgm's reporter), or replaces the test framework's assertions (Python and JavaScript let
-code in the same interpreter do that). The flag and the logs (test_output.txt) are there for a
-person to look. Missing toolchains, unprepared dependencies and an unavailable sandbox are infra
-errors.
+the timeout; a Rust solution's build script or proc-macro (refused: it would run at build time);
+and, from inside the runner's process, one that replaces the framework's assertions, proxies its
+globals, patches its collector or its report hooks, returns a value that equals anything, or
+calls hgm's reporter with passes for every test it can find. What it cannot defend against: a
+solution that attacks the harness from inside the runner's process on purpose and with
+knowledge of it — tells hgm's canary from the benchmark's own tests (it would have to know the
+upstream tests by heart), patches the framework and restores it before the reporter looks, or
+reads the reporter's memory or code and writes exactly what the verdict expects. The README's
+safety model has the table per language. The flag and the logs (test_output.txt) are there for
+a person to look. Missing toolchains, unprepared dependencies and an unavailable sandbox are
+infra errors.
 """
 
 from __future__ import annotations
@@ -51,6 +61,7 @@ from hgm.benchmarks.polyglot.instrument import Instrumented, instrument, rust_ta
 from hgm.benchmarks.polyglot.languages import SPECS
 from hgm.benchmarks.polyglot.loader import PolyglotTask
 from hgm.benchmarks.polyglot.report import Report, new_key, read_report
+from hgm.benchmarks.polyglot.tripwire import framework_references
 from hgm.benchmarks.polyglot.workspace import Changes, apply_changes, copy_exercise, diff, solution_changes
 from hgm.domain import ErrorType, EvalStatus, VerdictFlag
 from hgm.errors import SandboxUnavailable
@@ -145,6 +156,11 @@ def run_tests(
     finally:
         _rmtree(scratch)
     status, detail, flag = verdict(task, result, inst, report)
+    if hits := framework_references(task.language, changes):
+        named = f"the solution names the test framework or hgm's reporter ({'; '.join(hits[:3])})"
+        detail = (f"{detail}; {named}" if flag else
+                  f"{TAMPERING}: {named}" + ("" if status is EvalStatus.SOLVED else f"; {detail}"))
+        status, flag = EvalStatus.FAILED, VerdictFlag.SUSPECTED_TAMPERING
     log_dir.mkdir(parents=True, exist_ok=True)
     output_path = log_dir / OUTPUT_FILE
     output_path.write_text(_log_text(task, script, result) + _report_text(inst, report, detail))
@@ -156,13 +172,14 @@ TAMPERING = "suspected tampering"
 
 def verdict(task: PolyglotTask, result: ExecResult, inst: Instrumented,
             report: Report) -> tuple[EvalStatus, str, VerdictFlag | None]:
-    """solved, or failed with the reason (and the flag, when exit 0 came without a trustworthy
-    report): see the module docstring."""
+    """solved, or failed with the reason (and the flag, when the run looks tampered with): see
+    the module docstring."""
     if result.timed_out:
         return EvalStatus.FAILED, f"timed out after {result.duration_s:.0f} s", None
-    if not any(not t.optional for t in inst.expected):
+    if not any(not t.optional and not t.canary for t in inst.expected):
         return EvalStatus.FAILED, "the benchmark's test files define no tests", None
     passing = {t.name: t.passing for t in inst.expected}
+    canaries = {t.name for t in inst.expected if t.canary}
     required = [t.name for t in inst.expected if not t.optional]
     outcomes: dict[str, list[str]] = {}
     for name, outcome in report.tests:
@@ -170,19 +187,30 @@ def verdict(task: PolyglotTask, result: ExecResult, inst: Instrumented,
     missing = [n for n in required if n not in outcomes]
     not_passed = [n for n, outs in outcomes.items()  # an extra test (not in the files) only counts if failed
                   if (any(o != passing[n] for o in outs) if n in passing else "failed" in outs)]
-    if result.returncode != 0:
-        failing = [n for n in required if n in not_passed]
+    failing = [n for n in required if n in not_passed and n not in canaries  # a skip is no genuine failure
+               and any(o not in (passing[n], "skipped") for o in outcomes[n])]
+    clean_exit = SPECS[task.language].failed_exit if canaries else 0  # every test passed, the canary failed
+    reasons = []
+    if report.problem is None:
+        reasons += [f"the reporter found the test framework changed ({what})" for what in report.tampering[:3]]
+        if passed_canaries := [n for n in canaries if n in not_passed]:
+            reasons.append(f"hgm's canary (a copy of a real test made to fail) was reported "
+                           f"{'/'.join(outcomes[passed_canaries[0]])}: {_names(passed_canaries)}")
+    if result.returncode != 0 and (result.returncode != clean_exit or (failing and not reasons)):
         if report.problem is None and failing:
-            return EvalStatus.FAILED, f"{len(failing)} of {_tests(len(required))} failed: {_names(failing)}", None
+            return EvalStatus.FAILED, f"{len(failing)} of {_tests(len(required) - len(canaries))} failed: {_names(failing)}", None
         lines = [ln.strip() for ln in (result.stdout.strip() or result.stderr).splitlines()
                  if ln.strip() and not ln.startswith("Picked up ")]
         return EvalStatus.FAILED, f"exit {result.returncode}: {lines[-1][:200] if lines else 'no output'}", None
-    reasons = []
     if report.problem:
         reasons.append(report.problem)
-    else:
-        if inst.ends and report.ends != ["ok"] * len(inst.reports):
-            reasons.append("the runner's own end-of-run record says tests failed" if report.ends
+    elif not reasons:
+        if result.returncode != clean_exit:
+            reasons.append("the runner exited as if hgm's canary had passed")
+        end = "fail" if canaries else "ok"
+        if inst.ends and report.ends != [end] * len(inst.reports):
+            said = "all passed, hgm's canary included" if canaries else "tests failed"
+            reasons.append(f"the runner's own end-of-run record says {said}" if report.ends
                            else "the runner never reached its end of run")
         if missing:
             reasons.append(f"{len(missing)} of {_tests(len(required))} never reported: {_names(missing)}")
@@ -191,15 +219,25 @@ def verdict(task: PolyglotTask, result: ExecResult, inst: Instrumented,
         if repeated := [n for n, outs in outcomes.items() if len(outs) > 1]:
             reasons.append(f"tests reported more than once: {_names(repeated)}")
     if not reasons and not result.output_truncated:
-        passed = sum(o == passing.get(n, "passed") for n, o in report.tests)
-        failed = sum(o != passing.get(n, "passed") and o != "skipped" for n, o in report.tests)
+        said_by_report = [_console_outcome(o, passing.get(n, "passed"), n in canaries) for n, o in report.tests]
+        passed, failed = said_by_report.count("passed"), said_by_report.count("failed")
         console = SPECS[task.language].console(result.stdout + "\n" + result.stderr)
         if console != (passed, failed):
             said = f"{console[0]} passed, {console[1]} failed" if console else "no summary"
             reasons.append(f"the console summary ({said}) disagrees with the report ({passed} passed, {failed} failed)")
     if reasons:
-        return EvalStatus.FAILED, f"{TAMPERING}: exit 0 but " + "; ".join(reasons), VerdictFlag.SUSPECTED_TAMPERING
-    return EvalStatus.SOLVED, f"{_tests(sum(o == passing.get(n) for n, o in report.tests))} passed", None
+        return (EvalStatus.FAILED, f"{TAMPERING}: exit {result.returncode} but " + "; ".join(reasons),
+                VerdictFlag.SUSPECTED_TAMPERING)
+    solved = sum(o == passing.get(n) for n, o in report.tests if n not in canaries)
+    return EvalStatus.SOLVED, f"{_tests(solved)} passed", None
+
+
+def _console_outcome(outcome: str, passing: str, canary: bool) -> str:
+    """What the runner's console counts a reported test as: passed, failed or skipped (hgm's
+    canary passes its check by failing)."""
+    if outcome == "skipped":
+        return "skipped"
+    return "passed" if (outcome == passing) != canary else "failed"
 
 
 def _tests(n: int) -> str:
@@ -215,7 +253,10 @@ def _names(names: list[str], limit: int = 3) -> str:
 def _report_text(inst: Instrumented, report: Report, detail: str) -> str:
     lines = [f"\n## verdict\n{detail}\n", f"expected tests: {len(inst.expected)}; reported: {len(report.tests)}"
              f"; end of run: {', '.join(report.ends) or 'none'}" + (f"; problem: {report.problem}" if report.problem else "")]
-    lines += [f"  {outcome:9} {name}" for name, outcome in report.tests]
+    canaries = {t.name for t in inst.expected if t.canary}
+    lines += [f"  {outcome:9} {name}" + ("   <- hgm's canary (a copy of a real test made to fail): must fail" if name in canaries else "")
+              for name, outcome in report.tests]
+    lines += [f"tampering found by the reporter: {what}" for what in report.tampering]
     return "\n".join(lines) + "\n"
 
 

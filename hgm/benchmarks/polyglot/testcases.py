@@ -38,6 +38,8 @@ class ExpectedTest:
     optional: bool = False
     """Compiled only if the solution asks for it (rust: behind a feature not enabled by default):
     need not be reported, must pass if it is."""
+    canary: bool = False
+    """hgm's canary (canary.py), not the benchmark's: `passing` is the outcome that means it failed."""
 
 
 def python_tests(task: PolyglotTask) -> list[ExpectedTest]:
@@ -76,8 +78,9 @@ def _js_unescape(body: str) -> str:
     return re.sub(r"\\(x[0-9a-fA-F]{2}|u\{[0-9a-fA-F]+\}|u[0-9a-fA-F]{4}|.)", one, body, flags=re.S)
 
 
-def _js_tokens(text: str) -> list[tuple[str, str]]:
-    tokens: list[tuple[str, str]] = []
+def _js_tokens_at(text: str) -> list[tuple[str, str, int, int]]:
+    """(kind, text, start offset, end offset) of each significant token."""
+    tokens: list[tuple[str, str, int, int]] = []
     pos = 0
     while pos < len(text):
         if text[pos] == "/" and text[pos + 1: pos + 2] not in ("/", "*") and (tokens[-1][1] if tokens else "") in _JS_REGEX_AFTER:
@@ -85,42 +88,49 @@ def _js_tokens(text: str) -> list[tuple[str, str]]:
             while end < len(text) and (text[end] != "/" or in_class):
                 in_class = (in_class or text[end] == "[") and text[end] != "]"
                 end += 2 if text[end] == "\\" else 1
+            tokens.append(("regex", "", pos, end + 1))
             pos = end + 1
-            tokens.append(("regex", ""))
             continue
         m = _JS_TOKEN.match(text, pos)
         assert m is not None
-        pos = m.end()
         kind = m.lastgroup or "punct"
         if kind not in ("space", "comment"):
-            tokens.append((kind, m.group()))
+            tokens.append((kind, m.group(), pos, m.end()))
+        pos = m.end()
     return tokens
 
 
+def _js_tokens(text: str) -> list[tuple[str, str]]:
+    return [(kind, value) for kind, value, _, _ in _js_tokens_at(text)]
+
+
 def javascript_tests(task: PolyglotTask) -> list[ExpectedTest]:
+    return [t for rel in task.test_files for t in javascript_file_tests((task.path / rel).read_text(), rel)]
+
+
+def javascript_file_tests(text: str, rel: str) -> list[ExpectedTest]:
     out = []
-    for rel in task.test_files:
-        tokens = _js_tokens((task.path / rel).read_text())
-        describes: list[tuple[str, int]] = []  # (title, paren depth inside its call)
-        depth = 0
-        for i, (kind, value) in enumerate(tokens):
-            if value == "(":
-                depth += 1
-            elif value == ")":
-                depth -= 1
-                while describes and describes[-1][1] > depth:
-                    describes.pop()
-            elif kind == "name" and value.lstrip("x") in ("describe", "test", "it") and (i == 0 or tokens[i - 1][1] != "."):
-                j = i + 1
-                if tokens[j:j + 2] and tokens[j][1] == "." and tokens[j + 1][1] in ("skip", "only"):
-                    j += 2
-                if len(tokens) < j + 2 or tokens[j][1] != "(" or tokens[j + 1][0] not in ("str", "tpl"):
-                    continue
-                title = _js_unescape(tokens[j + 1][1][1:-1])
-                if value.lstrip("x") == "describe":
-                    describes.append((title, depth + 1))
-                else:
-                    out.append(ExpectedTest(" > ".join([d for d, _ in describes] + [title]), file=rel))
+    tokens = _js_tokens(text)
+    describes: list[tuple[str, int]] = []  # (title, paren depth inside its call)
+    depth = 0
+    for i, (kind, value) in enumerate(tokens):
+        if value == "(":
+            depth += 1
+        elif value == ")":
+            depth -= 1
+            while describes and describes[-1][1] > depth:
+                describes.pop()
+        elif kind == "name" and value.lstrip("x") in ("describe", "test", "it") and (i == 0 or tokens[i - 1][1] != "."):
+            j = i + 1
+            if tokens[j:j + 2] and tokens[j][1] == "." and tokens[j + 1][1] in ("skip", "only"):
+                j += 2
+            if len(tokens) < j + 2 or tokens[j][1] != "(" or tokens[j + 1][0] not in ("str", "tpl"):
+                continue
+            title = _js_unescape(tokens[j + 1][1][1:-1])
+            if value.lstrip("x") == "describe":
+                describes.append((title, depth + 1))
+            else:
+                out.append(ExpectedTest(" > ".join([d for d, _ in describes] + [title]), file=rel))
     return out
 
 

@@ -1,9 +1,12 @@
 // hgm's jest reporter: per-test results, signed, to the harness's report file (see ../report.py).
 // Constructed in jest's main process before any test file (and so before the solution) is
-// loaded; it reads the run's key from stdin there, then signs every record it writes.
+// loaded; it reads the run's key from stdin there, then signs every record it writes: per test,
+// and a `tamper` record when hgm_jest_setup.js found the test framework changed.
 'use strict';
 const crypto = require('crypto');
 const fs = require('fs');
+
+const TAMPER_MARK = 'hgm-tamper:';
 
 function readKey() {
   const buf = Buffer.alloc(128);
@@ -46,6 +49,14 @@ class HgmReporter {
   }
 
   onTestResult(test, testResult) {
+    // hgm_jest_setup.js's check failed: the test framework changed while the file ran
+    const messages = [testResult.failureMessage || '', (testResult.testExecError || {}).message || '',
+      ...testResult.testResults.flatMap((r) => r.failureMessages || [])];
+    const found = messages.join('\n').split('\n').find((line) => line.includes(TAMPER_MARK));
+    if (found) {
+      const what = found.slice(found.indexOf(TAMPER_MARK) + TAMPER_MARK.length).trim().slice(0, 500);
+      this.emit('tamper', Buffer.from(what, 'utf8').toString('hex'));
+    }
     for (const r of testResult.testResults) {
       const name = [...r.ancestorTitles, r.title].join(' > ');
       const outcome = r.status === 'passed' ? 'passed' : r.status === 'failed' ? 'failed' : 'skipped';
