@@ -115,6 +115,10 @@ def test_hostile_solution_is_not_solved(bench, bwrap, tmp_path: Path, task_id: s
     assert score.status is EvalStatus.FAILED, f"{attack} was scored {score.status}: {score.detail}"
     if attack == "slept_past_timeout":
         assert score.flag is None and score.detail.startswith("timed out"), score.detail
+    elif (task_id, attack) == ("java__resistor-color-trio", "skipped_tests") and score.flag is None:
+        # JUnit reports an aborted test (a failed assumption) as not successful: hgm's listener says
+        # failed, and with the canary's failure beside it that reads as a genuine failure
+        assert re.fullmatch(r"1 of 10 tests failed: \w+", score.detail), score.detail
     elif attack != "killed_parent":  # a killed parent may end the sandbox (non-zero exit, plain failure)
         # the attack looked like a pass: exit 0, or the exit of a run where only hgm's canary failed
         looks_passed = {0, SPECS[task_id.split("__")[0]].failed_exit}
