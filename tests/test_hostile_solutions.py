@@ -30,13 +30,14 @@ import re
 from pathlib import Path
 
 import pytest
-from toolchains import require_language
 
 from hgm.benchmarks.polyglot import PolyglotBenchmark
 from hgm.benchmarks.polyglot.languages import SPECS
 from hgm.benchmarks.polyglot.scoring import run_tests
 from hgm.domain import EvalStatus, VerdictFlag
 from hgm.sandbox import get_sandbox
+
+from toolchains import require_language
 
 pytestmark = pytest.mark.slow
 

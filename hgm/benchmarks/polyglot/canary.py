@@ -101,9 +101,8 @@ def python_canary(copy: Path, rel: str, rng: random.Random) -> Canary | None:
         if not isinstance(cls, ast.ClassDef):
             continue
         for method in cls.body:
-            if _py_plain_test(method):
-                if found := _py_expected(method):
-                    hosts.append((cls, method, found))
+            if _py_plain_test(method) and (found := _py_expected(method)):
+                hosts.append((cls, method, found))
     rng.shuffle(hosts)
     for cls, method, (where, index, value) in hosts:
         mine = _py_literal(value)

@@ -19,7 +19,14 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from hgm.benchmarks.polyglot.canary import Canary, c_like_canary, go_canary, javascript_canary, python_canary, rust_canary
+from hgm.benchmarks.polyglot.canary import (
+    Canary,
+    c_like_canary,
+    go_canary,
+    javascript_canary,
+    python_canary,
+    rust_canary,
+)
 from hgm.benchmarks.polyglot.loader import PolyglotTask
 from hgm.benchmarks.polyglot.testcases import (
     _GO_TEST,
