@@ -4,7 +4,9 @@ Trusted edits of the benchmark's own files, made before the sandbox starts: a pl
 runner loads (python, javascript), a package with a TestMain plus one `hgmTrack(t)` call at the
 top of every test function (go), a module plus one guard at the top of every `#[test]` fn (rust),
 a listener included in Catch's main (cpp); java's listener ships in the prepared runner jar.
-Rewritten test files are written from the benchmark's text, never from the copy's.
+And one canary test per run (canary.py). Rewritten test files are written from the benchmark's
+text (go, rust) or from the copy's un-skipped test file, which no solution change can touch
+(workspace.solution_paths never names a test file).
 
 The test files and the reporter are mounted read-only into the sandbox (`Instrumented.read_only`),
 so nothing that runs there can change the tests or the reporter between compiling and running.
