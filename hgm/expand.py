@@ -238,7 +238,7 @@ class Expander:
         with tempfile.TemporaryDirectory(prefix="hgm-validate-") as tmp:
             child = self.archive.export(sha, Path(tmp) / "agent")
             if self._fixed_rewriter_target():  # not an agent: its Python files must still compile
-                path = getattr(self.sandbox, "default_path", "/usr/local/bin:/usr/bin:/bin")
+                path = self.sandbox.default_path
                 r = self.sandbox.exec(["python3", "-c", _COMPILE_ALL], cwd=str(child), timeout=self.config.sandbox.validate_timeout_s,
                                       env={"PATH": path, "PYTHONDONTWRITEBYTECODE": "1", "LANG": "C.UTF-8"},
                                       mounts=[Mount(child, str(child))], limits=limits_from(self.config.sandbox))

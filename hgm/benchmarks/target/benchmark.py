@@ -35,7 +35,6 @@ from hgm.domain import ErrorType, EvalStatus
 from hgm.errors import UserError
 from hgm.sandbox.base import ExecResult, Limits, Mount, Sandbox
 
-SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
 LOG_TAIL = 2000
 
 
@@ -85,6 +84,10 @@ class TargetBenchmark:
         raise UserError("a target's evaluations are scored as they run (evaluate_node); there is no stored "
                         "solution to re-grade")
 
+    def shutdown(self, timeout: float = 10.0) -> int:
+        """Nothing to end: a target runs in the run's own sandbox."""
+        return 0
+
     def evaluate_node(self, node_dir: Path, task: Case, *, sandbox: Sandbox, limits: Limits, log_dir: Path,
                       llm_env: dict[str, str], llm_mounts: list[Mount]) -> TaskScore:
         with tempfile.TemporaryDirectory(prefix=f"hgm-target-{task.id}-") as tmp:
@@ -100,7 +103,7 @@ def _evaluate(spec: TargetSpec, node_dir: Path, task: Case, tmp: Path, *, sandbo
     given.mkdir()
     before = _snapshot(code)
     case_json = json.dumps(task.fields)
-    path = getattr(sandbox, "default_path", SYSTEM_PATH)
+    path = sandbox.default_path
     env = {"PATH": path, "LANG": "C.UTF-8", "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1",
            "HGM_OUTPUT_DIR": str(out), "HGM_CASE": case_json, "HGM_CASE_ID": task.id, **llm_env}
     try:
@@ -138,7 +141,7 @@ def _evaluate(spec: TargetSpec, node_dir: Path, task: Case, tmp: Path, *, sandbo
 def _score(spec: TargetSpec, task: Case, given: Path, entry_s: float, case_json: str, *, sandbox: Sandbox,
            limits: Limits, log_dir: Path, note: str) -> TaskScore:
     scorer = spec.scorer
-    env = {"PATH": getattr(sandbox, "default_path", SYSTEM_PATH), "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1",
+    env = {"PATH": sandbox.default_path, "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1",
            "HGM_OUTPUTS_DIR": str(given), "HGM_CASE": case_json, "HGM_CASE_ID": task.id,
            "HGM_ENTRY_SECONDS": f"{entry_s:.6f}"}
     mounts = [Mount(given, str(given)), Mount(scorer.dir, str(scorer.dir))]
