@@ -213,3 +213,82 @@ def test_qa_example_runs_with_its_cases_file(tmp_path: Path) -> None:
     children = [s for n, scores in by_node.items() if n != 1 for s in scores]
     assert len(root) + len(children) == 10 and children
     assert max(children) > max(root)  # answering with the new words only scores higher than the whole sentence
+
+
+ASK_LLM = '''
+import http.client, json, os, pathlib, socket
+
+class UnixConnection(http.client.HTTPConnection):
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(os.environ["HGM_LLM_SOCKET"])
+
+case = json.loads(os.environ["HGM_CASE"])
+conn = UnixConnection("localhost")
+body = {"model": os.environ["HGM_LLM_MODEL"], "messages": [{"role": "user", "content": case["question"]}]}
+conn.request("POST", "/v1/chat/completions", json.dumps(body),
+             {"Authorization": "Bearer " + os.environ["OPENAI_API_KEY"], "Content-Type": "application/json"})
+reply = json.loads(conn.getresponse().read())
+answer = reply["choices"][0]["message"]["content"]
+pathlib.Path(os.environ["HGM_OUTPUT_DIR"], "out.txt").write_text(answer)
+print("key looks like a session token:", not os.environ["OPENAI_API_KEY"].startswith("sk-"))
+'''
+SCORE_EXACT = """
+import json, os, pathlib
+answer = pathlib.Path(os.environ["HGM_OUTPUTS_DIR"], "out.txt").read_text().strip()
+print(json.dumps({"score": 1.0 if answer == "Paris" else 0.0}))
+"""
+
+
+def test_an_llm_target_reaches_the_gateway_and_only_then(tmp_path: Path) -> None:
+    """llm: true: the entry gets the gateway socket and a session token (role downstream), the call is
+    booked in the store; without it the same entry has no socket and fails (no network either)."""
+    target = make_target(tmp_path / "t", ASK_LLM, SCORE_EXACT, llm=True,
+                         cases=[{"id": "c1", "question": "What is the capital of France?"}])
+    (tmp_path / "answer.json").write_text(json.dumps({"responses": [{"content": "Paris", "repeat": 10}]}))
+    run = tmp_path / "run"
+    done = hgm("run", "--target", str(target), *_scripts(tmp_path / "s", "true"), "--downstream-llm",
+               f"scripted:{tmp_path / 'answer.json'}", "--max-task-evals", "1", "--run-dir", str(run))
+    assert done.returncode == 0, done.stdout + done.stderr
+    with RunStore.open(run, readonly=True) as store:
+        [evaluation] = store.evaluations()
+        assert (evaluation.status, evaluation.score) == (EvalStatus.SCORED, 1.0)
+        assert store.llm_usage(role="downstream").calls == 1
+    assert "session token: True" in (run / evaluation.log_dir / "entry_output.txt").read_text()
+    offline = make_target(tmp_path / "o", ASK_LLM, SCORE_EXACT, cases=[{"id": "c1", "question": "?"}])
+    result, _ = evaluate(offline, tmp_path / "o")
+    assert result.status == EvalStatus.FAILED and "KeyError: \'HGM_LLM_" in result.detail  # no gateway variables
+
+
+@pytest.mark.slow
+def test_a_coding_agent_target_rewrites_itself(tmp_path: Path) -> None:
+    """rewriter: self (HGM's setting): the target is a coding agent; its own coding_agent.py rewrites
+    its code (the self-improvement statement), the child passes the agent validation."""
+    import shutil
+
+    from hgm.paths import INITIAL_AGENT
+
+    root = tmp_path / "t"
+    make_target(root, WRITE_OUT, SCORE_HALF, rewriter="self")
+    agent = root / "agent"
+    shutil.copytree(INITIAL_AGENT, agent, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(root / "target" / "entry.py", agent / "entry.py")
+    spec = yaml.safe_load((root / "target" / "target.yaml").read_text())
+    (agent / "target.yaml").write_text(yaml.safe_dump(spec))
+    models = dict(zip(["diagnose", "self_improve"], _scripts(tmp_path / "s", "true")[1::2], strict=True))
+    script = json.loads(Path(models["self_improve"].removeprefix("scripted:")).read_text())
+    script["rules"][0]["match"] = "Improve this coding agent"
+    script["rules"][0]["tool_calls"][0]["arguments"]["command"] = \
+        "printf '\\n# lesson: check the output file\\n' >> prompts.py"
+    Path(models["self_improve"].removeprefix("scripted:")).write_text(json.dumps(script))
+    run = tmp_path / "run"
+    done = hgm("run", "--target", str(agent), "--diagnose-llm", models["diagnose"], "--self-improve-llm",
+               models["self_improve"], "--max-task-evals", "2", "--run-dir", str(run), "--set", "search.initial_evals=1")
+    assert done.returncode == 0, done.stdout + done.stderr
+    with RunStore.open(run, readonly=True) as store:
+        nodes = store.nodes()
+        scored = [e.score for e in store.evaluations() if e.status == EvalStatus.SCORED]
+    assert len(nodes) >= 2 and scored == [0.5, 0.5]
+    statement = next(run.glob("nodes/1/expansions/*/agent/statement.md")).read_text()
+    assert "Improve this coding agent" in statement
+    assert "lesson: check the output file" in next(run.glob("nodes/1/expansions/*/patch.diff")).read_text()
