@@ -65,7 +65,8 @@ def measure(target: Path, backend: str, repeat: int) -> dict[str, float]:
             result = bench.evaluate_node(target, case, sandbox=sandbox, limits=Limits(), log_dir=log, llm_env={},
                                          llm_mounts=[])
             total = time.perf_counter() - start
-            assert result.score is not None, result
+            if result.score is None:
+                raise RuntimeError(f"the evaluation did not score: {result.detail[:300]}")
             code = Path(tmp) / "code"
             shutil.copytree(target, code)
             out.mkdir()
@@ -93,8 +94,8 @@ def main() -> None:
         for backend in args.backends.split(","):
             try:
                 r = measure(target, backend, args.repeat)
-            except SandboxUnavailable as e:
-                print(f"{backend}: unavailable ({e})")
+            except (SandboxUnavailable, RuntimeError) as e:
+                print(f"{backend}: not measured ({e})")
                 continue
             print(f"{backend}: evaluation {r['evaluation_s']:.3f} s, entry+scorer bare {r['own_s']:.3f} s, "
                   f"harness overhead {r['overhead_s']:.3f} s (median of {args.repeat}; max {r['overhead_max_s']:.3f} s)")
