@@ -57,7 +57,6 @@ from hgm.config import HGMConfig
 from hgm.domain import (
     DispatchState,
     EvalOutcome,
-    EvalStatus,
     EvaluationRow,
     ExpansionOutcome,
     ExpansionRow,
@@ -73,7 +72,7 @@ from hgm.run import RUN_TMP_PREFIX, _Jobs, check_output_dir
 from hgm.sandbox import get_sandbox
 from hgm.search import Evaluate, Expand
 from hgm.store import RunStore
-from hgm.verify import PATCH_FILE, named_final, task_ids
+from hgm.verify import PATCH_FILE, named_final, refuse_in_flight, task_ids
 from hgm.worker import Workbench, run_job
 
 log = logging.getLogger("hgm.replay")
@@ -426,10 +425,7 @@ def replay_run(run_dir: Path, out: Path, *, agent: Path | None = None, benchmark
         raise UserError("the replay must go to a new directory, not the recorded run's own")
     check_output_dir(out)
     with RunStore.open(run_dir, readonly=True) as rec:
-        if any(e.status == EvalStatus.IN_FLIGHT for e in rec.evaluations()) or \
-                any(x.status == ExpansionStatus.IN_FLIGHT for x in rec.expansions()):
-            raise UserError(f"{run_dir} has work in flight (it is running, or was killed and not resumed); "
-                            f"replay it once it has finished or after `hgm run --resume {run_dir}`")
+        refuse_in_flight(rec, run_dir, "replay")
         config = rec.config.model_copy(deep=True)
         if benchmark_path is not None:
             config.benchmark.path = benchmark_path

@@ -10,7 +10,8 @@ Two parts, both read-only on the run directory:
   `flaky` (the two re-grades disagree with each other), `tampered` (both agree with each other and
   not with the store, or the re-grade flags tampering the store did not: the stored verdict does
   not follow from the stored solution), `infra` (the re-grade could not run, or the stored patch
-  does not re-apply to the task: counted apart, never the agent's mismatch).
+  does not re-apply to the task exactly, e.g. it held bytes that were not UTF-8: counted apart,
+  never the agent's mismatch).
 - **Integrity.** Invariants of the store and the archive, each a named `Check`: every node's
   commit is in the archive and its branch points at it; a child's commit is a child of its
   parent's; each committed expansion's diff (archive) equals the patch its log recorded;
@@ -186,7 +187,11 @@ def regrade(run_dir: Path, e: EvaluationRow, benchmark: Benchmark, tasks: dict[s
                        f"no stored patch ({patch_file}): nothing to re-grade")
     if e.task_id not in tasks:
         return Regrade(e.id, e.node_id, e.task_id, stored, [], Verdict.INFRA, f"the benchmark has no task {e.task_id}")
-    patch = patch_file.read_text()
+    patch = patch_file.read_text(errors="replace")
+    if "\ufffd" in patch:  # the scorers write patches as text: bytes that were not UTF-8 are lost
+        return Regrade(e.id, e.node_id, e.task_id, stored, [], Verdict.INFRA,
+                       "the stored patch holds U+FFFD, as which bytes that were not UTF-8 are written: the "
+                       "solution may not re-apply exactly")
     grades: list[Grade] = []
     for n in (1, 2):
         g = grade_patch(benchmark, tasks[e.task_id], patch, sandbox=sandbox, timeout_s=config.sandbox.test_timeout_s,
@@ -380,6 +385,14 @@ def check_final(store: RunStore, config: HGMConfig, benchmark: Benchmark, tasks:
 
 # -- the whole check -------------------------------------------------------------------------
 
+def refuse_in_flight(store: RunStore, run_dir: Path, what: str) -> None:
+    """UserError when the run has work in flight: it is running, or was killed and not resumed."""
+    if any(e.status == EvalStatus.IN_FLIGHT for e in store.evaluations()) or \
+            any(x.status == ExpansionStatus.IN_FLIGHT for x in store.expansions()):
+        raise UserError(f"{run_dir} has work in flight (it is running, or was killed and not resumed); {what} it once "
+                        f"it has finished, or after `hgm run --resume {run_dir}`")
+
+
 def task_ids(store: RunStore, benchmark: Benchmark) -> list[str]:
     """The run's task list (its config's ids or subset)."""
     b = store.config.benchmark
@@ -394,6 +407,7 @@ def verify_run(run_dir: Path, *, sample: int | None = None, seed: int | None = N
     `sample` re-grades that many counted evaluations, drawn with `seed` (random when None, reported)."""
     run_dir = Path(run_dir)
     with RunStore.open(run_dir, readonly=True) as store:
+        refuse_in_flight(store, run_dir, "verify")
         config = store.config.model_copy(deep=True)
         if benchmark_path is not None:
             config.benchmark.path = benchmark_path

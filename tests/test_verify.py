@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
+from test_swe_bench_e2e import solve_script
+from test_swe_bench_scoring import BASE_IMAGE, LOCAL, TASK, bench  # noqa: F401 - the fixture
 
 from hgm.archive import Archive
 from hgm.domain import EvalStatus
@@ -67,8 +69,10 @@ def verify_json(run: Path, *args: str) -> tuple[int, dict]:
 
 @pytest.mark.slow
 def test_verify_of_a_recorded_run_finds_no_mismatch(recorded: Path) -> None:
-    code, report = verify_json(recorded)
+    before = snapshot(recorded)
+    code, report = verify_json(recorded, "--workers", "2")
     assert code == 0, report
+    assert snapshot(recorded) == before
     assert report["regraded"] == report["counted"] == 6
     assert report["by_verdict"] == {"agrees": 6} and report["mismatches"] == 0
     assert [c["name"] for c in report["checks"] if not c["ok"]] == []
@@ -107,6 +111,12 @@ def test_verify_names_edited_verdicts_and_a_deleted_commit(recorded: Path, tmp_p
     assert failed["commits in the archive"] == [f"node {node}: commit {sha} is not in the archive"]
 
 
+def snapshot(run: Path) -> dict[str, bytes]:
+    """Every file of a run directory (the WAL and shared-memory files of a reader aside), with its bytes."""
+    return {str(p.relative_to(run)): p.read_bytes() for p in sorted(run.rglob("*"))
+            if p.is_file() and not p.name.endswith(("-wal", "-shm"))}
+
+
 def replay_json(run: Path, out: Path, *args: str) -> tuple[int, dict]:
     done = hgm("replay", str(run), "-o", str(out), "--format", "json", *args)
     assert done.returncode in (0, 1), done.stderr[-3000:]
@@ -116,8 +126,10 @@ def replay_json(run: Path, out: Path, *args: str) -> tuple[int, dict]:
 @pytest.mark.slow
 def test_replay_of_a_recorded_run_reproduces_every_outcome(recorded: Path, tmp_path: Path) -> None:
     out = tmp_path / "replay"
+    before = snapshot(recorded)
     code, report = replay_json(recorded, out)
     assert (code, report["divergences"]) == (0, []), json.dumps(report["divergences"], indent=1)
+    assert snapshot(recorded) == before  # the record is only read
     with RunStore.open(recorded, readonly=True) as rec, RunStore.open(out, readonly=True) as rep:
         assert [(e.node_id, e.task_id, e.status, e.detail) for e in rep.evaluations()] == \
             [(e.node_id, e.task_id, e.status, e.detail) for e in rec.evaluations()]
@@ -135,8 +147,6 @@ def test_replay_of_a_recorded_run_reproduces_every_outcome(recorded: Path, tmp_p
         assert "+# lesson: run the tests before you stop" in rep_git.diff(f"node-{n}~1", f"node-{n}")
     code, checked = verify_json(out)  # a replay is an ordinary run
     assert code == 0 and checked["by_verdict"] == {"agrees": 6}, checked
-    with RunStore.open(recorded, readonly=True) as rec:
-        assert rec.get_meta("replay_of") is None and len(rec.evaluations()) == 6
 
 
 @pytest.mark.slow
@@ -198,3 +208,26 @@ def test_a_killed_and_resumed_run_of_two_workers_verifies_and_replays(tmp_path: 
         assert 0 < report["llm_calls"] == served <= sum(c.attempts > 0 for c in rec.llm_exchanges())
     code, checked = verify_json(out)
     assert code == 0, checked
+
+
+@pytest.mark.slow
+@pytest.mark.docker
+def test_a_swe_bench_run_verifies_and_replays_through_the_same_interface(bench, tmp_path: Path,  # noqa: F811
+                                                                         polyglot_path: Path) -> None:
+    models = write_scripts(tmp_path / "scripts", polyglot_path)
+    run = tmp_path / "run"
+    done = hgm("run", "--swe-bench", "--dataset", str(LOCAL), "--subset", "all", "--sandbox", "bwrap",
+               "--downstream-llm", solve_script(tmp_path / "solve.json"), "--self-improve-llm", models["self_improve"],
+               "--diagnose-llm", models["diagnose"], "--max-task-evals", "3", "--initial-evals", "3",
+               "--run-dir", str(run), "--set", "search.initial_expansions=0", "--set", "sandbox.agent_timeout_s=300",
+               "--set", f"benchmark.build_base={BASE_IMAGE}")
+    assert done.returncode == 0, done.stderr[-3000:]
+    code, report = replay_json(run, tmp_path / "replay")
+    assert (code, report["divergences"], report["replayed"]) == (0, [], 3), report
+    with sqlite3.connect(run / "run.sqlite") as db:
+        (solved,) = db.execute("SELECT id FROM evaluations WHERE status='solved' AND task_id=?", (TASK,)).fetchone()
+        db.execute("UPDATE evaluations SET status='failed' WHERE id=?", (solved,))
+    code, report = verify_json(run)
+    assert code == 1 and report["by_verdict"] == {"agrees": 2, "tampered": 1}, report
+    (named,) = [r for r in report["regrades"] if r["verdict"] == "tampered"]
+    assert (named["eval_id"], named["stored"], named["regraded"]) == (solved, "failed", ["solved", "solved"])
