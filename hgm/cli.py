@@ -379,11 +379,12 @@ def llm_models(config: ConfigOpt = None, override: OverrideOpt = None) -> None:
 @llm_app.command("check")
 def llm_check(models: Annotated[list[str], typer.Argument(help="Model names to check.")],
               config: ConfigOpt = None, override: OverrideOpt = None) -> None:
-    """Resolve model names and check their API keys are set (exit 2 naming missing variables)."""
-    from hgm.llm.providers import ProviderTable, check_models
+    """Resolve model names, check their API keys are set and their endpoints answer (DNS, TCP, TLS; no
+    request), as `hgm run` does before it starts; exit 2 naming what is wrong."""
+    from hgm.llm.providers import check_llm
 
     cfg = resolve_config(config, override)
-    for route in check_models(models, ProviderTable.load(cfg.llm.providers_file), base_url=cfg.llm.base_url):
+    for route in check_llm(cfg.llm, models):
         Console().print(literal(f"{route.name}: ok ({route.provider} {route.base_url or route.script})"))
 
 

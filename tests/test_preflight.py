@@ -153,8 +153,10 @@ def test_hgm_run_with_an_unreachable_provider_exits_within_10_s_naming_the_cause
     assert list(tmp_path.iterdir()) == [], "no run directory, nothing started"
 
 
-def test_eval_agent_and_solve_check_their_model_too(tmp_path, polyglot_path):
+def test_eval_agent_solve_and_llm_check_check_their_model_too(tmp_path, polyglot_path):
     dead = f"m@http://127.0.0.1:{closed_port()}/v1"
+    done, _ = hgm("llm", "check", dead, cwd=tmp_path)
+    assert done.returncode == 2 and "connection refused" in done.stderr, done.stderr
     done, _ = hgm("eval-agent", "initial", "python__transpose", "--from", str(polyglot_path), "--llm", dead,
                   cwd=tmp_path)
     assert done.returncode == 2 and "connection refused" in done.stderr, done.stderr
