@@ -225,10 +225,12 @@ def agent_env(llm: AgentLLM, venv: Path, timeout_s: float, base_path: str = SYST
 def run_agent(agent_dir: Path, workspace: Path, base_commit: str, statement: str, *, language: str,
               llm: AgentLLM, sandbox: Sandbox, limits: Limits, timeout_s: float, log_dir: Path,
               self_improve: bool = False, test_description: str = "", workdir: str | None = None,
-              path: str | None = None, console: Console | None = None) -> AgentRun:
+              path: str | None = None, console: Console | None = None, mounts: list[Mount] | None = None,
+              env: dict[str, str] | None = None) -> AgentRun:
     """Run the agent once on `workspace`; it edits files there. A crash or timeout is a result.
     `workdir`: where the workspace appears inside the sandbox (default: its own path); `path`: the
-    task's PATH inside, before the agent's venv."""
+    task's PATH inside, before the agent's venv; `mounts`: more read-only mounts (files a person granted);
+    `env`: more environment variables."""
     agent_dir, workspace = agent_dir.resolve(), workspace.resolve()
     venv = agent_venv(agent_dir, console=console)
     session_dir = (log_dir / "agent").resolve()
@@ -236,8 +238,8 @@ def run_agent(agent_dir: Path, workspace: Path, base_commit: str, statement: str
     (session_dir / "statement.md").write_text(statement)
     argv = agent_command(agent_dir, venv, Path(workdir or workspace), base_commit, session_dir, language=language,
                          model=llm.model, self_improve=self_improve, test_description=test_description)
-    env = agent_env(llm, venv, timeout_s, sandbox.default_path, path)
-    mounts = agent_mounts(agent_dir, venv, workspace, session_dir, llm.socket, workdir)
+    env = {**agent_env(llm, venv, timeout_s, sandbox.default_path, path), **(env or {})}
+    mounts = agent_mounts(agent_dir, venv, workspace, session_dir, llm.socket, workdir) + list(mounts or [])
     start = time.monotonic()
     result = sandbox.exec(argv, cwd=workdir or str(workspace), env=env, timeout=timeout_s, mounts=mounts, limits=limits)
     duration = time.monotonic() - start

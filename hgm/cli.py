@@ -154,6 +154,7 @@ def run(
     max_usd: Annotated[Optional[float], typer.Option("--max-usd", min=0, help="Stop once the run spent this many dollars.")] = None,
     agent: Annotated[Optional[str], typer.Option("--agent", help="Start the search from this agent: `initial` (the seed agent, default) or a directory holding coding_agent.py.")] = None,
     target: Annotated[Optional[Path], typer.Option("--target", help="Evolve your own program against your own scorer: a directory holding target.yaml (README: Bring your own target); --set target.KEY=VALUE overrides a key of the file.")] = None,
+    approve: Annotated[Optional[str], typer.Option("--approve", help="rewrites: every new child waits for a person's approval before it is evaluated (steer.approve; `hgm steer RUN pending`).")] = None,
     executor: Annotated[Optional[str], typer.Option("--executor", help="Where jobs run: local (threads, default) or ray (docs/cluster.md).")] = None,
     ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="Ray cluster to join, e.g. 10.0.0.5:6379 (with --executor ray).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and a cost forecast; start nothing (no sandbox, no run directory, no network).")] = False,
@@ -171,7 +172,7 @@ def run(
         "llm.diagnose": diagnose_llm, "search.max_task_evals": max_task_evals, "search.initial_evals": initial_evals,
         "search.workers": workers, "search.policy": policy, "search.seed": seed, "sandbox.backend": sandbox,
         "benchmark.path": from_, "budget.max_usd_run": max_usd, "executor.name": executor,
-        "executor.ray_address": ray_address,
+        "executor.ray_address": ray_address, "steer.approve": approve,
     }
     given = {k: v for k, v in flags.items() if v is not None}
     if runs_dir is not None and not dry_run:
@@ -431,6 +432,10 @@ _register_report_commands(app)  # report, compare, runs, solve
 from hgm.cli_verify import register as _register_verify_commands  # noqa: E402
 
 _register_verify_commands(app)  # verify, replay
+
+from hgm.cli_steer import register as _register_steer_commands  # noqa: E402
+
+_register_steer_commands(app)  # steer RUN veto|pin|hint|pause|resume|budget|note|approve|reject|pending|requests|..., serve
 
 
 def show_error(e: UserError, to: Console = console) -> None:

@@ -249,6 +249,19 @@ class BudgetConfig(Section):
     """Token cap (input + output) per agent session."""
 
 
+class SteerConfig(Section):
+    """A person in the loop (hgm/steering.py, `hgm steer`)."""
+
+    approve: Literal["none", "rewrites"] = "none"
+    """rewrites: every new child waits, neither evaluated nor chosen as a parent, until a person
+    approves it (`hgm steer RUN approve NODE`) or rejects it; none: children are evaluated at once."""
+    approve_timeout_s: float | None = Field(None, gt=0)
+    """With approve = rewrites: decide a child nobody decided within this many seconds of its
+    creation (recorded with who = timeout); null: wait for a person however long it takes."""
+    approve_timeout_action: Literal["approve", "reject"] = "reject"
+    """What approve_timeout_s decides."""
+
+
 class HGMConfig(Section):
     search: SearchConfig = SearchConfig()
     llm: LLMConfig = LLMConfig()
@@ -256,6 +269,7 @@ class HGMConfig(Section):
     benchmark: BenchmarkConfig = BenchmarkConfig()
     budget: BudgetConfig = BudgetConfig()
     executor: ExecutorConfig = ExecutorConfig()
+    steer: SteerConfig = SteerConfig()
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

@@ -32,6 +32,8 @@ from typing import Any
 
 import git
 import httpx
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
 
 from hgm import prompts
 from hgm.agent_runtime import AgentLLM, agent_venv, run_agent
@@ -46,6 +48,7 @@ from hgm.llm.gateway import GATEWAY_BASE_URL, SessionUsage
 from hgm.memory_store import MemoryStore
 from hgm.paths import INITIAL_AGENT
 from hgm.sandbox import Mount, Sandbox, limits_from
+from hgm.steering import REQUESTS_ENV, REQUESTS_FILE, Action, Intervention, answers
 from hgm.store import RunStore
 
 DIAGNOSIS_KEYS = ("log_summary", "root_cause", "improvement", "implementation", "problem_statement", "title")
@@ -130,6 +133,8 @@ class Expander:
             test_output=job.test_output, lineage=job.lineage,
             task_status=job.entry_status or "not run by this agent",
             benchmark=target.description if target else describe(self.config.benchmark.name))
+        if job.hints:
+            user += prompts.DIAGNOSE_HINTS.format(hints="\n".join(f"- {h}" for h in job.hints))
         messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
         model = self.config.llm.diagnose
         token = self.gateway.open_session("diagnose", model, node_id=job.parent_id, task_id=job.entry_task)
@@ -187,6 +192,8 @@ class Expander:
         else:
             statement = prompts.SELF_IMPROVE_STATEMENT.format(task_id=task_id,
                                                               benchmark=describe(self.config.benchmark.name), **plan)
+        requests_file = (log_dir / "agent" / REQUESTS_FILE).resolve()  # in the agent's session directory
+        statement += prompts.REQUESTS.format(requests_file=requests_file, answers=job.answers)
         message = prompts.COMMIT_MESSAGE.format(
             parent_id=parent_id, task_id=task_id, task_status=job.entry_status or "not run",
             **{k: " ".join(plan[k].split()) for k in ("title", "root_cause", "improvement")})
@@ -195,6 +202,7 @@ class Expander:
         model = self.config.llm.self_improve
         with tempfile.TemporaryDirectory(prefix=f"hgm-expand-{expansion_id}-") as tmp:
             work = self.archive.export_repo(parent_sha, Path(tmp) / "agent_src")
+            allowed = _requirement_names(_requirements_text(work)) | {canonicalize_name(p) for p in job.granted_packages}
             base = git.Repo(work).head.commit.hexsha
             if self.config.benchmark.target is not None and job.memory:  # DARWIN's memory, for the rewriter
                 (log_dir / "memory.json").write_text(job.memory)
@@ -205,7 +213,9 @@ class Expander:
                                 llm=AgentLLM(self.gateway.socket_path, token, model, self.gateway.context_window(model)),
                                 sandbox=self.sandbox, limits=limits_from(self.config.sandbox),
                                 timeout_s=self.config.sandbox.agent_timeout_s, log_dir=log_dir,
-                                self_improve=target is None)
+                                self_improve=target is None,
+                                mounts=[Mount(Path(f), f) for f in job.granted_files if Path(f).is_file()],
+                                env={REQUESTS_ENV: str(requests_file)})
             finally:
                 usage = self.gateway.close_session(token)
                 sessions.append(usage)
@@ -227,12 +237,13 @@ class Expander:
                                   + (f" ({usage.failure})" if usage.failure else ""))
         self.archive.set_ref(f"refs/hgm/attempts/{expansion_id}", child)  # inspectable even if rejected
         attempt.append(child)
-        self.validate(child, log_dir)
+        self.validate(child, log_dir, allowed_packages=allowed)
         return child  # the scheduler points refs/hgm/expansions/<id> at it when it commits the result
 
     # -- validation --------------------------------------------------------------------------
-    def validate(self, sha: str, log_dir: Path) -> None:
-        """Checks of a rewritten agent, each in the sandbox; ExpansionFailed names the first that fails."""
+    def validate(self, sha: str, log_dir: Path, allowed_packages: set[str] | None = None) -> None:
+        """Checks of a rewritten agent, each in the sandbox; ExpansionFailed names the first that fails.
+        `allowed_packages`: the names its requirements.txt may use (its parent's and the granted ones)."""
         report = log_dir / "validation.txt"
         report.write_text("")
         with tempfile.TemporaryDirectory(prefix="hgm-validate-") as tmp:
@@ -247,6 +258,13 @@ class Expander:
                     raise ExpansionFailed(ErrorType.VALIDATION_FAILED,
                                           f"validation failed: compile: {_tail(r.stdout + r.stderr)}")
                 return
+            if allowed_packages is not None:
+                extra = sorted(_requirement_names(_requirements_text(child)) - allowed_packages)
+                if extra:
+                    _append(report, "requirements", f"not allowed: {', '.join(extra)}")
+                    raise ExpansionFailed(ErrorType.VALIDATION_FAILED,
+                                          f"validation failed: requirements.txt adds {', '.join(extra)}, which its "
+                                          f"parent does not use and nobody granted; ask for it in {REQUESTS_FILE}")
             try:
                 venv = agent_venv(child)
             except VenvBuildError as e:
@@ -282,15 +300,75 @@ class Expander:
 def expand_job(store: RunStore | MemoryStore, run_dir: Path, *, parent_id: int, commit: str, expansion_id: int,
                attempt: int, task_ids: list[str], seed: int, log_dir: str,
                rewriter_commit: str | None = None) -> ExpandJob:
-    """The scheduler's half of an expansion: what the job needs from the store and the run's logs.
-    `rewriter_commit`: the agent that rewrites `commit`'s code, when not the parent itself."""
+    """The scheduler's half of an expansion: what the job needs from the store and the run's logs,
+    and from a person's steering (hints, granted requests, answers). `rewriter_commit`: the agent
+    that rewrites `commit`'s code, when not the parent itself."""
     rng = random.Random(f"{seed}-{expansion_id}")
     entry, evaluation = choose_entry_task(store, parent_id, task_ids, rng)
     chat, tests = _eval_logs(run_dir, evaluation)
     status = None if evaluation is None else (f"scored {evaluation.score:.3f}" if evaluation.score is not None
                                               else evaluation.status.value)
+    interventions = store.interventions()
     return ExpandJob(expansion_id, attempt, parent_id, commit, seed, entry, status, chat, tests,
-                     lineage(store, parent_id), log_dir, rewriter_commit, memory(store, parent_id))
+                     lineage(store, parent_id), log_dir, rewriter_commit, memory(store, parent_id),
+                     hints=open_hints(store, parent_id, interventions), **granted(store, parent_id, interventions))
+
+
+def open_hints(store: RunStore | MemoryStore, node_id: int, interventions: list[Intervention]) -> tuple[str, ...]:
+    """The hints for `node_id` that no finished rewrite of it (started after the hint) has used yet."""
+    done = [x.id for x in store.expansions(node_id) if x.status in (ExpansionStatus.COMMITTED, ExpansionStatus.FAILED)]
+    return tuple(str(h.payload.get("text", "")) for h in interventions
+                 if h.action == Action.HINT and h.node_id == node_id
+                 and not any(x > int(h.payload.get("after_expansion", 0)) for x in done))
+
+
+def granted(store: RunStore | MemoryStore, node_id: int, interventions: list[Intervention]) -> dict[str, Any]:
+    """What the run's granted requests give a rewrite of `node_id`, and the answers to its lineage's requests."""
+    requests = {r.id: r for r in store.agent_requests()}
+    decided = answers(interventions)
+    packages = tuple(sorted({str(a.payload["package"]) for a in decided.values()
+                             if a.action == Action.GRANT and a.payload.get("package")}))
+    files = tuple(sorted({str(a.payload["path"]) for a in decided.values()
+                          if a.action == Action.GRANT and a.payload.get("path")}))
+    parents = {n.id: n.parent_id for n in store.nodes()}
+    line: set[int] = set()
+    node: int | None = node_id
+    while node is not None:
+        line.add(node)
+        node = parents[node]
+    lines = []
+    for rid, r in sorted(requests.items()):
+        if r.node_id not in line:
+            continue
+        a = decided.get(rid)
+        if a is None:
+            lines.append(f"- #{rid} {r.kind.value} {r.what}: not answered yet")
+        elif a.action == Action.DECLINE:
+            lines.append(f"- #{rid} {r.kind.value} {r.what}: declined by {a.who}: {a.why}")
+        else:
+            where = f" (read-only at {a.payload['path']})" if a.payload.get("path") else ""
+            lines.append(f"- #{rid} {r.kind.value} {r.what}: granted by {a.who}{where}" + (f": {a.why}" if a.why else ""))
+    text = ("\nAnswers to this lineage's earlier requests:\n" + "\n".join(lines) + "\n") if lines else ""
+    return {"granted_packages": packages, "granted_files": files, "answers": text}
+
+
+def _requirements_text(agent_dir: Path) -> str:
+    path = agent_dir / "requirements.txt"
+    return path.read_text(errors="replace") if path.is_file() else ""
+
+
+def _requirement_names(text: str) -> set[str]:
+    """The canonical package names a requirements text names (lines that do not parse are left to
+    the venv build, which rejects them)."""
+    names = set()
+    for line in text.splitlines():
+        line = line.split(" #")[0].strip()
+        if line and not line.startswith(("#", "-")):
+            try:
+                names.add(canonicalize_name(Requirement(line).name))
+            except InvalidRequirement:
+                continue
+    return names
 
 
 def choose_entry_task(store: RunStore | MemoryStore, parent_id: int, task_ids: list[str],

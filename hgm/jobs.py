@@ -52,6 +52,14 @@ class ExpandJob:
     memory: str = ""
     """DARWIN's memory of the lineage as JSON (hgm.expand.memory): what each change was, why, and the
     score change it brought; a target's rewriter finds it in its workspace."""
+    hints: tuple[str, ...] = ()
+    """A person's hints for this agent's next diagnosis (hgm steer RUN hint)."""
+    granted_packages: tuple[str, ...] = ()
+    """Python packages a person granted (agents' requests): the child's requirements may name them."""
+    granted_files: tuple[str, ...] = ()
+    """Host files a person granted: mounted read-only into the rewrite's sandbox at the same path."""
+    answers: str = ""
+    """The answers to this lineage's earlier requests, for the rewriting agent to read."""
 
 
 Job = EvalJob | ExpandJob

@@ -5,7 +5,9 @@ Same exactly-once rules as hgm/store.py: a result is committed only while its di
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
+from typing import Any
 
 from hgm.domain import (
     DispatchRow,
@@ -19,6 +21,7 @@ from hgm.domain import (
     JobKind,
     NodeRow,
 )
+from hgm.steering import Action, AgentRequest, Intervention, RequestKind
 
 
 class MemoryStore:
@@ -30,9 +33,11 @@ class MemoryStore:
         self._exps: dict[int, ExpansionRow] = {}
         self._dispatches: dict[tuple[JobKind, int, int], DispatchRow] = {}
         self._meta: dict[str, str] = {}
+        self._interventions: list[Intervention] = []
+        self._requests: list[AgentRequest] = []
 
     def add_node(self, parent_id: int | None, commit: str | None, message: str = "") -> int:
-        self._nodes.append(NodeRow(len(self._nodes) + 1, parent_id, commit, message, 0.0))
+        self._nodes.append(NodeRow(len(self._nodes) + 1, parent_id, commit, message, time.time()))
         return len(self._nodes)
 
     def nodes(self) -> list[NodeRow]:
@@ -109,3 +114,23 @@ class MemoryStore:
 
     def get_meta(self, key: str) -> str | None:
         return self._meta.get(key)
+
+    def add_intervention(self, who: str, action: Action, node_id: int | None = None,
+                         payload: dict[str, Any] | None = None, why: str = "") -> int:
+        payload = dict(payload or {})
+        if action in (Action.PIN, Action.HINT):
+            payload["after_expansion"] = max(self._exps, default=0)
+        row = Intervention(len(self._interventions) + 1, time.time(), who, Action(action), node_id, payload, why)
+        self._interventions.append(row)
+        return row.id
+
+    def interventions(self, after_id: int = 0) -> list[Intervention]:
+        return [i for i in self._interventions if i.id > after_id]
+
+    def add_agent_request(self, expansion_id: int, node_id: int, kind: RequestKind, what: str, why: str) -> int:
+        row = AgentRequest(len(self._requests) + 1, time.time(), expansion_id, node_id, RequestKind(kind), what, why)
+        self._requests.append(row)
+        return row.id
+
+    def agent_requests(self) -> list[AgentRequest]:
+        return list(self._requests)

@@ -74,6 +74,19 @@ Suggested implementation: {implementation}
 - There is no network. Do not commit; leave your changes in the working tree.
 """
 
+DIAGNOSE_HINTS = """
+
+# Hints from the researcher who runs this search (take them into account)
+{hints}"""
+
+REQUESTS = """
+## Asking for what the sandbox does not give you
+If the change needs something you do not have here - a Python package, a data file, a program, or
+more time - write a JSON list of requests to `{requests_file}` (also in $HGM_REQUESTS_FILE), e.g.
+`[{{"kind": "package", "what": "numpy", "why": "..."}}]` (kind: package, file, tool or time). A person
+reads them after this rewrite and may grant them for later rewrites; nothing is installed now.
+{answers}"""
+
 COMMIT_MESSAGE = """{title}
 
 Why: the parent (node {parent_id}) failed {task_id} ({task_status}).

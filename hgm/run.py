@@ -49,7 +49,8 @@ from hgm.llm.providers import ModelRoute, check_llm, spend_bounds
 from hgm.markup import literal
 from hgm.paths import INITIAL_AGENT
 from hgm.sandbox import Sandbox, get_sandbox
-from hgm.search import Decision, Evaluate, Progress, Search, lower_bounds
+from hgm.search import Decision, Evaluate, Expand, Progress, Search, lower_bounds
+from hgm.steering import REQUESTS_FILE, parse_requests
 from hgm.store import DB_NAME, RunStore
 from hgm.worker import Workbench, run_job, unpack_logs
 
@@ -207,6 +208,8 @@ class _View:
                                         + ("  [bold](re-evaluating the finalists)[/]" if p.phase == "finalists" else ""))
             head.add_row("best agent", f"node {p.best_agent}: {count_text(p.best_successes)} solved / "
                                        f"{count_text(p.best_successes + p.best_failures)}, lower bound {p.best_lower_bound:.3f}")
+        if p is not None and p.held:
+            head.add_row("[bold yellow]holding[/]", literal(p.held))
         head.add_row("elapsed", elapsed + (f"   [yellow]{literal(self.stopping)}[/]" if self.stopping else ""))
         body = Group(head, "", self.usage_table(), "", *map(literal, self.events[-6:]))
         return Panel(body, title=f"hgm run {literal(self.run_dir)}", border_style="cyan")
@@ -317,7 +320,22 @@ class _Jobs:
             self.archive.set_ref(f"refs/hgm/expansions/{decision.expansion_id}", o.commit)
         by = f" by node {decision.rewriter_id}" if decision.rewriter_id is not None else ""
         self.event(f"rewrite {decision.expansion_id} of node {decision.parent_id}{by}: {o.reason[:160]}")
+        self._collect_requests(decision, o)
         return o
+
+    def _collect_requests(self, decision: Expand, outcome: ExpansionOutcome) -> None:
+        """Record what the rewriting agent asked for in its requests file (hgm/steering.py); a
+        person answers with `hgm steer RUN grant|decline`."""
+        path = self.run_dir / (outcome.log_dir or "") / "agent" / REQUESTS_FILE
+        if not outcome.log_dir or not path.is_file() or path.is_symlink():
+            return
+        found, problems = parse_requests(path.read_text(errors="replace")[:100_000])
+        for problem in problems:
+            log.info("rewrite %d: requests file %s: %s", decision.expansion_id, path, problem)
+        for kind, what, why in found:
+            rid = self.store.add_agent_request(decision.expansion_id, decision.parent_id, kind, what, why)
+            self.event(f"node {decision.parent_id} asks for {kind.value} {what!r} (request {rid}): "
+                       f"hgm steer {self.run_dir} requests")
 
     def name_new_agents(self) -> None:
         """Point the branch of each agent that landed since (the store gave it its id) at its commit."""
@@ -404,7 +422,7 @@ def _schedule(run_dir: Path, store: RunStore, prepared: Prepared, gateway: Gatew
 
     search = Search(store, config.search, list(prepared.tasks), executor, prepare=jobs.prepare, unpack=jobs.unpack,
                     on_progress=on_progress, deadlines=deadlines(config), max_attempts=config.executor.max_attempts,
-                    stages=dgm_stages(prepared))
+                    stages=dgm_stages(prepared), steer=config.steer)
     view.progress, view.search = search.snapshot(), search
     result: list[object] = []
 

@@ -14,10 +14,18 @@ Spend on rewrites is bounded: an agent whose last `max_failed_rewrites_per_paren
 is no longer chosen as a parent; `max_consecutive_failed_rewrites` failed rewrites in a row stop the
 run with `RewriteLimit`; when no agent can be evaluated and none can be rewritten the run ends with
 `SearchExhausted` instead of spinning. The policies and the clade counters live in hgm/policies.py.
+
+A person steers through the store (hgm/steering.py): at each decision the scheduler reads the
+interventions added since the last one and hands the policy a view of the tree in which the agents
+it must leave alone (vetoed, rejected, waiting for approval) can be neither evaluated nor rewritten;
+a pinned agent is the parent of the next rewrites the policy decides. While paused, or when only a
+person's approval could give it work, it holds: no new job, the loop waits and polls
+(`Progress.held` says why) instead of ending.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import tarfile
@@ -31,8 +39,18 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from hgm.baselines import BestOfNPolicy, DGMPaperPolicy, SICAPolicy
-from hgm.config import SearchConfig
-from hgm.domain import ErrorType, EvalOutcome, EvalStatus, ExpansionOutcome, ExpansionStatus, JobKind, MetaKey, success
+from hgm.config import SearchConfig, SteerConfig
+from hgm.domain import (
+    ErrorType,
+    EvalOutcome,
+    EvalStatus,
+    ExpansionOutcome,
+    ExpansionRow,
+    ExpansionStatus,
+    JobKind,
+    MetaKey,
+    success,
+)
 from hgm.errors import InfraErrorLimit, RewriteLimit, SearchExhausted, UserError
 from hgm.executors import Delivery, Executor, JobKey
 from hgm.memory_store import MemoryStore
@@ -52,6 +70,7 @@ from hgm.policies import (
     lower_bounds,
 )
 from hgm.policy_ga import GAPolicy
+from hgm.steering import TIMEOUT_WHO, Action, Intervention, Steering
 from hgm.store import RunStore
 
 __all__ = [
@@ -83,6 +102,8 @@ __all__ = [
 ]
 
 log = logging.getLogger("hgm.run.search")
+HOLD_POLL_S = 0.5
+"""While holding for a person with nothing in flight: how often the store is read again."""
 
 POLICIES: dict[str, type[Policy]] = {p.name: p for p in (HGMPolicy, DGMPolicy, GreedyPolicy, RandomPolicy,
                                                          DGMPaperPolicy, SICAPolicy, BestOfNPolicy, GAPolicy)}
@@ -165,6 +186,8 @@ class Progress:
     best_successes: float
     best_failures: float
     best_lower_bound: float
+    held: str = ""
+    """Why no new job starts (paused, waiting for approvals), or empty."""
 
 
 @dataclass(frozen=True)
@@ -190,13 +213,13 @@ class Search:
                  unpack: Callable[[Decision, object], EvalOutcome | ExpansionOutcome] | None = None,
                  on_progress: Callable[[Progress], None] | None = None,
                  deadlines: dict[JobKind, float] | None = None, max_attempts: int = 3,
-                 stages: list[list[str]] | None = None) -> None:
+                 stages: list[list[str]] | None = None, steer: SteerConfig | None = None) -> None:
         """`prepare(decision)` makes the job the executor runs (default: the decision itself);
         `unpack(decision, result)` turns what the job returned into its outcome, on the scheduler's side,
         only for a result that will be committed (default: the result is the outcome). `deadlines`:
         seconds a job of each kind may run before it is cancelled; `max_attempts`: dispatches of one job
         whose worker died before it is booked infra_error; `stages`: search.dgm_paper.stages resolved to
-        task ids (by the run, which knows the benchmark's subsets)."""
+        task ids (by the run, which knows the benchmark's subsets); `steer`: the run's steer section."""
         if not tasks or len(set(tasks)) != len(tasks):
             raise UserError("the search needs a non-empty list of distinct task ids")
         self.store, self.config, self.tasks, self.executor = store, config, tasks, executor
@@ -205,8 +228,12 @@ class Search:
         self.on_progress, self.deadlines, self.max_attempts = on_progress, deadlines or {}, max_attempts
         self.policy = make_policy(config, tasks, stages)
         self.rng = np.random.default_rng(config.seed)
-        self.search_budget = config.max_task_evals - config.finalists * config.finalist_evals
-        if self.search_budget < 1:
+        self.steer_config = steer or SteerConfig()
+        self.steering = Steering(gate=self.steer_config.approve == "rewrites")
+        self.held = ""
+        """Why the scheduler holds (steering), or empty."""
+        self._last_hold = ""
+        if config.max_task_evals - config.finalists * config.finalist_evals < 1:
             raise UserError("search.finalists * search.finalist_evals leaves no budget for the search; "
                             "raise search.max_task_evals")
         self._lock = threading.RLock()
@@ -222,12 +249,22 @@ class Search:
         """Results not committed: duplicates, or late results of an attempt redone or past its deadline."""
         self.redispatched = 0
         self._exhausted = ""
-        self.tree = rebuild_tree(store, tasks)
+        self.tree = rebuild_tree(store, tasks, self._apply_steering, self.steering.gate)
         state = store.get_meta(MetaKey.POLICY_STATE)
         self.policy.restore(json.loads(state) if state else None, self.tree)
         self._saved_state = state
         saved = store.get_meta(MetaKey.FINALISTS)
         self.finalists = {int(k): v for k, v in json.loads(saved).items()} if saved else None
+
+    @property
+    def max_task_evals(self) -> int:
+        """The budget: the configured one plus what `budget +N` added."""
+        return self.config.max_task_evals + self.steering.extra_evals
+
+    @property
+    def search_budget(self) -> int:
+        """Task evaluations for the search itself (the finalists' are kept apart)."""
+        return self.max_task_evals - self.config.finalists * self.config.finalist_evals
 
     # -- the loop ------------------------------------------------------------------------------
     def run(self) -> SearchResult:
@@ -237,12 +274,15 @@ class Search:
         while True:
             starved = self._dispatch()
             if not self._running:
+                if self.held and not self._stop.is_set() and self._fatal is None:
+                    self._stop.wait(HOLD_POLL_S)  # a person may resume, approve or add budget
+                    continue
                 if not starved or self._stop.is_set():
                     break
                 if not warned:  # e.g. every worker node of a cluster is gone: wait for one to come back
                     log.warning("no worker slot is available; waiting for the executor to have one")
                 warned = True
-            for delivery in self.executor.wait(self._wait_s()):
+            for delivery in self.executor.wait(min(self._wait_s(), HOLD_POLL_S) if self.held else self._wait_s()):
                 self._deliver(delivery)
             self._expire()
         if self._fatal is not None:
@@ -256,10 +296,13 @@ class Search:
         return SearchResult(final, completed, self.tree.evals_done)
 
     def final_agent(self) -> int:
-        """The policy's best agent; once finalists were re-evaluated, the best of them."""
+        """The policy's best agent; once finalists were re-evaluated, the best of them. An agent a
+        person vetoed or rejected, or a child still waiting for approval, is not named."""
         with self._lock:
-            ranked = self.policy.rank(self.tree)
-            return next(i for i in ranked if self.finalists is None or i in self.finalists)
+            t = self.tree
+            unseen = self.steering.blocked(list(t.agents), t.root_id)
+            ranked = [i for i in self.policy.rank(t) if i not in unseen] or [t.root_id]
+            return next((i for i in ranked if self.finalists is None or i in self.finalists), ranked[0])
 
     def stop(self) -> None:
         """Start no new work; work in flight finishes (or is abandoned if the process exits)."""
@@ -270,7 +313,11 @@ class Search:
         True when it stopped for want of a free slot (not because there was nothing to start)."""
         with self._lock:
             while len(self._running) < self.executor.slots():
+                held, self.held = self.held, ""
                 decision = self._next_job()
+                if held and not self.held:
+                    log.info("no longer holding (%s)", held.split(":")[0])
+                    self._last_hold = ""
                 if decision is None or decision == WAIT:
                     return False
                 assert not isinstance(decision, str)
@@ -347,7 +394,8 @@ class Search:
             if child is not None:
                 t.add_agent(child, decision.parent_id, outcome.commit)
                 t.finished_expansions += 1
-                parent.failed_rewrites_in_a_row = 0
+                if not self.steering.gate:  # with approvals, the approval resets it (_apply_steering)
+                    parent.failed_rewrites_in_a_row = 0
                 self.failed_rewrites_in_a_row = 0
             elif outcome.status == ExpansionStatus.FAILED:
                 t.failed_expansions += 1
@@ -408,6 +456,9 @@ class Search:
         t, cfg = self.tree, self.config
         if self._stop.is_set() or self._fatal is not None:
             return None
+        self._read_steering()
+        if self.steering.paused:
+            return self._hold(f"paused by a person: `hgm steer {self._run_name()} resume` lets it go on")
         used = t.evals_done + t.evals_in_flight
         if self.finalists is None and used >= self.search_budget:
             if t.evals_in_flight:
@@ -420,14 +471,24 @@ class Search:
         # A rewrite is not started when it could be the K-th failed one in a row (in-flight ones counted).
         may_rewrite = self.failed_rewrites_in_a_row + t.expansions_in_flight < cfg.max_consecutive_failed_rewrites
         tau = self.policy.temperature(self.search_budget, used)
-        step = self.policy.next_step(Decide(t, self.rng, tau, may_rewrite))
+        step = self.policy.next_step(Decide(self._steered_view(), self.rng, tau, may_rewrite))
         self._save_policy_state()
+        waiting = sorted(i for i in t.agents if self.steering.pending(i, t.root_id))
+        if isinstance(step, ExpandStep) and waiting and not self.policy.should_expand(t) \
+                and not (step.parent_id == t.root_id and t.root_attempts < cfg.initial_expansions):
+            step = None  # children waiting for approval count in |T|: nothing to evaluate is no reason to rewrite
         if isinstance(step, ExpandStep):
+            pinned = self._pinned()
+            if pinned is not None:
+                return self._start_expand(pinned)
             return self._start_expand(step.parent_id, step.rewriter_id)
         if isinstance(step, EvalStep):
             return self._start_eval(t.agents[step.node_id], step.task_id)
-        if step == WAIT:
+        if step == WAIT or t.evals_in_flight or t.expansions_in_flight:
             return WAIT
+        if waiting:
+            return self._hold(f"nothing else to do until a person approves or rejects node(s) "
+                              f"{', '.join(map(str, waiting))}: `hgm steer {self._run_name()} pending`")
         best = self.policy.rank(t)[0]
         self._exhausted = (
             f"nothing is left to try after {t.evals_done} of {self.search_budget} task evaluations: every one of the "
@@ -438,6 +499,76 @@ class Search:
             f"{best}; give the run more tasks or a model that can rewrite the agents.")
         return None
 
+    # -- steering (hgm/steering.py) -------------------------------------------------------------
+    def _read_steering(self) -> None:
+        """Fold in the interventions added since the last decision; decide the children whose
+        approval timed out (recorded as such)."""
+        for row in self.store.interventions(self.steering.last_id):
+            self._apply_steering(row, self.tree)
+        timeout = self.steer_config.approve_timeout_s
+        t = self.tree
+        if timeout is None or not any(self.steering.pending(i, t.root_id) for i in t.agents):
+            return
+        action = Action(self.steer_config.approve_timeout_action)
+        for n in self.store.nodes():
+            if self.steering.pending(n.id, t.root_id) and n.id in t.agents and time.time() >= n.created_at + timeout:
+                self.store.add_intervention(TIMEOUT_WHO, action, n.id,
+                                            why=f"nobody decided within steer.approve_timeout_s = {timeout:g} s")
+        for row in self.store.interventions(self.steering.last_id):
+            self._apply_steering(row, self.tree)
+
+    def _apply_steering(self, row: Intervention, t: Tree) -> None:
+        """One intervention; an approval or a rejection is the end of a rewrite for the parent's count
+        of failed rewrites in a row (a rejected child is a failed rewrite)."""
+        self.steering.apply(row)
+        log.info("steering: %s by %s", row.describe(), row.who)
+        child = t.agents.get(row.node_id) if row.node_id is not None else None
+        if child is not None and child.parent_id is not None and row.action in (Action.APPROVE, Action.REJECT):
+            parent = t.agents[child.parent_id]
+            if row.action == Action.APPROVE and child.id in self.steering.approved:
+                parent.failed_rewrites_in_a_row = 0
+            elif row.action == Action.REJECT and child.id in self.steering.rejected:
+                parent.failed_rewrites_in_a_row += 1
+
+    def _steered_view(self) -> Tree:
+        """The tree as the policy may use it now: the agents a person vetoed or rejected, or that wait
+        for approval, stand in as copies that have seen every task and may not be rewritten (every
+        policy then leaves them alone); counters, clade counters and |T| stay as they are."""
+        t = self.tree
+        blocked = self.steering.blocked(list(t.agents), t.root_id)
+        if not blocked:
+            return t
+        view = copy.copy(t)
+        view.agents = dict(t.agents)
+        for i in blocked:
+            a = t.agents[i]
+            view.agents[i] = replace(a, claimed_tasks=set(self.tasks),
+                                     failed_rewrites_in_a_row=self.config.max_failed_rewrites_per_parent)
+        return view
+
+    def _pinned(self) -> int | None:
+        """The most recently pinned agent that may be rewritten and has rewrites of its pin left."""
+        rewritable = {a.id for a in self.policy.rewritable(self._steered_view())}
+        for node, pin in sorted(self.steering.pins.items(), key=lambda p: -p[1].id):
+            if node not in rewritable:
+                continue
+            used = sum(x.id > int(pin.payload.get("after_expansion", 0)) and x.status != ExpansionStatus.INFRA_ERROR
+                       for x in self.store.expansions(node))
+            if used < int(pin.payload.get("count", 1)):
+                return node
+        return None
+
+    def _hold(self, reason: str) -> str:
+        """Hold (no new job, the loop waits and reads the store again) for `reason`."""
+        if reason != self._last_hold:
+            log.info("holding: %s", reason)
+        self.held = self._last_hold = reason
+        return WAIT
+
+    def _run_name(self) -> str:
+        run_dir = getattr(self.store, "run_dir", None)
+        return str(run_dir) if run_dir is not None else "RUN"
+
     def _save_policy_state(self) -> None:
         state = self.policy.state()
         text = json.dumps(state, sort_keys=True) if state is not None else None
@@ -447,7 +578,7 @@ class Search:
 
     def _start_eval(self, agent: Agent, task: str | None = None) -> Evaluate:
         t = self.tree
-        assert t.evals_done + t.evals_in_flight < self.config.max_task_evals
+        assert t.evals_done + t.evals_in_flight < self.max_task_evals
         if task is None:
             free = [x for x in self.tasks if x not in agent.claimed_tasks]
             at_random = self.rng.random() < self.config.eval_random_level
@@ -469,15 +600,18 @@ class Search:
         return Expand(parent_id, expansion_id, rewriter_id=rewriter_id)
 
     def _start_finalists(self) -> None:
-        top = self.policy.rank(self.tree)[: self.config.finalists]
+        blocked = self.steering.blocked(list(self.tree.agents), self.tree.root_id)
+        top = [i for i in self.policy.rank(self.tree) if i not in blocked][: self.config.finalists]
         self.finalists = {i: self.tree.agents[i].evals + self.config.finalist_evals for i in top}
         self.store.set_meta(MetaKey.FINALISTS, json.dumps(self.finalists))
 
     def _finalist_job(self) -> Evaluate | str | None:
         assert self.finalists is not None
+        blocked = self.steering.blocked(list(self.tree.agents), self.tree.root_id)
         for agent_id, target in self.finalists.items():
             a = self.tree.agents[agent_id]
-            if a.evals + a.evals_in_flight < target and len(a.claimed_tasks) < self.tree.n_tasks:
+            if a.evals + a.evals_in_flight < target and len(a.claimed_tasks) < self.tree.n_tasks \
+                    and agent_id not in blocked:
                 return self._start_eval(a)
         return WAIT if self.tree.evals_in_flight else None
 
@@ -489,13 +623,16 @@ class Search:
             bound = float(lower_bounds([best], self.config.final_quantile)[0])
             phase = "finalists" if self.finalists is not None else "search"
             return Progress(phase, len(t.agents), t.expansions_in_flight, t.failed_expansions, t.evals_done,
-                            self.config.max_task_evals, t.evals_in_flight, self.infra_errors, best.id,
-                            best.own_successes, best.own_failures, bound)
+                            self.max_task_evals, t.evals_in_flight, self.infra_errors, best.id,
+                            best.own_successes, best.own_failures, bound, self.held)
 
 
-def rebuild_tree(store: RunStore | MemoryStore, tasks: list[str]) -> Tree:
+def rebuild_tree(store: RunStore | MemoryStore, tasks: list[str],
+                 steer: Callable[[Intervention, Tree], None] | None = None, gate: bool = False) -> Tree:
     """The tree and its counters from the store, as the search rebuilds them on resume (resume =
-    reopen), with the number of the root's rewrites that count as initial expansions."""
+    reopen), with the number of the root's rewrites that count as initial expansions. `steer` is
+    given the interventions in order with the rewrites (an approval or a rejection ends a rewrite
+    for its parent's count of failed rewrites in a row: with `gate`, a committed child does not)."""
     t = Tree(len(tasks))
     known = set(tasks)
     for n in store.nodes():
@@ -512,14 +649,22 @@ def rebuild_tree(store: RunStore | MemoryStore, tasks: list[str]) -> Tree:
             t.agents[e.node_id].claimed_tasks.add(e.task_id)
             t.agents[e.node_id].task_runs[e.task_id] += 1
             t.record(e.node_id, won)
-    for x in sorted(store.expansions(), key=lambda x: x.id):
+    events: list[tuple[float, bool, int, ExpansionRow | Intervention]] = \
+        [(x.finished_at or x.started_at, False, x.id, x) for x in store.expansions()]
+    if steer is not None:
+        events += [(r.created_at, True, r.id, r) for r in store.interventions()]
+    for *_, x in sorted(events, key=lambda e: e[:3]):
+        if isinstance(x, Intervention):
+            assert steer is not None
+            steer(x, t)
+            continue
         if x.status == ExpansionStatus.IN_FLIGHT:
             raise ValueError("the run store has work in flight; open it writable first (that resets it)")
         parent = t.agents[x.parent_id]
         if x.status == ExpansionStatus.FAILED:
             t.failed_expansions += 1
             parent.failed_rewrites_in_a_row += 1
-        elif x.status == ExpansionStatus.COMMITTED:
+        elif x.status == ExpansionStatus.COMMITTED and not gate:
             parent.failed_rewrites_in_a_row = 0
         t.finished_expansions += x.status in (ExpansionStatus.FAILED, ExpansionStatus.COMMITTED)
         t.root_attempts += x.parent_id == t.root_id and x.status != ExpansionStatus.INFRA_ERROR

@@ -6,7 +6,8 @@ them over the agent and all its descendants; CMP = clade solved / clade evaluate
 Failed expansions are rewrites that produced no valid child; infra-error ones (interrupted
 included) are counted apart. Evaluations whose verdict is flagged (suspected tampering: the tests
 exited 0 without a trustworthy report, see hgm/benchmarks/polyglot/scoring.py) count as failed
-and are shown with a marker, their number and (json) their tasks.
+and are shown with a marker, their number and (json) their tasks. A person's steering
+(hgm/steering.py) marks nodes: vetoed, pinned, pending approval, rejected.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from hgm.baselines import schedule_notes
 from hgm.domain import EvalStatus, ExpansionStatus, MetaKey, Usage, VerdictFlag, count_text
 from hgm.markup import literal
 from hgm.policies import Tree as CladeCounters
+from hgm.steering import folded
 from hgm.store import RunStore
 
 """Store meta key holding the final agent's node id once a run has named it."""
@@ -55,6 +57,8 @@ class NodeStats:
     schedule: str = ""
     """What the policy's own evaluation schedule did with this agent (dgm-paper's stages, sica's
     iterations; hgm.baselines.schedule_notes)."""
+    marks: list[str] = field(default_factory=list)
+    """A person's steering: vetoed, pinned, pending approval, rejected."""
 
     @property
     def cmp(self) -> float | None:
@@ -90,6 +94,12 @@ def tree_stats(store: RunStore) -> dict[int, NodeStats]:
         a = counters.agents[s.id]
         s.solved, s.evaluated = _count(a.own_successes), a.evals
         s.clade_solved, s.clade_evaluated = _count(a.clade_successes), round(a.clade_successes + a.clade_failures)
+    state = folded(store.interventions(), store.config.steer.approve == "rewrites")
+    root = nodes[0].id if nodes else -1
+    for s in stats.values():
+        s.marks = [mark for mark, on in (("vetoed", s.id in state.vetoed), ("pinned", s.id in state.pins),
+                                         ("pending approval", state.pending(s.id, root)),
+                                         ("rejected", s.id in state.rejected)) if on]
     final = store.get_meta(MetaKey.FINAL_AGENT)
     if final is not None and int(final) in stats:
         stats[int(final)].final = True
@@ -121,6 +131,7 @@ def _label(s: NodeStats) -> str:
         parts.append(f"infra-error expansions {s.infra_expansions}")
     if s.suspected_tampering:
         parts.append(f"{TAMPERING_MARK} suspected tampering {len(s.suspected_tampering)}")
+    parts += [f"[{mark}]" for mark in s.marks]
     return "  ".join(parts) + ("  <- FINAL" if s.final else "")
 
 

@@ -1,7 +1,9 @@
 """The run store: one SQLite file (WAL) per run directory, the single source of truth of a run.
 
 Tables: `meta` (format, schema version, resolved config), `nodes`, `evaluations`, `expansions`,
-`dispatches`, `llm_calls` and `llm_blobs`. Every write is its own transaction, so a process killed
+`dispatches`, `llm_calls`, `llm_blobs`, and the steering tables `interventions` and `agent_requests`
+(hgm/steering.py), which `hgm steer` writes while the run's own process may be writing too (WAL,
+short transactions, a 30 s busy timeout). Every write is its own transaction, so a process killed
 at any moment leaves every finished result on disk. Work that was in flight when the process died
 stays as an `in_flight` row; the next writable `open` marks it `infra_error` (error_type
 `Interrupted`), so it neither counts for or against an agent nor in the budget and the search
@@ -60,6 +62,7 @@ from hgm.domain import (
     VerdictFlag,
 )
 from hgm.errors import UserError
+from hgm.steering import Action, AgentRequest, Intervention, RequestKind, decode_payload, encode_payload
 
 DB_NAME = "run.sqlite"
 STORE_FORMAT = "hgm-run-store"
@@ -95,6 +98,15 @@ CREATE TABLE llm_calls (
   prefix_len INTEGER NOT NULL, messages TEXT NOT NULL, response_json TEXT, error TEXT);
 CREATE INDEX llm_calls_node ON llm_calls(node_id, task_id);
 """
+_STEERING_SCHEMA = """
+CREATE TABLE IF NOT EXISTS interventions (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, created_at REAL NOT NULL, who TEXT NOT NULL, action TEXT NOT NULL,
+  node_id INTEGER, payload TEXT NOT NULL DEFAULT '{}', why TEXT NOT NULL DEFAULT '');
+CREATE TABLE IF NOT EXISTS agent_requests (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, created_at REAL NOT NULL, expansion_id INTEGER NOT NULL,
+  node_id INTEGER NOT NULL, kind TEXT NOT NULL, what TEXT NOT NULL, why TEXT NOT NULL DEFAULT '');
+"""
+"""Steering (hgm/steering.py): created on every writable open too, so older stores get the tables."""
 _RECENT_SESSIONS = 512
 """Sessions whose last request the store remembers, to store the next one as a delta."""
 
@@ -132,7 +144,7 @@ class RunStore:
         run_dir.mkdir(parents=True, exist_ok=True)
         conn = _connect(db, readonly=False)
         with conn:  # schema and meta in one transaction: a kill leaves a whole store or an empty file
-            conn.executescript("BEGIN;" + _SCHEMA)
+            conn.executescript("BEGIN;" + _SCHEMA + _STEERING_SCHEMA)
             conn.executemany("INSERT INTO meta(key, value) VALUES (?, ?)", [
                 (MetaKey.FORMAT, STORE_FORMAT), (MetaKey.SCHEMA_VERSION, str(SCHEMA_VERSION)),
                 (MetaKey.CONFIG, config.model_dump_json()), (MetaKey.CREATED_AT, repr(time.time()))])
@@ -140,8 +152,9 @@ class RunStore:
         return cls(run_dir, conn, config, readonly=False)
 
     @classmethod
-    def open(cls, run_dir: Path, *, readonly: bool = False) -> RunStore:
-        """Open an existing run. A writable open marks work left in flight as interrupted."""
+    def open(cls, run_dir: Path, *, readonly: bool = False, live: bool = False) -> RunStore:
+        """Open an existing run. A writable open marks work left in flight as interrupted, unless
+        `live`: then another process may be running it (`hgm steer`, `hgm serve` add interventions)."""
         run_dir = Path(run_dir)
         db = run_dir / DB_NAME
         if not db.is_file():
@@ -171,7 +184,10 @@ class RunStore:
         store = cls(run_dir, conn, config, readonly)
         store._add_columns()
         if not readonly:
-            store._reset_in_flight()
+            with store._write() as c:
+                c.executescript(_STEERING_SCHEMA)
+            if not live:
+                store._reset_in_flight()
         return store
 
     def _add_columns(self) -> None:
@@ -328,6 +344,45 @@ class RunStore:
         rows = self._read("SELECT kind, row_id, attempt, state, opened_at, closed_at, reason FROM dispatches "
                           f"{where} ORDER BY opened_at, kind, row_id, attempt", args)
         return [DispatchRow(JobKind(r[0]), r[1], r[2], DispatchState(r[3]), *r[4:]) for r in rows]
+
+    # -- steering (hgm/steering.py) --------------------------------------------------------
+    def add_intervention(self, who: str, action: Action, node_id: int | None = None,
+                         payload: dict[str, Any] | None = None, why: str = "") -> int:
+        """Record what a person did (one short transaction: safe beside a live run's writer). A pin or
+        a hint notes the last expansion so far (`after_expansion`): it is about the rewrites after it."""
+        payload = dict(payload or {})
+        with self._write() as c:
+            if action in (Action.PIN, Action.HINT):
+                payload["after_expansion"] = c.execute("SELECT COALESCE(MAX(id), 0) FROM expansions").fetchone()[0]
+            cur = c.execute("INSERT INTO interventions(created_at, who, action, node_id, payload, why) "
+                            "VALUES (?,?,?,?,?,?)", (time.time(), who, Action(action), node_id,
+                                                     encode_payload(payload), why))
+            return _rowid(cur)
+
+    def interventions(self, after_id: int = 0) -> list[Intervention]:
+        """Interventions with an id above `after_id`, oldest first."""
+        rows = self._read_steering("SELECT id, created_at, who, action, node_id, payload, why FROM interventions "
+                                   "WHERE id>? ORDER BY id", (after_id,))
+        return [Intervention(r[0], r[1], r[2], Action(r[3]), r[4], decode_payload(r[5]), r[6]) for r in rows]
+
+    def add_agent_request(self, expansion_id: int, node_id: int, kind: RequestKind, what: str, why: str) -> int:
+        with self._write() as c:
+            cur = c.execute("INSERT INTO agent_requests(created_at, expansion_id, node_id, kind, what, why) "
+                            "VALUES (?,?,?,?,?,?)", (time.time(), expansion_id, node_id, RequestKind(kind), what, why))
+            return _rowid(cur)
+
+    def agent_requests(self) -> list[AgentRequest]:
+        rows = self._read_steering("SELECT id, created_at, expansion_id, node_id, kind, what, why FROM agent_requests "
+                                   "ORDER BY id")
+        return [AgentRequest(*r[:4], RequestKind(r[4]), *r[5:]) for r in rows]
+
+    def _read_steering(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        try:
+            return self._read(sql, args)
+        except sqlite3.OperationalError as e:  # a store from before steering, opened read-only
+            if "no such table" in str(e):
+                return []
+            raise
 
     # -- LLM calls -------------------------------------------------------------------------
     def add_llm_call(self, *, session: str, role: str, model: str, node_id: int | None, task_id: str | None,

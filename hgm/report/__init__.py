@@ -4,7 +4,7 @@
 The report reads the run store read-only (hgm/report/data.py), so it works while the run goes on,
 after a kill and after a resume. It shows the tree (hgm/report/tree.py; click an agent for its
 panel, hgm/report/panels.py), curves over the run and the agents x tasks matrix
-(hgm/report/figures.py), usage by role and the config. Plots and layout come from plotly and
+(hgm/report/figures.py), usage by role, the steering timeline and the config. Plots and layout come from plotly and
 igraph, diffs are highlighted by pygments; the only hand-written script is the click-to-panel glue.
 """
 
@@ -25,6 +25,7 @@ from hgm.report.figures import curves_figure, matrix_figure
 from hgm.report.page import asset, figure_html, json_script, render_page, table
 from hgm.report.panels import diff_css, node_panels
 from hgm.report.tree import tree_figure
+from hgm.steering import answers
 
 __all__ = ["write_report", "report_html", "load_run"]
 
@@ -54,7 +55,7 @@ def _summary(run: RunData) -> str:
     dollars = f"${run.dollars:.4f}" + ("" if run.dollars_complete else " + unknown prices")
     kv = [
         ("status", escape(run.status)), ("policy", escape(cfg.search.policy)),
-        ("evaluations used", f"{run.evals_used} of {cfg.search.max_task_evals}"),
+        ("evaluations used", f"{run.evals_used} of {run.budget}"),
         ("agents", f"{len(s)} ({failed} failed rewrites)"), ("best agent", best_text),
         ("LLM cost", dollars), ("started", _when(run.created_at)),
         ("last activity", f"{_when(run.updated_at)} ({_duration(run.wall_s)} after the start)"),
@@ -102,6 +103,27 @@ def _schedule(run: RunData) -> str:
     return f"<section id='schedule'><h2>Evaluation schedule ({escape(policy)})</h2>{html}</section>" if html else ""
 
 
+def steering_html(run: RunData) -> str:
+    """The interventions as a timeline, and the agents' requests with their answers."""
+    if not run.interventions and not run.requests:
+        return ""
+    rows = [[escape(_when(i.created_at)), escape(i.who), escape(i.describe())] for i in run.interventions]
+    out = "<section id='steering'><h2>Steering</h2>"
+    out += table(["when", "who", "what"], rows, cls="timeline") if rows else \
+        "<p class='muted'>Nobody has steered this run.</p>"
+    if run.requests:
+        decided = answers(run.interventions)
+        req_rows = []
+        for r in run.requests:
+            a = decided.get(r.id)
+            state = "open" if a is None else f"{a.action.value} by {a.who}" + (f": {a.why}" if a.why else "")
+            req_rows.append([str(r.id), escape(_when(r.created_at)), f"node {r.node_id}", escape(r.kind.value),
+                             escape(r.what), escape(r.why), escape(state)])
+        out += "<h4>Agents' requests</h4>" + table(["#", "when", "asked by", "kind", "what", "why", "answer"],
+                                                    req_rows, cls="requests")
+    return out + "</section>"
+
+
 def report_html(run: RunData, out_dir: Path) -> str:
     """The report page; links to logs are relative to `out_dir` (where the file will be)."""
     panels = node_panels(run, out_dir)
@@ -118,7 +140,7 @@ def report_html(run: RunData, out_dir: Path) -> str:
         + _schedule(run)
         + "<section id='curves'><h2>Over the run</h2>" + figure_html(curves_figure(run), "curves-plot")
         + "</section><section id='matrix'><h2>Agents x tasks</h2>" + figure_html(matrix_figure(run), "matrix-plot")
-        + "</section><section id='config'><details><summary>Resolved configuration</summary><pre>"
+        + "</section>" + steering_html(run) + "<section id='config'><details><summary>Resolved configuration</summary><pre>"
         + escape(dump_config(run.config)) + "</pre></details></section>"
     )
     scripts = json_script("hgm-panels", panels) + f"<script>{asset('tree_panel.js')}</script>"

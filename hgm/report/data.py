@@ -36,6 +36,7 @@ from hgm.domain import (
 from hgm.policies import FinalRule, best_order
 from hgm.search import final_rule
 from hgm.show_tree import NodeStats, in_role_order, tree_stats
+from hgm.steering import AgentRequest, Intervention, Steering, folded
 from hgm.store import DB_NAME, RunStore
 
 
@@ -77,6 +78,19 @@ class RunData:
     finalists: list[int]
     initial_agent: str | None
     curves: Curves
+    interventions: list[Intervention] = field(default_factory=list)
+    """What people did to the run (hgm steer / hgm serve), oldest first."""
+    requests: list[AgentRequest] = field(default_factory=list)
+    """What rewriting agents asked for."""
+
+    @property
+    def steering(self) -> Steering:
+        return folded(self.interventions, self.config.steer.approve == "rewrites")
+
+    @property
+    def budget(self) -> int:
+        """Task evaluations: the configured budget plus what `budget +N` added."""
+        return self.config.search.max_task_evals + self.steering.extra_evals
 
     @property
     def evals_used(self) -> int:
@@ -156,6 +170,8 @@ def load_run(run_dir: Path, *, held: set[str] | None = None) -> RunData:
         initial_agent = store.get_meta(MetaKey.INITIAL_AGENT)
         state = store.get_meta(MetaKey.POLICY_STATE)
         config = store.config
+        interventions = store.interventions()
+        requests = store.agent_requests()
     final = int(final_meta) if final_meta is not None else None
     finalists = [int(k) for k in json.loads(finalists_meta)] if finalists_meta else []
     in_flight = any(e.status == EvalStatus.IN_FLIGHT for e in evaluations) or \
@@ -168,7 +184,8 @@ def load_run(run_dir: Path, *, held: set[str] | None = None) -> RunData:
     curves = build_curves(nodes, evaluations, expansions, calls, config.search.final_quantile, created_at,
                           final_rule(config.search), archive_member(config.search, json.loads(state) if state else None))
     return RunData(run_dir, config, run_status(run_dir, final, in_flight, held), created_at, updated_at, nodes,
-                   stats, evaluations, expansions, usage, calls, final, finalists, initial_agent, curves)
+                   stats, evaluations, expansions, usage, calls, final, finalists, initial_agent, curves, interventions,
+                   requests)
 
 
 def _finish_time(row: EvaluationRow | ExpansionRow) -> float:

@@ -11,6 +11,7 @@ from pathlib import Path
 from hgm.domain import COUNTED, EvalStatus, ExpansionStatus, MetaKey, count_text
 from hgm.errors import UserError
 from hgm.report.data import is_run_dir, open_files, run_status
+from hgm.steering import answers, folded
 from hgm.store import RunStore
 
 
@@ -30,6 +31,8 @@ class RunLine:
     started: float | None
     error: str | None = None
     """Set when the directory holds a store this hgm cannot read (the other fields are empty)."""
+    steering: str = ""
+    """A person's part: paused, children pending approval, agents' requests not answered."""
 
 
 def find_runs(root: Path) -> list[Path]:
@@ -55,17 +58,25 @@ def read_line(run_dir: Path, held: set[str]) -> RunLine:
             created = store.get_meta(MetaKey.CREATED_AT)
             usage = store.llm_usage()
             config = store.config
+            interventions = store.interventions()
+            requests = store.agent_requests()
     except UserError as e:
         return RunLine(str(run_dir), "unreadable", "", 0, 0, 0, None, None, None, 0.0, True, None, str(e))
     final_id = int(final) if final is not None else None
     mine = [e for e in evals if e.node_id == final_id and e.status in COUNTED]
     in_flight = any(e.status == EvalStatus.IN_FLIGHT for e in evals) or \
         any(x.status == ExpansionStatus.IN_FLIGHT for x in expansions)
+    state = folded(interventions, config.steer.approve == "rewrites")
+    pending = sum(state.pending(n.id, nodes[0].id) for n in nodes)
+    unanswered = len({r.id for r in requests} - set(answers(interventions)))
+    steering = ", ".join(text for text, on in (("paused", state.paused), (f"{pending} pending approval", pending),
+                                                (f"{unanswered} requests open", unanswered)) if on)
     return RunLine(str(run_dir), run_status(run_dir, final_id, in_flight, held), config.search.policy,
-                   sum(e.status in COUNTED for e in evals), config.search.max_task_evals, len(nodes), final_id,
+                   sum(e.status in COUNTED for e in evals), config.search.max_task_evals + state.extra_evals,
+                   len(nodes), final_id,
                    sum(e.success or 0.0 for e in mine) if final_id is not None else None,
                    len(mine) if final_id is not None else None, usage.known_cost_usd, usage.cost_usd is not None,
-                   float(created) if created else None)
+                   float(created) if created else None, steering=steering)
 
 
 def list_runs(root: Path) -> list[RunLine]:
@@ -83,7 +94,8 @@ def render_text(lines: list[RunLine]) -> str:
             rows.append([r.run, r.status, "", "", "", "", "", r.error.splitlines()[0][:120]])
             continue
         final = "-" if r.final_agent is None else f"node {r.final_agent} ({count_text(r.final_solved or 0)}/{r.final_evaluated})"
-        rows.append([r.run, r.status, r.policy, f"{r.evals_used}/{r.budget}", str(r.agents), final,
+        rows.append([r.run, r.status + (f" ({r.steering})" if r.steering else ""), r.policy, f"{r.evals_used}/{r.budget}",
+                     str(r.agents), final,
                      f"${r.dollars:.4f}" + ("" if r.dollars_complete else "+?"),
                      time.strftime("%Y-%m-%d %H:%M", time.localtime(r.started)) if r.started else "-"])
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]

@@ -45,6 +45,15 @@ def layout(parents: list[int | None]) -> list[tuple[float, float]]:
     return [(float(x), float(y)) for x, y in coords.coords]
 
 
+STEERING_SYMBOLS = {"vetoed": "x-thin-open", "rejected": "x-thin-open", "pending approval": "hourglass",
+                    "pinned": "diamond"}
+"""Marker of an agent a person steered (show_tree.NodeStats.marks); others are circles."""
+
+
+def _symbol(marks: list[str]) -> str:
+    return next((STEERING_SYMBOLS[m] for m in marks if m in STEERING_SYMBOLS), "circle")
+
+
 def tree_figure(run: RunData) -> go.Figure:
     stats = list(run.stats.values())
     position = {s.id: i for i, s in enumerate(stats)}
@@ -72,6 +81,7 @@ def tree_figure(run: RunData) -> go.Figure:
         + f"<br>clade {count_text(s.clade_solved)}/{s.clade_evaluated}, CMP " + (f"{cmp[i]:.2f}" if cmp[i] is not None else "-")
         + f"<br>children {len(s.children)}, failed rewrites {s.failed_expansions}"
         + (f"<br>{escape(_first_line(s.message))}" if s.parent_id is not None else "")
+        + "".join(f"<br><b>[{m}]</b>" for m in s.marks)
         for i, s in enumerate(stats)
     ]
     own_colors, cmp_colors = _colors(own), _colors(cmp)
@@ -93,6 +103,7 @@ def tree_figure(run: RunData) -> go.Figure:
         x=[xy[i][0] for i in range(n)], y=[xy[i][1] for i in range(n)], mode="markers", name=AGENTS_TRACE,
         customdata=[s.id for s in stats], hoverinfo="text", hovertext=hover,
         marker=dict(size=[_size(s.evaluated) for s in stats], color=own_colors, opacity=0.95,
+                    symbol=[_symbol(s.marks) for s in stats],
                     line=dict(color=["#ff7f0e" if s.id in finalists else "#333333" for s in stats],
                               width=[3 if s.id in finalists else 0.5 for s in stats]))))
     agents_trace = len(fig.data) - 1
