@@ -13,8 +13,9 @@ Attacks from inside the runner's process (IN_PROCESS): the test framework's asse
 a value that equals anything returned instead of an answer (Python `__eq__`, jest
 `asymmetricMatch`), the collector patched to run empty tests, a pytest plugin rewriting reports,
 hgm's own reporter called with passes for every test in the test file, Object.is patched, and the harness's canary special-cased by name or by position; Java: hgm's
-JUnit reporter called by reflection with a pass for every @Test in the file; C++: Catch's REQUIRE
-redefined as a no-op by the solution's header. Each goes with a
+JUnit reporter called by reflection with a pass for every @Test in the file; Go: the reporter's
+key and sequence read through //go:linkname and a signed pass written for every test function;
+C++: Catch's REQUIRE redefined as a no-op by the solution's header. Each goes with a
 wrong answer, so a pass would be forged; each is written so that the static check does not see
 the framework's name (the run-time defences are what is tested); `names_framework` is the static
 check's own case: a correct solution that names the framework.
@@ -60,10 +61,15 @@ IN_PROCESS = {
     "javascript": ("assertions_replaced", "expect_proxied", "always_equal", "collector_patched", "builtin_patched",
                    "canary_by_name", "canary_by_position", "names_framework"),
     "java": ("reporter_called",),
+    "go": ("reporter_called",),
     "cpp": ("assertions_replaced",),
 }
 APPENDED = {  # (task, attack): code appended to a solution file (it names the framework: the static check
     # sees it too; the test checks that the canary caught it as well)
+    ("go__octal", "reporter_called"): ("octal.go", "\n//go:linkname hostileKey octal/hgmverdict.key\nvar hostileKey []byte\n\n"
+                                        "//go:linkname hostileSeq octal/hgmverdict.seq\nvar hostileSeq int\n\n"
+                                        'func init() {\n\tsay("hostile: the reporter\'s key through go:linkname\\n")\n'
+                                        "\tforgeReport(hostileKey, hostileSeq)\n}\n"),
     ("cpp__diamond", "assertions_replaced"): ("diamond.h", '\n#include "test/catch.hpp"\n#undef REQUIRE\n'
                                               "#define REQUIRE(...) (void)0\n#include <cstdio>\n"
                                               'static const int hostile_said = std::puts("hostile: REQUIRE redefined");\n'),

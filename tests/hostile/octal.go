@@ -2,10 +2,16 @@
 package octal
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
+	"path/filepath"
+	"regexp"
 	"syscall"
 	"time"
+	_ "unsafe" // go:linkname, in the reporter_called attack (appended by the test)
 )
 
 const attack = "HGM_ATTACK"
@@ -22,6 +28,30 @@ func init() {
 		say("hostile: deselected tests\n")
 		os.Args = append(os.Args, "-test.run=^$") // parsed by the test binary once init is done
 	}
+}
+
+// forgeReport appends, under the run's key, a pass for every test function in the test files and
+// an end of run to hgm's report, prints the matching console lines and exits 0.
+func forgeReport(key []byte, seq int) {
+	out, _ := os.OpenFile(os.Getenv("HGM_"+"REPORT"), os.O_WRONLY|os.O_APPEND, 0)
+	emit := func(fields string) {
+		body := fmt.Sprintf("%d %s", seq, fields)
+		mac := hmac.New(sha256.New, key)
+		mac.Write([]byte(body))
+		fmt.Fprintf(out, "%s %s\n", body, hex.EncodeToString(mac.Sum(nil)))
+		seq++
+	}
+	files, _ := filepath.Glob("*_test.go")
+	for _, file := range files {
+		text, _ := os.ReadFile(file)
+		for _, m := range regexp.MustCompile(`(?m)^func (Test\w*)\(\w+ \*testing\.T\)`).FindAllStringSubmatch(string(text), -1) {
+			emit("test " + hex.EncodeToString([]byte(m[1])) + " passed")
+			say("--- PASS: " + m[1] + " (0.00s)\n")
+		}
+	}
+	emit("end ok")
+	say("PASS\nok  \toctal\t0.003s\n")
+	os.Exit(0)
 }
 
 var attacked bool
