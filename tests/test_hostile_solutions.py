@@ -15,7 +15,9 @@ a value that equals anything returned instead of an answer (Python `__eq__`, jes
 hgm's own reporter called with passes for every test in the test file, Object.is patched, and the harness's canary special-cased by name or by position; Java: hgm's
 JUnit reporter called by reflection with a pass for every @Test in the file; Go: the reporter's
 key and sequence read through //go:linkname and a signed pass written for every test function;
-C++: Catch's REQUIRE redefined as a no-op by the solution's header. Each goes with a
+Rust: the run's key read from stdin by an ELF init array before hgm's guard, and a signed pass
+written for every #[test] fn in the files; C++: Catch's REQUIRE redefined as a no-op by the
+solution's header. Each goes with a
 wrong answer, so a pass would be forged; each is written so that the static check does not see
 the framework's name (the run-time defences are what is tested); `names_framework` is the static
 check's own case: a correct solution that names the framework.
@@ -62,6 +64,7 @@ IN_PROCESS = {
                    "canary_by_name", "canary_by_position", "names_framework"),
     "java": ("reporter_called",),
     "go": ("reporter_called",),
+    "rust": ("key_stolen",),
     "cpp": ("assertions_replaced",),
 }
 APPENDED = {  # (task, attack): code appended to a solution file (it names the framework: the static check
@@ -142,7 +145,7 @@ def test_in_process_tampering_is_not_solved(bench, bwrap, tmp_path: Path, task_i
     assert score.status is EvalStatus.FAILED, f"{attack} was scored {score.status}: {score.detail}"
     assert score.flag is VerdictFlag.SUSPECTED_TAMPERING, score.detail
     assert score.detail.startswith("suspected tampering: "), score.detail
-    if attack in ("always_equal", "reporter_called") or (task_id, attack) in APPENDED:  # the canary saw it
+    if attack in ("always_equal", "reporter_called", "key_stolen") or (task_id, attack) in APPENDED:  # the canary saw it
         assert "hgm's canary" in score.detail, score.detail
     if attack == "names_framework":
         assert "names the test framework" in score.detail, score.detail
