@@ -66,10 +66,22 @@ def write_scripts(tree: Path, into: Path) -> dict[str, str]:
     scripts = {
         "downstream": {"price": price, "rules": solve, "responses": [{"content": "Done."}]},
         "diagnose": {"price": price, "rules": [{"match": ".", "on": "any", "content": json.dumps(PLAN)}]},
-        "self_improve": {"price": price, "rules": [{"match": "Improve this coding agent", "content": "Editing.",
-                                                    "tool_calls": [{"name": "bash", "arguments": {"command":
-                                                        "printf '\\n# lesson %s\\n' \"$(date +%s%N)\" >> prompts.py"}}]}],
-                         "responses": [{"content": "Done."}]},
+        "self_improve": {
+            "price": price,
+            "rules": [
+                {
+                    "match": "Improve this coding agent",
+                    "content": "Editing.",
+                    "tool_calls": [
+                        {
+                            "name": "bash",
+                            "arguments": {"command": "printf '\\n# lesson %s\\n' \"$(date +%s%N)\" >> prompts.py"},
+                        }
+                    ],
+                }
+            ],
+            "responses": [{"content": "Done."}],
+        },
     }
     models = {}
     for role, script in scripts.items():

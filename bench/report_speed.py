@@ -30,15 +30,27 @@ def main() -> None:
     ap.add_argument("--budget", type=int, default=1300)
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
-    from browser import chromium, missing
-
     from hgm.store import RunStore
+
+    from browser import chromium, missing
 
     with tempfile.TemporaryDirectory(prefix="hgm-bench-report-") as tmp:
         run = Path(tmp) / "sim"
         hgm = [sys.executable, "-m", "hgm.cli"]
-        subprocess.run([*hgm, "simulate", "--run-dir", str(run), "--max-task-evals", str(args.budget), "--set", "search.alpha=1.0"],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [
+                *hgm,
+                "simulate",
+                "--run-dir",
+                str(run),
+                "--max-task-evals",
+                str(args.budget),
+                "--set",
+                "search.alpha=1.0",
+            ],
+            check=True,
+            capture_output=True,
+        )
         with RunStore.open(run, readonly=True) as s:
             agents, evals = len(s.nodes()), len(s.evaluations())
         print(f"run: {agents} agents, {evals} evaluations (simulated, {run})")

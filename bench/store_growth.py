@@ -43,10 +43,22 @@ def conversation(tmp: Path, steps: int, output_bytes: int, sandbox_name: str) ->
     lines = max(1, output_bytes // 30)  # `ls -l`-like lines of about 30 bytes
     command = f"for i in $(seq {lines}); do echo \"-rw-r--r-- 1 root root $i file_$i.py\"; done"
     script = tmp / "script.json"
-    script.write_text(json.dumps({"responses": [
-        *({"content": f"Step {i}: let me look again.", "tool_calls": [{"name": "bash", "arguments": {"command": command}}]}
-          for i in range(steps - 1)),
-        {"content": "Done."}]}))  # `steps` requests: the seed agent's default step limit is 100
+    script.write_text(
+        json.dumps(
+            {
+                "responses": [
+                    *(
+                        {
+                            "content": f"Step {i}: let me look again.",
+                            "tool_calls": [{"name": "bash", "arguments": {"command": command}}],
+                        }
+                        for i in range(steps - 1)
+                    ),
+                    {"content": "Done."},
+                ]
+            }
+        )
+    )  # `steps` requests: the seed agent's default step limit is 100
     run_dir = tmp / "run"
     config = load_config()
     store = RunStore.create(run_dir, config)
@@ -70,8 +82,16 @@ def conversation(tmp: Path, steps: int, output_bytes: int, sandbox_name: str) ->
     blobs = store._read("SELECT SUM(LENGTH(body)) FROM llm_blobs")[0][0]
     store.close()
     grown = store_bytes(run_dir) - empty
-    return {"steps": steps, "calls": len(calls), "store": grown, "llm rows": blobs + sum(c[3] for c in calls) + responses,
-            "raw": raw, "whole": whole, "ratio": grown / raw, "per step": grown / steps}
+    return {
+        "steps": steps,
+        "calls": len(calls),
+        "store": grown,
+        "llm rows": blobs + sum(c[3] for c in calls) + responses,
+        "raw": raw,
+        "whole": whole,
+        "ratio": grown / raw,
+        "per step": grown / steps,
+    }
 
 
 def main() -> None:

@@ -14,6 +14,7 @@ itself stays.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import statistics
@@ -55,10 +56,8 @@ def main() -> None:
 
         bench.envs.nocache = True  # every layer built again: apt packages, pytest, the sdist
         for t in tasks:
-            try:
+            with contextlib.suppress(docker.errors.ImageNotFound):
                 bench.envs.client.images.remove(t.image, force=True)
-            except docker.errors.ImageNotFound:
-                pass
         start = time.monotonic()
         first = tasks[0]
         run = run_eval(first, first.instance["patch"], sandbox=get_sandbox("docker"), envs=bench.envs,

@@ -97,8 +97,10 @@ def main() -> None:
             except (SandboxUnavailable, RuntimeError) as e:
                 print(f"{backend}: not measured ({e})")
                 continue
-            print(f"{backend}: evaluation {r['evaluation_s']:.3f} s, entry+scorer bare {r['own_s']:.3f} s, "
-                  f"harness overhead {r['overhead_s']:.3f} s (median of {args.repeat}; max {r['overhead_max_s']:.3f} s)")
+            print(
+                f"{backend}: evaluation {r['evaluation_s']:.3f} s, entry+scorer bare {r['own_s']:.3f} s, "
+                f"harness overhead {r['overhead_s']:.3f} s (median of {args.repeat}; max {r['overhead_max_s']:.3f} s)"
+            )
 
 
 if __name__ == "__main__":

@@ -7,8 +7,9 @@ directory under a file lock, then renamed into place, so concurrent callers neve
 `run_agent(...)` runs `python coding_agent.py ...` in the sandbox, where only these are visible
 besides the backend's read-only system (which includes the base interpreter the venv links to):
 the task workspace (rw), the agent's code (ro), its venv (ro), a per-session directory holding the
-statement and the chat log (rw), and the LLM gateway's socket. Every path keeps its host name inside the sandbox, so the same argv
-works for every backend. The environment holds the session token, never a real API key.
+statement and the chat log (rw), and the LLM gateway's socket. Every path keeps its host name
+inside the sandbox, so the same argv works for every backend. The environment holds the session
+token, never a real API key.
 """
 
 from __future__ import annotations

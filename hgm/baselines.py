@@ -5,10 +5,10 @@
   sigmoid(10*(score-0.5)) / (1 + children in the archive) among the archive's agents. The initial
   agent is evaluated on every stage first; every new child goes through the staged evaluation: the
   first stage's tasks; the next named stage only if its success rate so far is at least
-  `stage_threshold`; the rest of the run's tasks only if it reaches the archive's second-best score. When its schedule ends the agent joins
-  the archive (keep_all) or joins it only if its score is at least the initial agent's minus
-  `noise_margin` (keep_better). The next generation starts when every child's schedule is over.
-  Final agent: the archive's best score.
+  `stage_threshold`; the rest of the run's tasks only if it reaches the archive's second-best
+  score. When its schedule ends the agent joins the archive (keep_all) or joins it only if its
+  score is at least the initial agent's minus `noise_margin` (keep_better). The next generation
+  starts when every child's schedule is over. Final agent: the archive's best score.
 - `sica`: the Self-Improving Coding Agent (Robeyns et al. 2025). Iterations: every agent is evaluated
   on the same fixed task sample; then the best agent (highest mean) rewrites the base agent, the
   most recent agent whose mean reaches the best agent's confidence-interval lower bound (`sica_base`).

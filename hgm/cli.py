@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -18,7 +18,8 @@ from hgm.domain import EvalStatus
 from hgm.errors import UserError
 from hgm.markup import literal
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="Grow better coding agents with the Huxley-Gödel Machine.")
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Grow better coding agents with the Huxley-Gödel "
+                                                                   "Machine.")
 benchmark_app = typer.Typer(no_args_is_help=True, help="Fetch, list and validate benchmarks.")
 app.add_typer(benchmark_app, name="benchmark")
 llm_app = typer.Typer(no_args_is_help=True, help="Model names, keys and the scripted LLM.")
@@ -28,18 +29,21 @@ app.add_typer(docker_app, name="docker")
 
 console = Console(stderr=True)
 
-ConfigOpt = Annotated[Optional[Path], typer.Option("-c", "--config", help="YAML config merged over the defaults.")]
+ConfigOpt = Annotated[Path | None, typer.Option("-c", "--config", help="YAML config merged over the defaults.")]
 OverrideOpt = Annotated[
     list[str], typer.Option("--set", help="Set one config key, e.g. --set search.alpha=0.5 (repeatable).")
 ]
-OutputOpt = Annotated[Optional[Path], typer.Option("-o", "--output", help="Where the logs go (default ./hgm-evals/TASK-TIME).")]
-RunDirOpt = Annotated[Optional[Path], typer.Option("--run-dir", help="Run directory: take the agent and config from it.")]
+OutputOpt = Annotated[Path | None, typer.Option("-o", "--output", help="Where the logs go (default "
+                                                                       "./hgm-evals/TASK-TIME).")]
+RunDirOpt = Annotated[Path | None, typer.Option("--run-dir", help="Run directory: take the agent and config from it.")]
 
 
-BenchmarkOpt = Annotated[Optional[str], typer.Option("--benchmark", help="Benchmark: polyglot (default) or swe-bench.")]
+BenchmarkOpt = Annotated[str | None, typer.Option("--benchmark", help="Benchmark: polyglot (default) or swe-bench.")]
 SweBenchOpt = Annotated[bool, typer.Option("--swe-bench", help="Short for --benchmark swe-bench.")]
 PolyglotOpt = Annotated[bool, typer.Option("--polyglot", help="Short for --benchmark polyglot.")]
-DatasetOpt = Annotated[Optional[str], typer.Option("--dataset", help="SWE-bench instances: verified, lite, full, a Hub dataset id, a .json/.jsonl/.parquet file, or a task-repo directory.")]
+DatasetOpt = Annotated[str | None, typer.Option("--dataset", help="SWE-bench instances: verified, lite, full, a Hub "
+                                                                  "dataset id, a .json/.jsonl/.parquet file, or a "
+                                                                  "task-repo directory.")]
 
 
 def resolve_config(config: Path | None, overrides: list[str] | None) -> HGMConfig:
@@ -48,7 +52,9 @@ def resolve_config(config: Path | None, overrides: list[str] | None) -> HGMConfi
 
 def _set_benchmark(cfg: HGMConfig, benchmark: str | None, swe_bench: bool, polyglot: bool, dataset: str | None) -> None:
     """--benchmark NAME, or its shorthands --swe-bench / --polyglot (at most one), and --dataset."""
-    chosen = [n for n, on in (("swe-bench", swe_bench), ("polyglot", polyglot)) if on] + ([benchmark] if benchmark else [])
+    chosen = [n for n, on in (("swe-bench", swe_bench), ("polyglot", polyglot)) if on] + (
+        [benchmark] if benchmark else []
+    )
     if len(set(chosen)) > 1:
         raise UserError(f"choose one benchmark, not {' and '.join(sorted(set(chosen)))}")
     if chosen:
@@ -71,8 +77,10 @@ app.add_typer(node_app, name="node")
 
 @node_app.command("prepare")
 def node_prepare(
-    from_: Annotated[Optional[Path], typer.Option("--from", help="Local Polyglot benchmark tree on the node(s).")] = None,
-    ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="Prepare every node of this Ray cluster that offers sandbox slots (default: this machine).")] = None,
+    from_: Annotated[Path | None, typer.Option("--from", help="Local Polyglot benchmark tree on the node(s).")] = None,
+    ray_address: Annotated[str | None, typer.Option(
+        "--ray-address", help="Prepare every node of this Ray cluster that offers sandbox slots (default: this "
+                              "machine).")] = None,
 ) -> None:
     """Prepare a worker node: benchmark test dependencies and the seed agent's venv; says what is still missing."""
     from hgm.cluster import cluster_report, prepare_node
@@ -89,12 +97,16 @@ def node_prepare(
 
 @app.command("eval-agent")
 def eval_agent(
-    agent: Annotated[str, typer.Argument(help="`initial` (the seed agent), an agent directory, or (with --run-dir) a commit / node id of the run's archive.")],
-    task: Annotated[str, typer.Argument(help="Task id: Polyglot (python__transpose) or a SWE-bench instance (django__django-11099).")],
+    agent: Annotated[str, typer.Argument(
+        help="`initial` (the seed agent), an agent directory, or (with --run-dir) a commit / node id of the run's "
+             "archive.")],
+    task: Annotated[str, typer.Argument(
+        help="Task id: Polyglot (python__transpose) or a SWE-bench instance (django__django-11099).")],
     run: RunDirOpt = None,
-    llm: Annotated[Optional[str], typer.Option("--llm", help="Model the agent uses (llm.downstream), e.g. deepseek-chat or scripted:FILE.")] = None,
-    sandbox: Annotated[Optional[str], typer.Option("--sandbox", help="Sandbox backend: bwrap, docker or none.")] = None,
-    from_: Annotated[Optional[Path], typer.Option("--from", help="Local Polyglot benchmark tree.")] = None,
+    llm: Annotated[str | None, typer.Option(
+        "--llm", help="Model the agent uses (llm.downstream), e.g. deepseek-chat or scripted:FILE.")] = None,
+    sandbox: Annotated[str | None, typer.Option("--sandbox", help="Sandbox backend: bwrap, docker or none.")] = None,
+    from_: Annotated[Path | None, typer.Option("--from", help="Local Polyglot benchmark tree.")] = None,
     benchmark: BenchmarkOpt = None,
     swe_bench: SweBenchOpt = False,
     polyglot: PolyglotOpt = False,
@@ -137,28 +149,53 @@ def run(
     swe_bench: SweBenchOpt = False,
     polyglot: PolyglotOpt = False,
     dataset: DatasetOpt = None,
-    subset: Annotated[Optional[str], typer.Option("--subset", help="Polyglot: small (10), medium (50) or all. SWE-bench: verified-10 (small), verified-50 (medium), verified-60, verified-140 (big), all, or a file of instance ids.")] = None,
-    tasks: Annotated[Optional[str], typer.Option("--tasks", help="Comma-separated task ids (overrides --subset).")] = None,
-    self_improve_llm: Annotated[Optional[str], typer.Option("--self-improve-llm", help="Model agents rewrite themselves with.")] = None,
-    downstream_llm: Annotated[Optional[str], typer.Option("--downstream-llm", help="Model agents solve tasks with.")] = None,
-    diagnose_llm: Annotated[Optional[str], typer.Option("--diagnose-llm", help="Model that diagnoses failures.")] = None,
-    max_task_evals: Annotated[Optional[int], typer.Option("--max-task-evals", min=1, help="Budget of task evaluations.")] = None,
-    initial_evals: Annotated[Optional[int], typer.Option("--initial-evals", min=0, help="Evaluate the initial agent on this many tasks first, as the paper does (search.initial_evals).")] = None,
-    workers: Annotated[Optional[int], typer.Option("--workers", min=1, help="Parallel workers.")] = None,
-    policy: Annotated[Optional[str], typer.Option("--policy", help="Search policy: hgm; dgm, greedy, random (selection-only ablations: their parent choice inside HGM's budget allocation); dgm-paper, sica (DGM and SICA as published, with their own evaluation schedules); best-of-n (no self-modification: the initial agent, repeatedly); ga (DARWIN's genetic algorithm). docs/comparisons.md.")] = None,
-    output_dir: Annotated[Optional[Path], typer.Option("--run-dir", help="New run directory (default ./runs/TIME).")] = None,
-    resume: Annotated[Optional[Path], typer.Option("--resume", help="Resume the run in this directory.")] = None,
-    seed: Annotated[Optional[int], typer.Option("--seed", help="Seed of the search's random choices.")] = None,
-    sandbox: Annotated[Optional[str], typer.Option("--sandbox", help="Sandbox backend: bwrap, docker or none.")] = None,
-    from_: Annotated[Optional[Path], typer.Option("--from", help="Local Polyglot benchmark tree.")] = None,
-    max_usd: Annotated[Optional[float], typer.Option("--max-usd", min=0, help="Stop once the run spent this many dollars.")] = None,
-    agent: Annotated[Optional[str], typer.Option("--agent", help="Start the search from this agent: `initial` (the seed agent, default) or a directory holding coding_agent.py.")] = None,
-    target: Annotated[Optional[Path], typer.Option("--target", help="Evolve your own program against your own scorer: a directory holding target.yaml (README: Bring your own target); --set target.KEY=VALUE overrides a key of the file.")] = None,
-    approve: Annotated[Optional[str], typer.Option("--approve", help="rewrites: every new child waits for a person's approval before it is evaluated (steer.approve; `hgm steer RUN pending`).")] = None,
-    executor: Annotated[Optional[str], typer.Option("--executor", help="Where jobs run: local (threads, default) or ray (docs/cluster.md).")] = None,
-    ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="Ray cluster to join, e.g. 10.0.0.5:6379 (with --executor ray).")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and a cost forecast; start nothing (no sandbox, no run directory, no network).")] = False,
-    runs_dir: Annotated[Optional[Path], typer.Option("--runs-dir", help="With --dry-run: earlier runs to take tokens per evaluation and per rewrite from (default ./runs).")] = None,
+    subset: Annotated[str | None, typer.Option(
+        "--subset", help="Polyglot: small (10), medium (50) or all. SWE-bench: verified-10 (small), verified-50 "
+                         "(medium), verified-60, verified-140 (big), all, or a file of instance ids.")] = None,
+    tasks: Annotated[str | None, typer.Option("--tasks", help="Comma-separated task ids (overrides --subset).")] = None,
+    self_improve_llm: Annotated[str | None, typer.Option(
+        "--self-improve-llm", help="Model agents rewrite themselves with.")] = None,
+    downstream_llm: Annotated[str | None, typer.Option(
+        "--downstream-llm", help="Model agents solve tasks with.")] = None,
+    diagnose_llm: Annotated[str | None, typer.Option("--diagnose-llm", help="Model that diagnoses failures.")] = None,
+    max_task_evals: Annotated[int | None, typer.Option(
+        "--max-task-evals", min=1, help="Budget of task evaluations.")] = None,
+    initial_evals: Annotated[int | None, typer.Option(
+        "--initial-evals", min=0, help="Evaluate the initial agent on this many tasks first, as the paper does "
+                                       "(search.initial_evals).")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", min=1, help="Parallel workers.")] = None,
+    policy: Annotated[str | None, typer.Option(
+        "--policy", help="Search policy: hgm; dgm, greedy, random (selection-only ablations: their parent choice "
+                         "inside HGM's budget allocation); dgm-paper, sica (DGM and SICA as published, with their own "
+                         "evaluation schedules); best-of-n (no self-modification: the initial agent, repeatedly); ga "
+                         "(DARWIN's genetic algorithm). docs/comparisons.md.")] = None,
+    output_dir: Annotated[Path | None, typer.Option(
+        "--run-dir", help="New run directory (default ./runs/TIME).")] = None,
+    resume: Annotated[Path | None, typer.Option("--resume", help="Resume the run in this directory.")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed of the search's random choices.")] = None,
+    sandbox: Annotated[str | None, typer.Option("--sandbox", help="Sandbox backend: bwrap, docker or none.")] = None,
+    from_: Annotated[Path | None, typer.Option("--from", help="Local Polyglot benchmark tree.")] = None,
+    max_usd: Annotated[float | None, typer.Option(
+        "--max-usd", min=0, help="Stop once the run spent this many dollars.")] = None,
+    agent: Annotated[str | None, typer.Option(
+        "--agent", help="Start the search from this agent: `initial` (the seed agent, default) or a directory holding "
+                        "coding_agent.py.")] = None,
+    target: Annotated[Path | None, typer.Option(
+        "--target", help="Evolve your own program against your own scorer: a directory holding target.yaml (README: "
+                         "Bring your own target); --set target.KEY=VALUE overrides a key of the file.")] = None,
+    approve: Annotated[str | None, typer.Option(
+        "--approve", help="rewrites: every new child waits for a person's approval before it is evaluated "
+                          "(steer.approve; `hgm steer RUN pending`).")] = None,
+    executor: Annotated[str | None, typer.Option(
+        "--executor", help="Where jobs run: local (threads, default) or ray (docs/cluster.md).")] = None,
+    ray_address: Annotated[str | None, typer.Option(
+        "--ray-address", help="Ray cluster to join, e.g. 10.0.0.5:6379 (with --executor ray).")] = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Print the plan and a cost forecast; start nothing (no sandbox, no run directory, no "
+                          "network).")] = False,
+    runs_dir: Annotated[Path | None, typer.Option(
+        "--runs-dir", help="With --dry-run: earlier runs to take tokens per evaluation and per rewrite from (default "
+                           "./runs).")] = None,
     config: ConfigOpt = None,
     override: OverrideOpt = None,
 ) -> None:
@@ -235,7 +272,8 @@ def run(
 @app.command("show-tree")
 def show_tree(
     run_dir: Annotated[Path, typer.Argument(help="Run directory.")],
-    format: Annotated[str, typer.Option("--format", help="rich (on a terminal), text (when piped), json or dot.")] = "auto",
+    format: Annotated[str, typer.Option(
+        "--format", help="rich (on a terminal), text (when piped), json or dot.")] = "auto",
     usage: Annotated[bool, typer.Option("--usage", help="Also show LLM calls, tokens and dollars by role.")] = False,
 ) -> None:
     """Show a run's tree of agents: own and clade results, CMP, children, failed rewrites, the final agent."""
@@ -264,9 +302,12 @@ def show_tree(
 def export(
     run_dir: Annotated[Path, typer.Argument(help="Run directory.")],
     node: Annotated[str, typer.Argument(help="Node id (or a commit of the run's archive).")],
-    dest: Annotated[Optional[Path], typer.Argument(help="New directory to write the agent's code into.")] = None,
-    predictions: Annotated[Optional[Path], typer.Option("--predictions", help="Write the node's SWE-bench patches as the official predictions JSONL (instance_id, model_name_or_path, model_patch) for swebench.harness.run_evaluation.")] = None,
-    model_name: Annotated[Optional[str], typer.Option("--model-name", help="model_name_or_path in the predictions (default hgm.<run dir name>.node<N>).")] = None,
+    dest: Annotated[Path | None, typer.Argument(help="New directory to write the agent's code into.")] = None,
+    predictions: Annotated[Path | None, typer.Option(
+        "--predictions", help="Write the node's SWE-bench patches as the official predictions JSONL (instance_id, "
+                              "model_name_or_path, model_patch) for swebench.harness.run_evaluation.")] = None,
+    model_name: Annotated[str | None, typer.Option(
+        "--model-name", help="model_name_or_path in the predictions (default hgm.<run dir name>.node<N>).")] = None,
 ) -> None:
     """Write one agent's code (a node of the run) into a directory, and/or its SWE-bench predictions."""
     from hgm.archive import Archive
@@ -288,21 +329,50 @@ def export(
             node_id = next((n.id for n in store.nodes() if n.commit == sha), None)
         if node_id is None:
             raise UserError(f"commit {sha[:12]} is not a node of {run_dir}; `hgm show-tree {run_dir}` lists the nodes")
-        count = write_predictions(run_dir, node_id, predictions, model_name or f"hgm.{run_dir.resolve().name}.node{node_id}")
+        count = write_predictions(
+            run_dir, node_id, predictions, model_name or f"hgm.{run_dir.resolve().name}.node{node_id}"
+        )
         Console().print(literal(f"node {node_id}: {count} SWE-bench predictions written to {predictions}"))
 
 
 @app.command("simulate")
 def simulate(
-    preset: Annotated[str, typer.Option("--preset", help="World preset: default, deceptive or darwin (hgm/configs/simulate/).")] = "default",
-    world_file: Annotated[Optional[Path], typer.Option("--world", help="World parameters (YAML/JSON); overrides --preset.")] = None,
-    policies: Annotated[str, typer.Option("--policies", help="Comma-separated policies to compare (with hgm among them, also the evaluations hgm needs to reach each other's final utility).")] = "hgm,dgm-paper,sica,best-of-n,dgm,greedy,random",
+    preset: Annotated[
+        str, typer.Option("--preset", help="World preset: default, deceptive or darwin (hgm/configs/simulate/).")
+    ] = "default",
+    world_file: Annotated[
+        Path | None, typer.Option("--world", help="World parameters (YAML/JSON); overrides --preset.")
+    ] = None,
+    policies: Annotated[
+        str,
+        typer.Option(
+            "--policies",
+            help="Comma-separated policies to compare (with hgm among them, also the evaluations hgm needs "
+            "to reach each other's final utility).",
+        ),
+    ] = "hgm,dgm-paper,sica,best-of-n,dgm,greedy,random",
     seeds: Annotated[int, typer.Option("--seeds", min=1, help="Seeds (worlds) per policy.")] = 50,
-    budget: Annotated[Optional[int], typer.Option("--max-task-evals", min=1, help="Task evaluations per run (search.max_task_evals).")] = None,
-    run_dir: Annotated[Optional[Path], typer.Option("--run-dir", help="Run ONE simulated search through the real scheduler and store in DIR (resumes if DIR holds a run).")] = None,
-    delay: Annotated[float, typer.Option("--delay", min=0, help="With --run-dir: seconds each simulated evaluation sleeps.")] = 0.0,
+    budget: Annotated[
+        int | None, typer.Option("--max-task-evals", min=1, help="Task evaluations per run (search.max_task_evals).")
+    ] = None,
+    run_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--run-dir",
+            help="Run ONE simulated search through the real scheduler and store in DIR (resumes if DIR holds a run).",
+        ),
+    ] = None,
+    delay: Annotated[
+        float, typer.Option("--delay", min=0, help="With --run-dir: seconds each simulated evaluation sleeps.")
+    ] = 0.0,
     format: Annotated[str, typer.Option("--format", help="text (a table) or json.")] = "text",
-    html: Annotated[Optional[Path], typer.Option("--html", help="Also write the comparison (table with 95% CIs, curves overlaid) as a self-contained HTML file.")] = None,
+    html: Annotated[
+        Path | None,
+        typer.Option(
+            "--html",
+            help="Also write the comparison (table with 95% CIs, curves overlaid) as a self-contained HTML file.",
+        ),
+    ] = None,
     config: ConfigOpt = None,
     override: OverrideOpt = None,
 ) -> None:
@@ -349,7 +419,8 @@ def simulate(
     if html is not None:
         from hgm.report.compare import write_simulation
 
-        Console(stderr=True).print(literal(f"comparison written to {write_simulation(rows, html, f'hgm simulate: {title}')}"),
+        Console(stderr=True).print(literal("comparison written to "
+                                           f"{write_simulation(rows, html, f'hgm simulate: {title}')}"),
                                    soft_wrap=True, highlight=False)
 
 
@@ -367,7 +438,9 @@ def llm_models(config: ConfigOpt = None, override: OverrideOpt = None) -> None:
     out = Table("model", "provider", "base URL", "key", "$ in", "$ cached in", "$ out")
     for name in sorted(table.models):
         route = table.resolve(name)
-        key = "-" if route.key_env is None else f"{route.key_env} ({'set' if os.environ.get(route.key_env) else 'unset'})"
+        key = (
+            "-" if route.key_env is None else f"{route.key_env} ({'set' if os.environ.get(route.key_env) else 'unset'})"
+        )
         price = route.price
         fmt = lambda v: "unknown" if v is None else f"{v:g}"  # noqa: E731
         out.add_row(*map(literal, (name, route.provider, route.base_url, key, fmt(price and price.input),
@@ -402,10 +475,11 @@ def llm_serve_scripted(
 
 @docker_app.command("build")
 def docker_build(
-    base: Annotated[Optional[str], typer.Option(help="Base image (default python:3.12-slim-bookworm; "
+    base: Annotated[str | None, typer.Option(help="Base image (default python:3.12-slim-bookworm; "
                                                 "without a registry: localhost/debian:bookworm).")] = None,
-    target: Annotated[str, typer.Option(help="full (six Polyglot toolchains) or ci (python, rust, javascript).")] = "full",
-    tag: Annotated[Optional[str], typer.Option(help="Image name (default: the config's sandbox.docker_image).")] = None,
+    target: Annotated[str, typer.Option(
+        help="full (six Polyglot toolchains) or ci (python, rust, javascript).")] = "full",
+    tag: Annotated[str | None, typer.Option(help="Image name (default: the config's sandbox.docker_image).")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Rebuild every layer.")] = False,
     config: ConfigOpt = None,
     override: OverrideOpt = None,
@@ -421,7 +495,9 @@ def docker_build(
             if "STEP" in line or line.startswith("Step "):
                 status.update(f"[bold]docker build[/] {literal(line[:100])}")
 
-        built = build_image(tag=tag or cfg.sandbox.docker_image, base=base, target=target, nocache=no_cache, on_line=show)
+        built = build_image(
+            tag=tag or cfg.sandbox.docker_image, base=base, target=target, nocache=no_cache, on_line=show
+        )
     console.print(f"[green]built[/] {literal(built.tag)} ({built.image_id[:19]}) in {built.seconds:.0f} s")
 
 
@@ -435,7 +511,9 @@ _register_verify_commands(app)  # verify, replay
 
 from hgm.cli_steer import register as _register_steer_commands  # noqa: E402
 
-_register_steer_commands(app)  # steer RUN veto|pin|hint|pause|resume|budget|note|approve|reject|pending|requests|..., serve
+_register_steer_commands(
+    app
+)  # steer RUN veto|pin|hint|pause|resume|budget|note|approve|reject|pending|requests|..., serve
 
 
 def show_error(e: UserError, to: Console = console) -> None:

@@ -9,7 +9,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -23,11 +23,15 @@ if TYPE_CHECKING:
     from hgm.doctor import Finding
 
 BenchArg = Annotated[str, typer.Argument(help="Benchmark name: polyglot or swe-bench.")]
-DatasetOpt = Annotated[Optional[str], typer.Option("--dataset", help="SWE-bench: verified, lite, full, a Hub id, a .json/.jsonl/.parquet file or a task-repo directory (default: the config's benchmark.dataset).")]
-TasksOpt = Annotated[Optional[str], typer.Option("--tasks", help="Comma-separated task ids (overrides --subset).")]
-BaseOpt = Annotated[Optional[str], typer.Option("--base", help="SWE-bench task repos: base image for their Dockerfiles (no registry: localhost/debian:bookworm).")]
-FromOpt = Annotated[Optional[Path], typer.Option("--from", help="Local polyglot-benchmark tree (default: the fetched copy).")]
-LangOpt = Annotated[Optional[list[str]], typer.Option("--lang", help="Only this language (repeatable).")]
+DatasetOpt = Annotated[str | None, typer.Option("--dataset", help="SWE-bench: verified, lite, full, a Hub id, a "
+                                                                  ".json/.jsonl/.parquet file or a task-repo directory "
+                                                                  "(default: the config's benchmark.dataset).")]
+TasksOpt = Annotated[str | None, typer.Option("--tasks", help="Comma-separated task ids (overrides --subset).")]
+BaseOpt = Annotated[str | None, typer.Option("--base", help="SWE-bench task repos: base image for their Dockerfiles "
+                                                            "(no registry: localhost/debian:bookworm).")]
+FromOpt = Annotated[Path | None, typer.Option("--from", help="Local polyglot-benchmark tree (default: the fetched "
+                                                             "copy).")]
+LangOpt = Annotated[list[str] | None, typer.Option("--lang", help="Only this language (repeatable).")]
 
 
 def result_console() -> Console:
@@ -74,10 +78,16 @@ def _run(command: str, name: str, options: CommandOptions) -> None:
     getattr(entry(name), command)(options)
 
 
-def fetch(name: BenchArg, dest: Annotated[Optional[Path], typer.Option("-o", "--output", help="Polyglot: clone here instead of the cache dir.")] = None,
-          from_: Annotated[Optional[Path], typer.Option("--from", help="Polyglot: copy this local polyglot-benchmark tree instead of cloning (offline).")] = None,
-          dataset: DatasetOpt = None, subset: Annotated[Optional[str], typer.Option(help="SWE-bench subset (default: the config's).")] = None,
-          tasks: TasksOpt = None, sandbox: Annotated[Optional[str], typer.Option(help="SWE-bench: docker or bwrap (default: the config's backend).")] = None,
+def fetch(name: BenchArg,
+          dest: Annotated[Path | None, typer.Option(
+              "-o", "--output", help="Polyglot: clone here instead of the cache dir.")] = None,
+          from_: Annotated[Path | None, typer.Option(
+              "--from", help="Polyglot: copy this local polyglot-benchmark tree instead of cloning (offline).")] = None,
+          dataset: DatasetOpt = None,
+          subset: Annotated[str | None, typer.Option(help="SWE-bench subset (default: the config's).")] = None,
+          tasks: TasksOpt = None,
+          sandbox: Annotated[str | None, typer.Option(
+              help="SWE-bench: docker or bwrap (default: the config's backend).")] = None,
           base: BaseOpt = None) -> None:
     """Polyglot: clone the benchmark at its pinned commit (needs github.com), or copy a local tree
     (--from). SWE-bench: pull (or build) the instance images of a subset with progress, and export what
@@ -100,12 +110,15 @@ def prepare(name: BenchArg, from_: FromOpt = None, lang: LangOpt = None,
 
 def validate(
     name: BenchArg,
-    subset: Annotated[str, typer.Option(help="Polyglot: small, medium or all. SWE-bench: a subset (`hgm benchmark list swe-bench`) or a file of instance ids.")] = "all",
+    subset: Annotated[str, typer.Option(
+        help="Polyglot: small, medium or all. SWE-bench: a subset (`hgm benchmark list swe-bench`) or a file of "
+             "instance ids.")] = "all",
     lang: LangOpt = None,
     jobs: Annotated[int, typer.Option("--workers", min=1, help="Parallel test runs.")] = 2,
     sandbox: Annotated[str, typer.Option(help="bwrap or none (SWE-bench: docker or bwrap).")] = "bwrap",
     from_: FromOpt = None,
-    log_dir: Annotated[Optional[Path], typer.Option("-o", "--output", help="Keep test logs here (default: a temp dir).")] = None,
+    log_dir: Annotated[Path | None, typer.Option(
+        "-o", "--output", help="Keep test logs here (default: a temp dir).")] = None,
     timeout: Annotated[float, typer.Option(help="Per test run, seconds.")] = 180.0,
     dataset: DatasetOpt = None,
     tasks: TasksOpt = None,
@@ -118,8 +131,10 @@ def validate(
 
 
 def doctor(
-    clean: Annotated[bool, typer.Option("--clean", help="First remove leftover hgm containers (docker backend).")] = False,
-    ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="Also report this Ray cluster: nodes, slots, what each lacks.")] = None,
+    clean: Annotated[bool, typer.Option(
+        "--clean", help="First remove leftover hgm containers (docker backend).")] = False,
+    ray_address: Annotated[str | None, typer.Option(
+        "--ray-address", help="Also report this Ray cluster: nodes, slots, what each lacks.")] = None,
 ) -> None:
     """Check toolchains, sandbox and benchmark dependencies; print the fix for each problem."""
     from hgm.doctor import clean_docker, run_checks

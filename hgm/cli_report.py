@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -15,7 +15,8 @@ from hgm.markup import literal
 
 def report(
     run_dir: Annotated[Path, typer.Argument(help="Run directory (it may still be running).")],
-    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="HTML file to write (default RUN/report.html).")] = None,
+    output: Annotated[Path | None, typer.Option(
+        "-o", "--output", help="HTML file to write (default RUN/report.html).")] = None,
 ) -> None:
     """Write one self-contained HTML report of a run: tree, node details and diffs, curves, agents x tasks."""
     from hgm.report import write_report
@@ -23,14 +24,22 @@ def report(
     start = time.monotonic()
     with Console(stderr=True).status(f"reading {literal(run_dir)}"):
         out = write_report(run_dir, output)
-    Console().print(f"report written to {literal(out)} ({out.stat().st_size / 1e6:.1f} MB, {time.monotonic() - start:.1f} s); "
+    Console().print(f"report written to {literal(out)} ({out.stat().st_size / 1e6:.1f} MB, "
+                    f"{time.monotonic() - start:.1f} s); "
                     f"open it in a browser, it works offline", soft_wrap=True, highlight=False)
 
 
 def compare(
     runs: Annotated[list[Path], typer.Argument(help="Run directories (e.g. runs/*), one or more seeds per policy.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="HTML file to write.")] = Path("compare.html"),
-    by: Annotated[str, typer.Option("--by", help="evals: curves over task evaluations used, the groups compared at the evaluations every run reached; usd: curves over dollars spent, and the groups compared at the dollars every run reached as well.")] = "evals",
+    by: Annotated[
+        str,
+        typer.Option(
+            "--by",
+            help="evals: curves over task evaluations used, the groups compared at the evaluations every run reached; "
+                 "usd: curves over dollars spent, and the groups compared at the dollars every run reached as well.",
+        ),
+    ] = "evals",
 ) -> None:
     """Compare runs: grouped by policy and differing config, final score with a 95% CI across seeds, curves overlaid.
 
@@ -67,16 +76,22 @@ def runs(
 def solve(
     agent: Annotated[str, typer.Argument(help="`initial`, an agent directory, RUN:NODE or RUN:final.")],
     repo: Annotated[Path, typer.Option("--repo", help="Your git repository (never modified without --apply).")],
-    issue: Annotated[Optional[Path], typer.Option("--issue", help="File holding the problem statement.")] = None,
-    statement: Annotated[Optional[str], typer.Option("--statement", help="The problem statement as text.")] = None,
-    llm: Annotated[Optional[str], typer.Option("--llm", help="Model the agent uses (llm.downstream), e.g. deepseek-chat or scripted:FILE.")] = None,
+    issue: Annotated[Path | None, typer.Option("--issue", help="File holding the problem statement.")] = None,
+    statement: Annotated[str | None, typer.Option("--statement", help="The problem statement as text.")] = None,
+    llm: Annotated[str | None, typer.Option(
+        "--llm", help="Model the agent uses (llm.downstream), e.g. deepseek-chat or scripted:FILE.")] = None,
     rev: Annotated[str, typer.Option("--rev", help="Commit of the repository the agent starts from.")] = "HEAD",
-    language: Annotated[Optional[str], typer.Option("--language", help="Told to the agent (default: the most common in the repository).")] = None,
-    out: Annotated[Optional[Path], typer.Option("-o", "--output", help="Where the patch and logs go (default ./hgm-solve/REPO-TIME).")] = None,
-    apply: Annotated[bool, typer.Option("--apply", help="Apply the patch to the repository's working tree (git apply).")] = False,
-    sandbox: Annotated[Optional[str], typer.Option("--sandbox", help="Sandbox backend: bwrap, docker or none.")] = None,
-    config: Annotated[Optional[Path], typer.Option("-c", "--config", help="YAML config merged over the defaults (default for RUN:...: the run's config).")] = None,
-    override: Annotated[Optional[list[str]], typer.Option("--set", help="Set one config key, e.g. --set sandbox.agent_timeout_s=600 (repeatable).")] = None,
+    language: Annotated[str | None, typer.Option(
+        "--language", help="Told to the agent (default: the most common in the repository).")] = None,
+    out: Annotated[Path | None, typer.Option(
+        "-o", "--output", help="Where the patch and logs go (default ./hgm-solve/REPO-TIME).")] = None,
+    apply: Annotated[bool, typer.Option(
+        "--apply", help="Apply the patch to the repository's working tree (git apply).")] = False,
+    sandbox: Annotated[str | None, typer.Option("--sandbox", help="Sandbox backend: bwrap, docker or none.")] = None,
+    config: Annotated[Path | None, typer.Option(
+        "-c", "--config", help="YAML config merged over the defaults (default for RUN:...: the run's config).")] = None,
+    override: Annotated[list[str] | None, typer.Option(
+        "--set", help="Set one config key, e.g. --set sandbox.agent_timeout_s=600 (repeatable).")] = None,
 ) -> None:
     """Run an agent (e.g. the best one a search found) on your own repository and problem; write the patch."""
     from hgm import solve as solve_mod
@@ -107,10 +122,12 @@ def solve(
         show.print(f"[yellow]the LLM gateway cut the agent off:[/] {literal(r.llm_failure)}", soft_wrap=True)
     if r.changed_files:
         done = f"applied to {r.repo}" if r.applied else f"not applied; apply it with: git -C {r.repo} apply {r.patch}"
-        show.print(literal(f"patch: {r.patch} ({r.changed_files} file{'s' if r.changed_files != 1 else ''} changed; {done})"),
+        show.print(literal(f"patch: {r.patch} ({r.changed_files} file{'s' if r.changed_files != 1 else ''} changed; "
+                           f"{done})"),
                    soft_wrap=True, highlight=False)
     else:
-        show.print(f"[yellow]the agent changed nothing[/]; its chat log says why: {literal(Path(r.out_dir) / 'agent' / 'chat.md')}",
+        show.print("[yellow]the agent changed nothing[/]; its chat log says why: "
+                   f"{literal(Path(r.out_dir) / 'agent' / 'chat.md')}",
                    soft_wrap=True)
     show.print(literal(f"chat log: {Path(r.out_dir) / 'agent' / 'chat.md'}\nall logs: {r.out_dir}"), soft_wrap=True,
                highlight=False)

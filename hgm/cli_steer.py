@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from packaging.requirements import InvalidRequirement, Requirement
@@ -104,7 +104,7 @@ def _main(ctx: typer.Context,
 
 
 Why = Annotated[str, typer.Option("--why", help="Why (recorded).")]
-Who = Annotated[Optional[str], typer.Option("--who", help="Who acts (recorded; default user@host).")]
+Who = Annotated[str | None, typer.Option("--who", help="Who acts (recorded; default user@host).")]
 Node = Annotated[int, typer.Argument(help="Node id (`hgm show-tree RUN`).")]
 
 
@@ -116,13 +116,20 @@ def veto(ctx: typer.Context, node: Node, why: Why = "", who: Who = None) -> None
 
 @steer_app.command("pin")
 def pin(ctx: typer.Context, node: Node,
-        count: Annotated[int, typer.Option("--count", help="For this many rewrites.")] = 1, why: Why = "", who: Who = None) -> None:
+        count: Annotated[int, typer.Option(
+            "--count", help="For this many rewrites.")] = 1, why: Why = "", who: Who = None) -> None:
     """Make this node the parent of the next rewrite(s), over the policy's choice."""
     _do(ctx, Action.PIN, who, node=node, count=count, why=why)
 
 
 @steer_app.command("hint")
-def hint(ctx: typer.Context, node: Node, text: Annotated[str, typer.Argument(help="The hint.")], why: Why = "", who: Who = None) -> None:
+def hint(
+    ctx: typer.Context,
+    node: Node,
+    text: Annotated[str, typer.Argument(help="The hint.")],
+    why: Why = "",
+    who: Who = None,
+) -> None:
     """Add a hint to the diagnosis of this node's next rewrite."""
     _do(ctx, Action.HINT, who, node=node, text=text, why=why)
 
@@ -161,14 +168,20 @@ def approve(ctx: typer.Context, node: Node, why: Why = "", who: Who = None) -> N
 
 
 @steer_app.command("reject")
-def reject(ctx: typer.Context, node: Node, why: Annotated[str, typer.Option("--why", help="Why (required).")] = "", who: Who = None) -> None:
+def reject(
+    ctx: typer.Context,
+    node: Node,
+    why: Annotated[str, typer.Option("--why", help="Why (required).")] = "",
+    who: Who = None,
+) -> None:
     """Keep a child that waits for approval out of the search for good."""
     _do(ctx, Action.REJECT, who, node=node, why=why)
 
 
 @steer_app.command("grant")
 def grant(ctx: typer.Context, request: Annotated[int, typer.Argument(help="Request id (`requests`).")],
-          path: Annotated[Optional[Path], typer.Option("--path", help="For a file request: the file to mount read-only.")] = None,
+          path: Annotated[Path | None, typer.Option(
+              "--path", help="For a file request: the file to mount read-only.")] = None,
           why: Why = "", who: Who = None) -> None:
     """Grant an agent's request: a package may be used by later rewrites, a file is mounted into them."""
     _do(ctx, Action.GRANT, who, request=request, path=path, why=why)
@@ -176,7 +189,8 @@ def grant(ctx: typer.Context, request: Annotated[int, typer.Argument(help="Reque
 
 @steer_app.command("decline")
 def decline(ctx: typer.Context, request: Annotated[int, typer.Argument(help="Request id (`requests`).")],
-            why: Annotated[str, typer.Option("--why", help="The reason (the agent's next rewrite sees it).")] = "", who: Who = None) -> None:
+            why: Annotated[str, typer.Option(
+                "--why", help="The reason (the agent's next rewrite sees it).")] = "", who: Who = None) -> None:
     """Decline an agent's request; the reason is shown to the agent's next rewrite."""
     _do(ctx, Action.DECLINE, who, request=request, why=why)
 
@@ -245,8 +259,10 @@ def history(ctx: typer.Context) -> None:
 
 
 def serve(run: Annotated[Path, typer.Argument(help="Run directory (running or stopped).")],
-          port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port on 127.0.0.1 (default: a free one).")] = 0,
-          who: Annotated[Optional[str], typer.Option("--who", help="Who the page's actions are recorded as (default user@host).")] = None) -> None:
+          port: Annotated[int, typer.Option(
+              "--port", min=0, max=65535, help="Port on 127.0.0.1 (default: a free one).")] = 0,
+          who: Annotated[str | None, typer.Option(
+              "--who", help="Who the page's actions are recorded as (default user@host).")] = None) -> None:
     """A local page of the live run: the tree, kept up to date, with the steering actions as buttons."""
     from hgm.serve import serve as serve_run
 

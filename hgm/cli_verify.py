@@ -24,12 +24,16 @@ def _format(format: str) -> None:
 
 def verify(
     run_dir: Annotated[Path, typer.Argument(help="Run directory to re-check (only read).")],
-    sample: Annotated[int | None, typer.Option("--sample", help="Re-grade N counted evaluations drawn at random (default: all).")] = None,
-    seed: Annotated[int | None, typer.Option("--seed", help="Seed of --sample's draw (default: random, printed).")] = None,
+    sample: Annotated[int | None, typer.Option(
+        "--sample", help="Re-grade N counted evaluations drawn at random (default: all).")] = None,
+    seed: Annotated[int | None, typer.Option(
+        "--seed", help="Seed of --sample's draw (default: random, printed).")] = None,
     workers: Annotated[int, typer.Option("--workers", help="Re-grades run at once.")] = 1,
-    source: Annotated[Path | None, typer.Option("--from", help="Polyglot tree to re-grade with (default: the run's).")] = None,
+    source: Annotated[Path | None, typer.Option(
+        "--from", help="Polyglot tree to re-grade with (default: the run's).")] = None,
     sandbox: Annotated[str | None, typer.Option("--sandbox", help="Sandbox backend (default: the run's).")] = None,
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="Keep each re-grade's logs in this directory.")] = None,
+    output: Annotated[Path | None, typer.Option(
+        "-o", "--output", help="Keep each re-grade's logs in this directory.")] = None,
     format: Annotated[str, typer.Option("--format", help="text (tables) or json.")] = "text",
 ) -> None:
     """Re-grade a run's stored solutions in fresh sandboxes and check its store's integrity; no LLM, no key.
@@ -83,7 +87,8 @@ def verify(
         out.print(table)
     code = report.exit_code()
     verdict = {0: "[green]verified: every re-grade agrees and every check holds[/]",
-               1: f"[red]NOT verified: {len(report.mismatches)} mismatches, {len(report.failed_checks)} failed checks[/]",
+               1: f"[red]NOT verified: {len(report.mismatches)} mismatches, {len(report.failed_checks)} failed "
+                  "checks[/]",
                3: f"[yellow]no mismatch, but {len(report.infra)} evaluations could not be re-graded (infra)[/]"}[code]
     out.print(verdict)
     raise typer.Exit(code)
@@ -91,8 +96,10 @@ def verify(
 
 def replay(
     run_dir: Annotated[Path, typer.Argument(help="Recorded run directory (only read).")],
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="New run directory for the replay (default: RUN-replay).")] = None,
-    agent: Annotated[Path | None, typer.Option("--agent", help="Start from this agent directory instead of the recorded root agent.")] = None,
+    output: Annotated[Path | None, typer.Option(
+        "-o", "--output", help="New run directory for the replay (default: RUN-replay).")] = None,
+    agent: Annotated[Path | None, typer.Option(
+        "--agent", help="Start from this agent directory instead of the recorded root agent.")] = None,
     source: Annotated[Path | None, typer.Option("--from", help="Polyglot tree (default: the run's).")] = None,
     sandbox: Annotated[str | None, typer.Option("--sandbox", help="Sandbox backend (default: the run's).")] = None,
     format: Annotated[str, typer.Option("--format", help="text (tables) or json.")] = "text",
@@ -120,7 +127,9 @@ def replay(
     show.print(f"replayed {report.replayed} jobs of {literal(run_dir)} into {literal(out)} "
                f"({report.llm_calls} recorded LLM answers served, {report.copied} infra-error rows copied, not re-run)")
     if report.divergences:
-        table = Table("kind", "where", "what", title="divergences from the record, in replay order", title_justify="left")
+        table = Table(
+            "kind", "where", "what", title="divergences from the record, in replay order", title_justify="left"
+        )
         for d in report.divergences:
             table.add_row(d.kind, literal(d.where), literal(d.what))
         show.print(table)

@@ -136,7 +136,7 @@ def check_llm_endpoints() -> list[Finding]:
                     f"reachable ({', '.join(e.models)})" if cause is None else cause,
                     "" if cause is None else "check the network and any proxy (HTTPS_PROXY), or point the models "
                     "at a server you can reach (--set llm.base_url=URL)", optional=True)
-            for e, cause in zip(todo, causes)]
+            for e, cause in zip(todo, causes, strict=True)]
 
 
 CHECKS: list[Callable[[], list[Finding]]] = [check_sandbox, check_docker, check_benchmarks, check_ray,

@@ -202,20 +202,30 @@ class Expander:
         model = self.config.llm.self_improve
         with tempfile.TemporaryDirectory(prefix=f"hgm-expand-{expansion_id}-") as tmp:
             work = self.archive.export_repo(parent_sha, Path(tmp) / "agent_src")
-            allowed = _requirement_names(_requirements_text(work)) | {canonicalize_name(p) for p in job.granted_packages}
+            allowed = _requirement_names(_requirements_text(work)) | {
+                canonicalize_name(p) for p in job.granted_packages
+            }
             base = git.Repo(work).head.commit.hexsha
             if self.config.benchmark.target is not None and job.memory:  # DARWIN's memory, for the rewriter
                 (log_dir / "memory.json").write_text(job.memory)
                 (work / MEMORY_FILE).write_text(job.memory)
             token = self.gateway.open_session("self_improve", model, node_id=parent_id, task_id=task_id)
             try:
-                run = run_agent(agent_dir, work, base, statement, language="python",
-                                llm=AgentLLM(self.gateway.socket_path, token, model, self.gateway.context_window(model)),
-                                sandbox=self.sandbox, limits=limits_from(self.config.sandbox),
-                                timeout_s=self.config.sandbox.agent_timeout_s, log_dir=log_dir,
-                                self_improve=target is None,
-                                mounts=[Mount(Path(f), f) for f in job.granted_files if Path(f).is_file()],
-                                env={REQUESTS_ENV: str(requests_file)})
+                run = run_agent(
+                    agent_dir,
+                    work,
+                    base,
+                    statement,
+                    language="python",
+                    llm=AgentLLM(self.gateway.socket_path, token, model, self.gateway.context_window(model)),
+                    sandbox=self.sandbox,
+                    limits=limits_from(self.config.sandbox),
+                    timeout_s=self.config.sandbox.agent_timeout_s,
+                    log_dir=log_dir,
+                    self_improve=target is None,
+                    mounts=[Mount(Path(f), f) for f in job.granted_files if Path(f).is_file()],
+                    env={REQUESTS_ENV: str(requests_file)},
+                )
             finally:
                 usage = self.gateway.close_session(token)
                 sessions.append(usage)
@@ -250,9 +260,14 @@ class Expander:
             child = self.archive.export(sha, Path(tmp) / "agent")
             if self._fixed_rewriter_target():  # not an agent: its Python files must still compile
                 path = self.sandbox.default_path
-                r = self.sandbox.exec(["python3", "-c", _COMPILE_ALL], cwd=str(child), timeout=self.config.sandbox.validate_timeout_s,
-                                      env={"PATH": path, "PYTHONDONTWRITEBYTECODE": "1", "LANG": "C.UTF-8"},
-                                      mounts=[Mount(child, str(child))], limits=limits_from(self.config.sandbox))
+                r = self.sandbox.exec(
+                    ["python3", "-c", _COMPILE_ALL],
+                    cwd=str(child),
+                    timeout=self.config.sandbox.validate_timeout_s,
+                    env={"PATH": path, "PYTHONDONTWRITEBYTECODE": "1", "LANG": "C.UTF-8"},
+                    mounts=[Mount(child, str(child))],
+                    limits=limits_from(self.config.sandbox),
+                )
                 _append(report, f"compile: exit {r.returncode}", f"{r.stdout}\n{r.stderr}")
                 if not r.ok:
                     raise ExpansionFailed(ErrorType.VALIDATION_FAILED,
@@ -347,7 +362,9 @@ def granted(store: RunStore | MemoryStore, node_id: int, interventions: list[Int
             lines.append(f"- #{rid} {r.kind.value} {r.what}: declined by {a.who}: {a.why}")
         else:
             where = f" (read-only at {a.payload['path']})" if a.payload.get("path") else ""
-            lines.append(f"- #{rid} {r.kind.value} {r.what}: granted by {a.who}{where}" + (f": {a.why}" if a.why else ""))
+            lines.append(
+                f"- #{rid} {r.kind.value} {r.what}: granted by {a.who}{where}" + (f": {a.why}" if a.why else "")
+            )
     text = ("\nAnswers to this lineage's earlier requests:\n" + "\n".join(lines) + "\n") if lines else ""
     return {"granted_packages": packages, "granted_files": files, "answers": text}
 
@@ -448,7 +465,11 @@ def agent_source(agent_dir: Path) -> str:
     """The agent's text files as one markdown document (long files are shortened)."""
     parts = []
     for p in sorted(agent_dir.rglob("*")):
-        if p.is_file() and p.suffix in (".py", ".md", ".txt", ".toml", ".yaml", ".json") and "__pycache__" not in p.parts:
+        if (
+            p.is_file()
+            and p.suffix in (".py", ".md", ".txt", ".toml", ".yaml", ".json")
+            and "__pycache__" not in p.parts
+        ):
             rel = p.relative_to(agent_dir)
             parts.append(f"## {rel}\n```\n{_shorten(p.read_text(errors='replace'), MAX_FILE_CHARS)}\n```")
     return _shorten("\n\n".join(parts), MAX_SOURCE_CHARS)

@@ -289,11 +289,13 @@ def render(f: Forecast, cfg: HGMConfig) -> list[str]:
     s = cfg.search
     tasks = f"{f.tasks} task{'s' if f.tasks != 1 else ''} ({f.tasks_note})" if f.tasks is not None else f.tasks_note
     subset = "" if cfg.benchmark.task_ids else f", subset {f.subset}"
-    lines = ["dry run: nothing was started (no sandbox, no run directory, no network)",
-             f"tasks:     {f.benchmark}{subset}: {tasks}",
-             f"budget:    {f.budget} task evaluations, policy {s.policy}, {s.workers} worker{'s' if s.workers > 1 else ''}",
-             f"rewrites:  about {f.rewrites} = {f.rewrites_how}",
-             "models:"]
+    lines = [
+        "dry run: nothing was started (no sandbox, no run directory, no network)",
+        f"tasks:     {f.benchmark}{subset}: {tasks}",
+        f"budget:    {f.budget} task evaluations, policy {s.policy}, {s.workers} worker{'s' if s.workers > 1 else ''}",
+        f"rewrites:  about {f.rewrites} = {f.rewrites_how}",
+        "models:",
+    ]
     for m in f.models:
         price = "price unknown" if m.price is None else \
             f"${m.price.input:g} in / ${m.price.output:g} out per M tokens"

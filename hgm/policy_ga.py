@@ -63,7 +63,9 @@ class GAPolicy(Policy):
         t = d.tree
         if not self.survivors:
             self.survivors, self.floor = [t.root_id], t.root_id
-        members = [a for a in sorted(t.agents.values(), key=lambda a: a.id) if a.id in self.survivors or a.id > self.floor]
+        members = [
+            a for a in sorted(t.agents.values(), key=lambda a: a.id) if a.id in self.survivors or a.id > self.floor
+        ]
         for agent in members:
             todo = [x for x in self.sample if x not in agent.claimed_tasks]
             if todo:

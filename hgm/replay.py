@@ -205,14 +205,15 @@ def first_difference(recorded: Any, replay: Any, path: str = "request") -> str |
                 return d
         return None
     if isinstance(recorded, list):
-        for i, (a, b) in enumerate(zip(recorded, replay)):
+        for i, (a, b) in enumerate(zip(recorded, replay, strict=False)):  # lengths compared below
             if (d := first_difference(a, b, f"{path}[{i}]")) is not None:
                 return d
         if len(recorded) != len(replay):
             return f"{path}: recorded {len(recorded)} items, replay {len(replay)}"
         return None
     if isinstance(recorded, str) and recorded != replay:
-        i = next((n for n, (a, b) in enumerate(zip(recorded, replay)) if a != b), min(len(recorded), len(replay)))
+        i = next((n for n, (a, b) in enumerate(zip(recorded, replay, strict=False)) if a != b),
+                 min(len(recorded), len(replay)))
         return (f"{path} at character {i}: recorded {recorded[max(0, i - 30):i + 50]!r}, "
                 f"replay {replay[max(0, i - 30):i + 50]!r}")
     return None if recorded == replay else f"{path}: recorded {_short(recorded)}, replay {_short(replay)}"
@@ -401,8 +402,12 @@ class _Replay:
                 self.diverge("expansion", job.name, f"recorded {r.error_type}, replayed {o.error_type}")
             return
         if not self.rec_archive.has_commit(r.commit):
-            self.diverge("expansion", job.name, f"the recorded child's commit {r.commit} is not in the recorded archive "
-                                                "(`hgm verify` checks the archive)")
+            self.diverge(
+                "expansion",
+                job.name,
+                f"the recorded child's commit {r.commit} is not in the recorded archive "
+                "(`hgm verify` checks the archive)",
+            )
             return
         parent = self.rec_archive.parent_of(r.commit)
         rec_diff = self.rec_archive.diff(parent, r.commit) if parent else ""

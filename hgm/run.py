@@ -203,11 +203,17 @@ class _View:
         if p is not None:
             head.add_row("agents", f"{p.agents} (+{p.expansions_in_flight} being written, {p.failed_expansions} "
                                    f"failed rewrites)")
-            head.add_row("evaluations", f"{p.evals_done} / {p.evals_budget} done, {p.evals_in_flight} in flight, "
-                                        f"{p.infra_errors} infra errors"
-                                        + ("  [bold](re-evaluating the finalists)[/]" if p.phase == "finalists" else ""))
-            head.add_row("best agent", f"node {p.best_agent}: {count_text(p.best_successes)} solved / "
-                                       f"{count_text(p.best_successes + p.best_failures)}, lower bound {p.best_lower_bound:.3f}")
+            head.add_row(
+                "evaluations",
+                f"{p.evals_done} / {p.evals_budget} done, {p.evals_in_flight} in flight, "
+                f"{p.infra_errors} infra errors"
+                + ("  [bold](re-evaluating the finalists)[/]" if p.phase == "finalists" else ""),
+            )
+            head.add_row(
+                "best agent",
+                f"node {p.best_agent}: {count_text(p.best_successes)} solved / "
+                f"{count_text(p.best_successes + p.best_failures)}, lower bound {p.best_lower_bound:.3f}",
+            )
         if p is not None and p.held:
             head.add_row("[bold yellow]holding[/]", literal(p.held))
         head.add_row("elapsed", elapsed + (f"   [yellow]{literal(self.stopping)}[/]" if self.stopping else ""))
@@ -483,28 +489,36 @@ def _finish(run_dir: Path, store: RunStore, search: Search, result: list[object]
     if result and isinstance(result[0], BaseException):
         log.error("the search stopped on an error: %s", result[0])
         if isinstance(result[0], SearchExhausted):
-            raise UserError(f"the run ended early: {result[0]}\n`hgm show-tree {run_dir}` shows the tree") from result[0]
+            raise UserError(f"the run ended early: {result[0]}\n`hgm show-tree {run_dir}` shows the tree") from result[
+                0
+            ]
         if isinstance(result[0], UserError):  # e.g. too many infra errors in a row: fixable, then resume
             raise UserError(f"{result[0]}\nEvery finished result is saved; resume with: {resume}") from result[0]
         raise result[0]
     if not result:  # abandoned: in-flight rows stay in the store and are redone on resume
-        console.print(f"[yellow]Abandoned work in flight.[/] Every finished result is saved. Resume with:\n  {literal(resume)}",
-                      soft_wrap=True)
+        console.print(
+            f"[yellow]Abandoned work in flight.[/] Every finished result is saved. Resume with:\n  {literal(resume)}",
+            soft_wrap=True,
+        )
         log.info("abandoned; resume with: %s", resume)
         return 130
     res = result[0]
     final = res.final_agent  # type: ignore[attr-defined]
     if not res.completed and not stop_reason:  # type: ignore[attr-defined]
-        console.print(f"[yellow]Stopped.[/] Every finished result is saved. Resume with:\n  {literal(resume)}", soft_wrap=True)
+        console.print(
+            f"[yellow]Stopped.[/] Every finished result is saved. Resume with:\n  {literal(resume)}", soft_wrap=True
+        )
         log.info("stopped by the user; resume with: %s", resume)
         return 130
     store.set_meta(MetaKey.FINAL_AGENT, str(final))
     sha = next(n.commit for n in store.nodes() if n.id == final)
     agent = search.tree.agents[final]
     bound = float(lower_bounds([agent], search.config.final_quantile)[0])
-    text = (f"final agent: node {final} (commit {sha[:12] if sha else '?'}), solved {count_text(agent.own_successes)} of "
-            f"{agent.evals} evaluated tasks, posterior {search.config.final_quantile:g}-quantile {bound:.3f}"
-            + (f"; stopped early: {stop_reason[0]}" if stop_reason else ""))
+    text = (
+        f"final agent: node {final} (commit {sha[:12] if sha else '?'}), solved {count_text(agent.own_successes)} of "
+        f"{agent.evals} evaluated tasks, posterior {search.config.final_quantile:g}-quantile {bound:.3f}"
+        + (f"; stopped early: {stop_reason[0]}" if stop_reason else "")
+    )
     log.info(text)
     console.print(f"[bold green]{literal(text)}[/]", soft_wrap=True)
     console.print(literal(f"export it with:  hgm export {run_dir} {final} ./final-agent\n"

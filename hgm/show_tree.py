@@ -243,8 +243,8 @@ def usage_table(by_role: dict[str, Usage]) -> Table:
 def render_usage_text(by_role: dict[str, Usage]) -> str:
     rows = [USAGE_HEADER, *_usage_rows(by_role)]
     widths = [max(len(r[i]) for r in rows) for i in range(len(USAGE_HEADER))]
-    return "\nLLM usage by role\n" + "".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() + "\n"
-                                            for r in rows)
+    lines = ("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() + "\n" for r in rows)
+    return "\nLLM usage by role\n" + "".join(lines)
 
 
 def render_json_with_usage(stats: dict[int, NodeStats], by_role: dict[str, Usage]) -> str:

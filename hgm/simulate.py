@@ -141,7 +141,9 @@ class SimWorld:
                 step, meta, lineage = lin.skill_delta, lin.metaproductivity, lin.name
             child_skill = skill + step + self._rng.normal(0, w.step_sd)
             child_meta = meta + self._rng.normal(0, w.metaproductivity_sd)
-        return ExpansionOutcome(ExpansionStatus.COMMITTED, commit=_encode(Latent(child_skill, child_meta, depth + 1, lineage)))
+        return ExpansionOutcome(
+            ExpansionStatus.COMMITTED, commit=_encode(Latent(child_skill, child_meta, depth + 1, lineage))
+        )
 
     def evaluate(self, node_id: int, task_id: str, eval_id: int) -> EvalOutcome:
         if self.delay_s:
@@ -271,7 +273,8 @@ def compare(world: World, search: SearchConfig, policies: list[str], seeds: int,
             "agents_mean": float(np.mean([r.agents for r in runs])),
             "lcb_final_utility_mean": float(lcb.mean()), "lcb_final_utility_ci95": _ci(lcb),
             "final_lineage_share": lineages,
-            "runs": [{**asdict(r), **({"curve": c} if c is not None else {})} for r, c in zip(runs, traced)],
+            "runs": [{**asdict(r), **({"curve": c} if c is not None else {})}
+                     for r, c in zip(runs, traced, strict=True)],
         })
     return rows
 
@@ -292,9 +295,9 @@ def evals_to_match(rows: list[dict[str, Any]], reference: str = "hgm", resamples
         if row is ref:
             continue
         needed = []
-        for mine, theirs in zip(ref["runs"], row["runs"]):
+        for mine, theirs in zip(ref["runs"], row["runs"], strict=True):
             c = mine["curve"]
-            hit = next((n for n, u in zip(c["evals"], c["true_utility"])
+            hit = next((n for n, u in zip(c["evals"], c["true_utility"], strict=True)
                         if n and u >= theirs["final_utility"] - 1e-12), None)  # n = 0: nothing is named yet
             needed.append(float("inf") if hit is None else float(hit))
         x = np.array(needed)
@@ -370,7 +373,9 @@ def sleep_job(delay_s: float, job: object, _bundles: list[object] | None = None)
     if isinstance(job, Expand):
         return ExpansionOutcome(ExpansionStatus.COMMITTED, commit=f"synthetic-{job.expansion_id}")
     assert isinstance(job, Evaluate), f"not a decision: {job!r}"
-    return EvalOutcome(EvalStatus.SOLVED if (job.node_id + len(job.task_id) + job.eval_id) % 3 == 0 else EvalStatus.FAILED)
+    return EvalOutcome(
+        EvalStatus.SOLVED if (job.node_id + len(job.task_id) + job.eval_id) % 3 == 0 else EvalStatus.FAILED
+    )
 
 
 def to_json(rows: list[dict]) -> str:

@@ -166,10 +166,19 @@ def solve(agent_spec: str, repo: Path, statement: str, *, config: HGMConfig, out
         with Gateway(tmp / "gw.sock", llm=config.llm, budget=config.budget, recorder=record) as gateway:
             token = gateway.open_session(ROLE, model)
             try:
-                run = run_agent(agent_dir, workspace, ws_base, statement, language=language or guess_language(paths),
-                                llm=AgentLLM(gateway.socket_path, token, model, gateway.context_window(model)),
-                                sandbox=sandbox, limits=limits_from(config.sandbox), timeout_s=config.sandbox.agent_timeout_s,
-                                log_dir=out_dir, console=console)
+                run = run_agent(
+                    agent_dir,
+                    workspace,
+                    ws_base,
+                    statement,
+                    language=language or guess_language(paths),
+                    llm=AgentLLM(gateway.socket_path, token, model, gateway.context_window(model)),
+                    sandbox=sandbox,
+                    limits=limits_from(config.sandbox),
+                    timeout_s=config.sandbox.agent_timeout_s,
+                    log_dir=out_dir,
+                    console=console,
+                )
             finally:
                 usage = gateway.close_session(token)
         solution = harness.commit_dir(workspace, "solution", parent=base)
@@ -179,7 +188,9 @@ def solve(agent_spec: str, repo: Path, statement: str, *, config: HGMConfig, out
     patch_path.write_text(patch + ("\n" if patch and not patch.endswith("\n") else ""))
     applied = False
     if apply and patch.strip():
-        check = subprocess.run(["git", "-C", str(repo), "apply", "--check", str(patch_path)], capture_output=True, text=True)
+        check = subprocess.run(
+            ["git", "-C", str(repo), "apply", "--check", str(patch_path)], capture_output=True, text=True
+        )
         if check.returncode != 0:
             raise UserError(f"the patch does not apply to {repo}'s working tree ({check.stderr.strip()}); it is "
                             f"saved at {patch_path}: apply it by hand, or commit or stash your changes and retry")

@@ -209,6 +209,21 @@ def parse_requests(text: str) -> tuple[list[tuple[RequestKind, str, str]], list[
     return found, problems
 
 
-__all__ = ["MAX_REQUESTS", "NODE_ACTIONS", "REQUESTS_ENV", "REQUESTS_FILE", "TIMEOUT_WHO", "Action", "AgentRequest", "Intervention",
-           "RequestKind", "Steering", "answers", "decode_payload", "default_who", "encode_payload", "folded",
-           "parse_requests"]
+__all__ = [
+    "MAX_REQUESTS",
+    "NODE_ACTIONS",
+    "REQUESTS_ENV",
+    "REQUESTS_FILE",
+    "TIMEOUT_WHO",
+    "Action",
+    "AgentRequest",
+    "Intervention",
+    "RequestKind",
+    "Steering",
+    "answers",
+    "decode_payload",
+    "default_who",
+    "encode_payload",
+    "folded",
+    "parse_requests",
+]

@@ -396,11 +396,11 @@ class RunStore:
         with self._write() as c:
             prev_call, prev = self._last_request.get(session, (None, []))
             shared = 0
-            for a, b in zip(prev, hashes):
+            for a, b in zip(prev, hashes, strict=False):  # the common prefix
                 if a != b:
                     break
                 shared += 1
-            ids = [_blob(c, h, m) for h, m in zip(hashes[shared:], messages[shared:])]
+            ids = [_blob(c, h, m) for h, m in zip(hashes[shared:], messages[shared:], strict=True)]
             cur = c.execute(
                 "INSERT INTO llm_calls(created_at, session, role, model, node_id, task_id, status, attempts, "
                 "latency_s, prompt_tokens, completion_tokens, cached_tokens, cost_usd, params, prefix_call, "

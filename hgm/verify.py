@@ -253,7 +253,9 @@ def check_diffs(store: RunStore, archive: Archive | None, run_dir: Path) -> Chec
             continue
         if child.commit != x.commit:
             failures.append(f"expansion {x.id}: commit {x.commit} but its child node {child.id} has {child.commit}")
-        if not (child.commit and parent.commit and archive.has_commit(child.commit) and archive.has_commit(parent.commit)):
+        if not (
+            child.commit and parent.commit and archive.has_commit(child.commit) and archive.has_commit(parent.commit)
+        ):
             continue  # reported by check_commits
         try:
             ref = archive.resolve(f"refs/hgm/expansions/{x.id}")

@@ -46,9 +46,16 @@ def write_scripts(tmp: Path, polyglot: Path, *, diagnose: str = "ok", self_impro
     elif self_improve == "crash":  # a request the model API rejects: the agent stops with an LLM error
         si = {"responses": [{"fault": 400, "message": "context length exceeded"}]}
     else:
-        si = {"rules": [{"match": "Improve this coding agent", "content": "Editing my prompt.",
-                         "tool_calls": [{"name": "bash", "arguments": {"command": SELF_IMPROVE_COMMANDS[self_improve]}}]}],
-              "responses": [{"content": "Done."}]}
+        si = {
+            "rules": [
+                {
+                    "match": "Improve this coding agent",
+                    "content": "Editing my prompt.",
+                    "tool_calls": [{"name": "bash", "arguments": {"command": SELF_IMPROVE_COMMANDS[self_improve]}}],
+                }
+            ],
+            "responses": [{"content": "Done."}],
+        }
     models = {}
     for role, script in (("downstream", downstream), ("diagnose", diag), ("self_improve", si)):
         path = tmp / f"{role}.json"

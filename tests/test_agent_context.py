@@ -32,9 +32,20 @@ def short(tmp_path: Path):
 def converse(tmp_path: Path, sock_dir: Path, tell_window: bool) -> tuple[list[tuple], dict, str, int]:
     """(llm calls: id, status, prompt tokens; the last request; the chat log; the agent's exit code)"""
     script = tmp_path / "long.json"
-    script.write_text(json.dumps({"context_window": 6000, "responses": [
-        *({"content": f"step {i}", "tool_calls": [{"name": "bash", "arguments": {"command": FLOOD}}]} for i in range(STEPS)),
-        {"content": "Done."}]}))
+    script.write_text(
+        json.dumps(
+            {
+                "context_window": 6000,
+                "responses": [
+                    *(
+                        {"content": f"step {i}", "tool_calls": [{"name": "bash", "arguments": {"command": FLOOD}}]}
+                        for i in range(STEPS)
+                    ),
+                    {"content": "Done."},
+                ],
+            }
+        )
+    )
     model = f"scripted:{script}"
     store = RunStore.create(tmp_path / "run", load_config())
     workspace = tmp_path / "ws"

@@ -61,8 +61,17 @@ def test_agent_cannot_see_the_key_reach_the_network_or_touch_the_store(tmp_path,
         with Gateway(tmp_path / "gw.sock", llm=config.llm, budget=config.budget, recorder=store.add_llm_call) as gw:
             benchmark = get_benchmark(BenchmarkConfig(path=polyglot_path))
             task = benchmark.task("python__transpose")
-            report = evaluate(INITIAL_AGENT, task, benchmark=benchmark, gateway=gw, sandbox=get_sandbox("bwrap"), config=config,
-                              log_dir=run_dir / "nodes" / str(node) / "evals" / "probe", run_dir=run_dir, node_id=node)
+            report = evaluate(
+                INITIAL_AGENT,
+                task,
+                benchmark=benchmark,
+                gateway=gw,
+                sandbox=get_sandbox("bwrap"),
+                config=config,
+                log_dir=run_dir / "nodes" / str(node) / "evals" / "probe",
+                run_dir=run_dir,
+                node_id=node,
+            )
         # the key did reach the upstream (so it was really in play) ...
         assert any(r["headers"].get("authorization") == f"Bearer {REAL_KEY}" for r in server.requests)
     finally:
@@ -81,7 +90,10 @@ def test_agent_cannot_see_the_key_reach_the_network_or_touch_the_store(tmp_path,
     assert "TAMPERED" not in chat
     # the store still has the tokens the gateway counted: 6 answered calls of 100 + 10 tokens
     usage = store.llm_usage(task_id=task.id)
-    assert (usage.prompt_tokens, usage.completion_tokens) == (report.outcome.prompt_tokens, report.outcome.completion_tokens)
+    assert (usage.prompt_tokens, usage.completion_tokens) == (
+        report.outcome.prompt_tokens,
+        report.outcome.completion_tokens,
+    )
     assert usage.prompt_tokens >= 600 and usage.completion_tokens >= 60
     assert RunStore.open(run_dir, readonly=True).llm_usage(task_id=task.id) == usage
 

@@ -59,7 +59,9 @@ def test_requirements_that_would_run_agent_code_outside_the_sandbox_are_refused(
 
 
 def test_plain_requirements_pass_the_check():
-    agent_runtime.check_requirements("# deps\nopenai>=1.40,<4  # client\nhttpx[http2]>=0.27; python_version >= '3.8'\n\n")
+    agent_runtime.check_requirements(
+        "# deps\nopenai>=1.40,<4  # client\nhttpx[http2]>=0.27; python_version >= '3.8'\n\n"
+    )
 
 
 def test_agent_sees_only_its_mounts_and_a_session_token(tmp_path, monkeypatch):

@@ -29,7 +29,9 @@ def test_root_child_export_and_refs(tmp_path: Path) -> None:
     assert not (work / "__pycache__").exists(), "caches are not archived"
     (work / "coding_agent.py").write_text("print('v1')\n")
     (work / "tools" / "new.py").write_text("Y = 2\n")
-    child = archive.commit_dir(work, "child: add new tool\n\nwhy: tests failed", parent=root, ref="refs/hgm/expansions/1")
+    child = archive.commit_dir(
+        work, "child: add new tool\n\nwhy: tests failed", parent=root, ref="refs/hgm/expansions/1"
+    )
     archive.set_node(1, child)
 
     reopened = Archive.open(tmp_path / "archive")

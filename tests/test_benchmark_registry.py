@@ -14,7 +14,9 @@ from hgm.errors import UserError
 
 
 def hgm(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "hgm.cli", *args], capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "hgm.cli", *args], capture_output=True, text=True, timeout=120, check=False
+    )
 
 
 def test_each_entry_is_filed_under_its_own_name() -> None:

@@ -107,7 +107,18 @@ def test_eval_agent_initial_is_the_seed_agent(tmp_path: Path, polyglot_path: Pat
         {"tool_calls": [{"name": "editor", "arguments": {"command": "create", "path": "transpose.py",
                                                           "file_text": reference}}]},
         {"content": "Done."}]))
-    done = hgm("eval-agent", "initial", "python__transpose", "--llm", f"scripted:{script}", "--from", str(polyglot_path),
-               "--sandbox", "bwrap", "--output", str(tmp_path / "logs"))
+    done = hgm(
+        "eval-agent",
+        "initial",
+        "python__transpose",
+        "--llm",
+        f"scripted:{script}",
+        "--from",
+        str(polyglot_path),
+        "--sandbox",
+        "bwrap",
+        "--output",
+        str(tmp_path / "logs"),
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("solved")

@@ -34,7 +34,9 @@ def test_keys_in_other_case_and_spelling() -> None:
 
 
 def test_missing_title_and_statement_are_made_from_what_is_there() -> None:
-    plan = parse_diagnosis(json.dumps({"improvement": "Retry failed commands\nonce", "implementation": "in tools/bash.py"}))
+    plan = parse_diagnosis(
+        json.dumps({"improvement": "Retry failed commands\nonce", "implementation": "in tools/bash.py"})
+    )
     assert plan["title"] == "Retry failed commands"
     assert plan["problem_statement"] == "Retry failed commands\nonce\n\nin tools/bash.py"
     assert plan["log_summary"] == "(not given)"

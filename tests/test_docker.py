@@ -176,7 +176,9 @@ def test_ctrl_c_during_exec_removes_the_container(sandbox, client):
 def test_doctor_clean_removes_leftovers_of_dead_harnesses_only(sandbox, client):
     from hgm.sandbox.docker import leftover_containers, remove_leftovers
 
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
     dead_pid = dead.stdout.strip()
     labels = {**sandbox.labels, "hgm.run": "test-leftover"}
     for name, pid in (("hgm-test-leftover-dead", dead_pid), ("hgm-test-leftover-live", str(os.getpid()))):
@@ -268,7 +270,9 @@ def test_hgm_doctor_clean_reports_the_engine_and_removes_a_leftover(sandbox, cli
 
     from hgm.cli import app
 
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
     labels = {**sandbox.labels, "hgm.run": "test-doctor", "hgm.pid": dead.stdout.strip()}
     client.api.create_container(sandbox.image, command=["true"], name="hgm-test-doctor-dead", labels=labels)
     try:

@@ -11,10 +11,10 @@ import pytest
 
 from hgm.benchmarks import get_benchmark
 from hgm.config import BenchmarkConfig, load_config
+from hgm.domain import EvalStatus
 from hgm.evaluate import evaluate
 from hgm.llm.gateway import Gateway
 from hgm.sandbox import get_sandbox
-from hgm.domain import EvalStatus
 from hgm.store import RunStore
 
 INITIAL_AGENT = Path(__file__).resolve().parents[1] / "hgm" / "agents" / "initial"
@@ -68,9 +68,17 @@ class Harness:
     def evaluate(self, responses: list[dict], name: str = "eval", agent: Path = INITIAL_AGENT):
         self.config.llm.downstream = write_script(self.tmp / f"{name}.json", responses)
         eval_id = self.store.start_evaluation(self.node, self.task.id)
-        report = evaluate(agent, self.task, benchmark=self.benchmark, gateway=self.gateway, sandbox=self.sandbox, config=self.config,
-                          log_dir=self.run_dir / "nodes" / str(self.node) / "evals" / name, run_dir=self.run_dir,
-                          node_id=self.node)
+        report = evaluate(
+            agent,
+            self.task,
+            benchmark=self.benchmark,
+            gateway=self.gateway,
+            sandbox=self.sandbox,
+            config=self.config,
+            log_dir=self.run_dir / "nodes" / str(self.node) / "evals" / name,
+            run_dir=self.run_dir,
+            node_id=self.node,
+        )
         self.store.finish_evaluation(eval_id, report.outcome)
         return report
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from hgm.config import load_config
-from hgm.expand import agent_source, choose_entry_task, lineage, parse_diagnosis
 from hgm.domain import EvalOutcome, EvalStatus, ExpansionOutcome, ExpansionStatus
+from hgm.expand import agent_source, choose_entry_task, lineage, parse_diagnosis
 from hgm.store import RunStore
 
 PLAN = {"log_summary": "it never ran the tests", "root_cause": "no test step", "improvement": "run tests",
@@ -38,7 +38,9 @@ def test_missing_fields_get_defaults_but_a_statement_is_required() -> None:
 
 
 def _eval(store: RunStore, node: int, task: str, status: EvalStatus) -> None:
-    store.finish_evaluation(store.start_evaluation(node, task), EvalOutcome(status, log_dir=f"nodes/{node}/evals/{task}"))
+    store.finish_evaluation(
+        store.start_evaluation(node, task), EvalOutcome(status, log_dir=f"nodes/{node}/evals/{task}")
+    )
 
 
 def test_entry_task_prefers_own_failures_then_ancestors_then_unsolved(tmp_path: Path) -> None:

@@ -11,11 +11,12 @@ import pytest
 from hgm.archive import init_archive
 from hgm.benchmarks import get_benchmark
 from hgm.config import load_config
+from hgm.domain import EvalOutcome, EvalStatus, ExpansionStatus
 from hgm.expand import Expander, expand_job
 from hgm.llm.gateway import Gateway
 from hgm.sandbox import get_sandbox
-from hgm.domain import EvalOutcome, EvalStatus, ExpansionStatus
 from hgm.store import RunStore
+
 from llm_scripts import write_scripts
 
 INITIAL_AGENT = Path(__file__).resolve().parents[1] / "hgm" / "agents" / "initial"

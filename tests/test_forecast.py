@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from llm_scripts import write_scripts
 
 from hgm.config import load_config
 from hgm.domain import EvalOutcome, EvalStatus, ExpansionOutcome, ExpansionStatus
@@ -18,6 +17,8 @@ from hgm.forecast import _k, expected_rewrites
 from hgm.memory_store import MemoryStore
 from hgm.search import Search, job_function
 from hgm.store import RunStore
+
+from llm_scripts import write_scripts
 
 
 def hgm(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -93,7 +94,10 @@ def test_dry_run_takes_tokens_from_an_earlier_scripted_run(tmp_path, polyglot_pa
     assert planned.returncode == 0, planned.stderr
     out = planned.stdout
     assert f"from 1 earlier polyglot run under {runs}" in out
-    per_eval = (_k(round(usage["downstream"].prompt_tokens / evals)), _k(round(usage["downstream"].completion_tokens / evals)))
+    per_eval = (
+        _k(round(usage["downstream"].prompt_tokens / evals)),
+        _k(round(usage["downstream"].completion_tokens / evals)),
+    )
     assert f"evaluation (downstream)     {per_eval[0]}-{per_eval[0]} in, {per_eval[1]}-{per_eval[1]} out" in out
     diagnosis = _k(round(usage["diagnose"].prompt_tokens / rewrites))
     assert f"rewrite: diagnosis          {diagnosis}-{diagnosis} in" in out

@@ -12,7 +12,8 @@ Attacks from inside the runner's process (IN_PROCESS): the test framework's asse
 (unittest's assert* methods, jest's matchers through expect.extend), its globals proxied (expect),
 a value that equals anything returned instead of an answer (Python `__eq__`, jest
 `asymmetricMatch`), the collector patched to run empty tests, a pytest plugin rewriting reports,
-hgm's own reporter called with passes for every test in the test file, Object.is patched, and the harness's canary special-cased by name or by position; Java: hgm's
+hgm's own reporter called with passes for every test in the test file, Object.is patched, and the harness's canary
+special-cased by name or by position; Java: hgm's
 JUnit reporter called by reflection with a pass for every @Test in the file; Go: the reporter's
 key and sequence read through //go:linkname and a signed pass written for every test function;
 Rust: the run's key read from stdin by an ELF init array before hgm's guard, and a signed pass
@@ -69,13 +70,19 @@ IN_PROCESS = {
 }
 APPENDED = {  # (task, attack): code appended to a solution file (it names the framework: the static check
     # sees it too; the test checks that the canary caught it as well)
-    ("go__octal", "reporter_called"): ("octal.go", "\n//go:linkname hostileKey octal/hgmverdict.key\nvar hostileKey []byte\n\n"
-                                        "//go:linkname hostileSeq octal/hgmverdict.seq\nvar hostileSeq int\n\n"
-                                        'func init() {\n\tsay("hostile: the reporter\'s key through go:linkname\\n")\n'
-                                        "\tforgeReport(hostileKey, hostileSeq)\n}\n"),
-    ("cpp__diamond", "assertions_replaced"): ("diamond.h", '\n#include "test/catch.hpp"\n#undef REQUIRE\n'
-                                              "#define REQUIRE(...) (void)0\n#include <cstdio>\n"
-                                              'static const int hostile_said = std::puts("hostile: REQUIRE redefined");\n'),
+    ("go__octal", "reporter_called"): (
+        "octal.go",
+        "\n//go:linkname hostileKey octal/hgmverdict.key\nvar hostileKey []byte\n\n"
+        "//go:linkname hostileSeq octal/hgmverdict.seq\nvar hostileSeq int\n\n"
+        'func init() {\n\tsay("hostile: the reporter\'s key through go:linkname\\n")\n'
+        "\tforgeReport(hostileKey, hostileSeq)\n}\n",
+    ),
+    ("cpp__diamond", "assertions_replaced"): (
+        "diamond.h",
+        '\n#include "test/catch.hpp"\n#undef REQUIRE\n'
+        "#define REQUIRE(...) (void)0\n#include <cstdio>\n"
+        'static const int hostile_said = std::puts("hostile: REQUIRE redefined");\n',
+    ),
 }
 NAMES_FRAMEWORK = {  # appended to the correct solution: names the framework, says it ran
     "python": '\nimport unittest as _unused\nsay("hostile: names the test framework\\n")\n',
@@ -145,7 +152,9 @@ def test_in_process_tampering_is_not_solved(bench, bwrap, tmp_path: Path, task_i
     assert score.status is EvalStatus.FAILED, f"{attack} was scored {score.status}: {score.detail}"
     assert score.flag is VerdictFlag.SUSPECTED_TAMPERING, score.detail
     assert score.detail.startswith("suspected tampering: "), score.detail
-    if attack in ("always_equal", "reporter_called", "key_stolen") or (task_id, attack) in APPENDED:  # the canary saw it
+    if (
+        attack in ("always_equal", "reporter_called", "key_stolen") or (task_id, attack) in APPENDED
+    ):  # the canary saw it
         assert "hgm's canary" in score.detail, score.detail
     if attack == "names_framework":
         assert "names the test framework" in score.detail, score.detail

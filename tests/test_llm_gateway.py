@@ -58,8 +58,15 @@ def agent(gw: Gateway, token: str, retries: int = 0) -> openai.OpenAI:
                          http_client=httpx.Client(transport=httpx.HTTPTransport(uds=env["HGM_LLM_SOCKET"])))
 
 
-def gateway(d: Path, calls: Calls | None = None, env: dict[str, str] | None = None, providers: ProviderTable | None = None,
-            budget: BudgetConfig | None = None, used_before: dict | None = None, **llm: Any) -> Gateway:
+def gateway(
+    d: Path,
+    calls: Calls | None = None,
+    env: dict[str, str] | None = None,
+    providers: ProviderTable | None = None,
+    budget: BudgetConfig | None = None,
+    used_before: dict | None = None,
+    **llm: Any,
+) -> Gateway:
     return Gateway(d / "gw.sock", llm=LLMConfig(**{**FAST, **llm}), budget=budget, recorder=calls,
                    env=env or {}, providers=providers, used_before=used_before)
 
@@ -74,8 +81,12 @@ def test_auth_model_override_usage_and_cost(sock_dir: Path) -> None:
     steps = {"usage_style": "deepseek", "responses": [
         {"content": "hi", "usage": {"prompt_tokens": 1000, "completion_tokens": 200, "cached_tokens": 600}}]}
     calls = Calls()
-    with ScriptedServer(write_script(sock_dir, steps)) as upstream, \
-            gateway(sock_dir, calls, env={"DEEPSEEK_API_KEY": "sk-real"}, providers=deepseek_at(sock_dir, upstream.base_url)) as gw:
+    with (
+        ScriptedServer(write_script(sock_dir, steps)) as upstream,
+        gateway(
+            sock_dir, calls, env={"DEEPSEEK_API_KEY": "sk-real"}, providers=deepseek_at(sock_dir, upstream.base_url)
+        ) as gw,
+    ):
         token = gw.open_session("downstream", "deepseek-chat", node_id=3, task_id="python__bob")
         with pytest.raises(openai.AuthenticationError):
             agent(gw, "hgm-session-wrong").chat.completions.create(model="x", messages=USER)
@@ -154,8 +165,13 @@ def test_budget_cap_refuses_the_session_while_others_go_on(sock_dir: Path) -> No
 
 
 def test_session_cost_cap_refuses_the_next_request(sock_dir: Path) -> None:
-    script = write_script(sock_dir, {"price": {"input": 1000.0, "output": 1000.0},
-                                     "rules": [{"match": ".", "content": "ok", "usage": {"prompt_tokens": 5, "completion_tokens": 5}}]})
+    script = write_script(
+        sock_dir,
+        {
+            "price": {"input": 1000.0, "output": 1000.0},
+            "rules": [{"match": ".", "content": "ok", "usage": {"prompt_tokens": 5, "completion_tokens": 5}}],
+        },
+    )
     with gateway(sock_dir, budget=BudgetConfig(max_usd_session=0.015)) as gw:  # each call costs $0.01
         token = gw.open_session("downstream", f"scripted:{script}")
         client = agent(gw, token)
@@ -240,7 +256,9 @@ def test_unknown_price_is_bounded_by_the_run_token_cap(sock_dir: Path) -> None:
 def test_resumed_gateway_counts_what_was_spent_before(sock_dir: Path) -> None:
     from hgm.domain import Usage
 
-    script = write_script(sock_dir, {"price": {"input": 100.0, "output": 200.0}, "rules": [{"match": ".", "content": "ok"}]})
+    script = write_script(
+        sock_dir, {"price": {"input": 100.0, "output": 200.0}, "rules": [{"match": ".", "content": "ok"}]}
+    )
     before = {"downstream": Usage(3, 100, 50, 0, 0.05, 0.05)}
     with gateway(sock_dir, budget=BudgetConfig(max_usd_run=0.06), used_before=before) as gw:
         assert (gw.run_cost_usd, gw.run_tokens) == (0.05, 150)
@@ -251,7 +269,9 @@ def test_resumed_gateway_counts_what_was_spent_before(sock_dir: Path) -> None:
 
 
 def test_cassette_record_then_replay_without_upstream(sock_dir: Path) -> None:
-    script = write_script(sock_dir, [{"content": "one"}, {"tool_calls": [{"name": "bash", "arguments": {"command": "ls"}}]}])
+    script = write_script(
+        sock_dir, [{"content": "one"}, {"tool_calls": [{"name": "bash", "arguments": {"command": "ls"}}]}]
+    )
     cassette = sock_dir / "tape.jsonl"
     second_turn = USER + [{"role": "assistant", "content": "one"}, {"role": "user", "content": "go on"}]
     with ScriptedServer(script) as upstream:
@@ -275,9 +295,16 @@ def test_cassette_record_then_replay_without_upstream(sock_dir: Path) -> None:
 
 def test_malformed_tool_call_json_passes_through(sock_dir: Path) -> None:
     broken = '{"command": "ls", '
-    script = write_script(sock_dir, [{"tool_calls": [{"name": "bash", "arguments": broken, "id": "call_x"}]},
-                                     {"content": "saw {{last_tool_call_id}}: {{last_message}}",
-                                      "tool_calls": [{"name": "bash", "arguments": {"command": "echo {{last_message}}"}}]}])
+    script = write_script(
+        sock_dir,
+        [
+            {"tool_calls": [{"name": "bash", "arguments": broken, "id": "call_x"}]},
+            {
+                "content": "saw {{last_tool_call_id}}: {{last_message}}",
+                "tool_calls": [{"name": "bash", "arguments": {"command": "echo {{last_message}}"}}],
+            },
+        ],
+    )
     with gateway(sock_dir) as gw:
         client = agent(gw, gw.open_session("downstream", f"scripted:{script}"))
         first = client.chat.completions.create(model="x", messages=USER)
@@ -377,8 +404,13 @@ def test_with_the_real_run_store(sock_dir: Path) -> None:
 
     store = RunStore.create(sock_dir / "run", HGMConfig())
     node = store.add_node(None, None, "root")
-    script = write_script(sock_dir, {"price": {"input": 2.0, "output": 4.0},
-                                     "responses": [{"fault": 503}, {"content": "a", "usage": {"prompt_tokens": 100, "completion_tokens": 50}}]})
+    script = write_script(
+        sock_dir,
+        {
+            "price": {"input": 2.0, "output": 4.0},
+            "responses": [{"fault": 503}, {"content": "a", "usage": {"prompt_tokens": 100, "completion_tokens": 50}}],
+        },
+    )
     with gateway(sock_dir, store.add_llm_call) as gw:
         token = gw.open_session("downstream", f"scripted:{script}", node_id=node, task_id="go__x")
         agent(gw, token).chat.completions.create(model="x", messages=USER, temperature=0.5)
@@ -398,7 +430,9 @@ def test_long_socket_path_falls_back_and_harness_client_works(tmp_path: Path) ->
     with Gateway(deep / "gw.sock", llm=LLMConfig(**FAST), recorder=calls, env={}) as gw:
         assert len(str(gw.socket_path)) <= 100 and gw.socket_path.is_socket()
         token = gw.open_session("diagnose", f"scripted:{script}", node_id=1)
-        reply = agent(gw, token).chat.completions.create(model="x", messages=[{"role": "user", "content": "diagnose please"}])
+        reply = agent(gw, token).chat.completions.create(
+            model="x", messages=[{"role": "user", "content": "diagnose please"}]
+        )
     assert reply.choices[0].message.content == "did diagnose"
     assert calls[0]["role"] == "diagnose" and not gw.socket_path.exists()
     assert not gw.socket_path.parent.exists(), "the fallback directory under /tmp is removed too"
@@ -412,7 +446,9 @@ def test_shipped_example_script_drives_an_agent_loop(sock_dir: Path) -> None:
         for _ in range(3):
             message = client.chat.completions.create(model="x", messages=messages).choices[0].message
             messages.append(message.model_dump(exclude_none=True))
-            messages += [{"role": "tool", "tool_call_id": c.id, "content": "listing done"} for c in message.tool_calls or []]
+            messages += [
+                {"role": "tool", "tool_call_id": c.id, "content": "listing done"} for c in message.tool_calls or []
+            ]
         traceback = messages + [{"role": "user", "content": "Traceback (most recent call last): boom"}]
         rule = client.chat.completions.create(model="x", messages=traceback).choices[0].message.content
         with pytest.raises(openai.BadRequestError, match="exhausted"):
@@ -437,7 +473,11 @@ def test_streaming_clients_get_the_answer_as_chunks(sock_dir: Path) -> None:
         received = gw.scripted_server(f"scripted:{script}").requests
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     [call] = [tc for c in chunks if c.choices for tc in c.choices[0].delta.tool_calls or []]
-    assert text == "let me run" and (call.id, call.function.name, call.function.arguments) == ("c9", "bash", '{"command": "ls"}')
+    assert text == "let me run" and (call.id, call.function.name, call.function.arguments) == (
+        "c9",
+        "bash",
+        '{"command": "ls"}',
+    )
     assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "tool_calls"
     assert chunks[-1].usage.prompt_tokens == 10 and chunks[-1].usage.completion_tokens == 7
     assert all("stream" not in r["body"] and "stream_options" not in r["body"] for r in received)
@@ -445,10 +485,14 @@ def test_streaming_clients_get_the_answer_as_chunks(sock_dir: Path) -> None:
 
 
 def test_timeouts_and_dropped_connections_are_retried(sock_dir: Path) -> None:
-    script = write_script(sock_dir, [{"delay_s": 1.0, "content": "too late"}, {"fault": "disconnect"}, {"content": "made it"}])
+    script = write_script(
+        sock_dir, [{"delay_s": 1.0, "content": "too late"}, {"fault": "disconnect"}, {"content": "made it"}]
+    )
     calls = Calls()
     with gateway(sock_dir, calls, request_timeout_s=0.3) as gw:
-        reply = agent(gw, gw.open_session("downstream", f"scripted:{script}")).chat.completions.create(model="x", messages=USER)
+        reply = agent(gw, gw.open_session("downstream", f"scripted:{script}")).chat.completions.create(
+            model="x", messages=USER
+        )
     assert reply.choices[0].message.content == "made it"
     assert [(c["status"], c["attempts"]) for c in calls] == [("ok", 3)]
 
@@ -509,5 +553,7 @@ def test_a_replayed_cassette_needs_no_api_key(sock_dir: Path) -> None:
     with pytest.raises(UserError, match="DEEPSEEK_API_KEY"):
         check_llm(LLMConfig(), ["deepseek-chat"], env={})
     with gateway(sock_dir, env={}, providers=table, cassette=cassette, cassette_mode="replay") as gw:  # no key
-        reply = agent(gw, gw.open_session("downstream", "deepseek-chat")).chat.completions.create(model="x", messages=USER)
+        reply = agent(gw, gw.open_session("downstream", "deepseek-chat")).chat.completions.create(
+            model="x", messages=USER
+        )
     assert reply.choices[0].message.content == "recorded answer"

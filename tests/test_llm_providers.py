@@ -21,8 +21,16 @@ from hgm.llm.providers import ProviderTable, adapt_request, check_models
 from hgm.llm.scripted import ScriptedServer
 from hgm.llm.upstream import ProviderClient
 
-TOOLS = [{"type": "function", "function": {"name": "bash", "description": "run a command",
-                                           "parameters": {"type": "object", "properties": {"command": {"type": "string"}}}}}]
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "bash",
+            "description": "run a command",
+            "parameters": {"type": "object", "properties": {"command": {"type": "string"}}},
+        },
+    }
+]
 
 
 def script(tmp_path: Path, data: object, name: str = "s.yaml") -> Path:
@@ -42,7 +50,12 @@ def table_pointing(tmp_path: Path, url: str) -> ProviderTable:
 def test_resolution_of_known_forms(tmp_path: Path) -> None:
     table = ProviderTable.load()
     ds = table.resolve("deepseek-chat")
-    assert (ds.base_url, ds.key_env, ds.upstream_model, ds.api) == ("https://api.deepseek.com", "DEEPSEEK_API_KEY", "deepseek-chat", "chat")
+    assert (ds.base_url, ds.key_env, ds.upstream_model, ds.api) == (
+        "https://api.deepseek.com",
+        "DEEPSEEK_API_KEY",
+        "deepseek-chat",
+        "chat",
+    )
     assert ds.price is not None and ds.price.cached_input is not None
     assert table.resolve("deepseek-reasoner").key_env == "DEEPSEEK_API_KEY"
     for name in ("gpt-5", "gpt-5-mini", "o3", "o4-mini"):
@@ -102,7 +115,11 @@ def test_deepseek_chat_wire_format(tmp_path: Path) -> None:
     assert sent["tools"] == TOOLS and sent["thinking"] == {"type": "disabled"}  # extra fields reach the body
     assert reply.ok and reply.status == 200
     call = reply.body["choices"][0]["message"]["tool_calls"][0]
-    assert (call["id"], call["function"]["name"], json.loads(call["function"]["arguments"])) == ("call_a", "bash", {"command": "ls"})
+    assert (call["id"], call["function"]["name"], json.loads(call["function"]["arguments"])) == (
+        "call_a",
+        "bash",
+        {"command": "ls"},
+    )
     usage = usage_from_response(reply.body)
     assert usage == TokenUsage(1000, 100, 800, 0)
     assert reply.body["usage"]["prompt_cache_miss_tokens"] == 200
@@ -144,7 +161,8 @@ def test_deepseek_reasoner_reasoning_content_round_trip(tmp_path: Path) -> None:
     assert usage_from_response(reply.body).reasoning_tokens == len("Let me think.") // 4
 
 
-@pytest.mark.parametrize(("fault", "retryable"), [(400, False), (401, False), (404, False), (429, True), (500, True), (503, True)])
+@pytest.mark.parametrize(("fault", "retryable"),
+                         [(400, False), (401, False), (404, False), (429, True), (500, True), (503, True)])
 def test_error_bodies(tmp_path: Path, fault: int, retryable: bool) -> None:
     steps = [{"fault": fault, "message": f"boom {fault}", "retry_after": 3}]
     with ScriptedServer(script(tmp_path, steps)) as server:
@@ -188,7 +206,12 @@ def test_pricing_unknown_is_none_not_zero() -> None:
 
 def test_base_url_override_and_bad_scripts(tmp_path: Path) -> None:
     r = ProviderTable.load().resolve("deepseek-chat", base_url="http://localhost:9000/v1/")
-    assert (r.base_url, r.upstream_model, r.key_env, r.key_required) == ("http://localhost:9000/v1", "deepseek-chat", "DEEPSEEK_API_KEY", False)
+    assert (r.base_url, r.upstream_model, r.key_env, r.key_required) == (
+        "http://localhost:9000/v1",
+        "deepseek-chat",
+        "DEEPSEEK_API_KEY",
+        False,
+    )
     for bad, why in ([{"conten": "typo"}], "unknown keys"), ({"rules": [{"content": "x"}]}, "needs a match"), \
                     ({"responses": [], "price": {"input": 1}}, "price must"), \
                     ([{"fault": "slow"}], "fault must"), ({"rules": [{"match": "("}]}, "not a valid regex"), \
@@ -232,7 +255,9 @@ def test_scripted_prefix_cache_reports_shared_prefix_as_cached(tmp_path: Path) -
     with ScriptedServer(script(tmp_path, steps)) as server:
         client = ProviderClient(ProviderTable.load().resolve(f"m@{server.base_url}"), None, 5)
         first = usage_from_response(client.send({"model": "m", "messages": long}).body)
-        second = usage_from_response(client.send({"model": "m", "messages": long + [{"role": "user", "content": "more"}]}).body)
+        second = usage_from_response(
+            client.send({"model": "m", "messages": long + [{"role": "user", "content": "more"}]}).body
+        )
     assert first.cached_tokens == 0
     assert 0 < second.cached_tokens <= second.prompt_tokens and second.cached_tokens % 64 == 0
     assert second.cached_tokens >= 960  # ~4000 shared characters

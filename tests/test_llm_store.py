@@ -10,8 +10,16 @@ import pytest
 from hgm.config import load_config
 from hgm.store import RunStore
 
-TOOLS = [{"type": "function", "function": {"name": "bash", "description": "run a command " * 20,
-                                           "parameters": {"type": "object", "properties": {"command": {"type": "string"}}}}}]
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "bash",
+            "description": "run a command " * 20,
+            "parameters": {"type": "object", "properties": {"command": {"type": "string"}}},
+        },
+    }
+]
 
 
 @pytest.fixture
@@ -34,7 +42,11 @@ def conversation(steps: int, output: str = "line of tool output\n" * 50) -> list
     requests = []
     for i in range(steps):
         requests.append({"model": "m", "messages": copy.deepcopy(messages), "tools": TOOLS})
-        call = {"id": f"c{i}", "type": "function", "function": {"name": "bash", "arguments": f'{{"command": "ls {i}"}}'}}
+        call = {
+            "id": f"c{i}",
+            "type": "function",
+            "function": {"name": "bash", "arguments": f'{{"command": "ls {i}"}}'},
+        }
         messages += [{"role": "assistant", "content": None, "tool_calls": [call]},
                      {"role": "tool", "tool_call_id": f"c{i}", "content": f"step {i}\n{output}"}]
     return requests
@@ -50,7 +62,7 @@ def stored_bytes(store: RunStore) -> int:
 def test_every_request_is_rebuilt_exactly(store: RunStore) -> None:
     requests = conversation(12)
     ids = [record(store, "s1-downstream", r) for r in requests]
-    for call_id, request in zip(ids, requests):
+    for call_id, request in zip(ids, requests, strict=True):
         rebuilt = store.llm_request(call_id)
         assert rebuilt == request
         assert [list(m) for m in rebuilt["messages"]] == [list(m) for m in request["messages"]]  # key order too
@@ -76,7 +88,7 @@ def test_edited_history_interleaved_sessions_and_a_reopened_store(store: RunStor
     edited = copy.deepcopy(a[5])
     edited["messages"][3]["content"] = "[output elided]"  # an agent shortening its history
     ids = []
-    for ra, rb in zip(a, b):
+    for ra, rb in zip(a, b, strict=True):
         ids += [(record(store, "s1-downstream", ra), ra), (record(store, "s2-downstream", rb), rb)]
     ids.append((record(store, "s1-downstream", edited), edited))
     shorter = {**a[5], "messages": a[5]["messages"][:3], "temperature": 0}

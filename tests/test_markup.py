@@ -67,7 +67,9 @@ def messages_with_brackets() -> list[tuple[str, str]]:
     for path in sorted(HGM.rglob("*.py")):
         if "agents" in path.relative_to(HGM).parts:
             continue
-        module = importlib.import_module(".".join(path.relative_to(REPO).with_suffix("").parts).replace(".__init__", ""))
+        module = importlib.import_module(
+            ".".join(path.relative_to(REPO).with_suffix("").parts).replace(".__init__", "")
+        )
         for node in ast.walk(ast.parse(path.read_text())):
             if not isinstance(node, ast.Call):
                 continue

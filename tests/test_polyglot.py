@@ -56,7 +56,9 @@ def test_reference_files_map_onto_solution_paths(bench: PolyglotBenchmark) -> No
     assert connect["src/main/java/UnionFind.java"] == ".meta/src/reference/java/UnionFind.java"
     assert bench.task("cpp__meetup").reference_files() == {"meetup.h": ".meta/example.h"}
     java_poker = bench.task("java__poker").reference_files()  # Card.java must not land on Poker.java
-    assert java_poker == {f"src/main/java/{n}.java": f".meta/src/reference/java/{n}.java" for n in ("Card", "Hand", "Poker")}
+    assert java_poker == {
+        f"src/main/java/{n}.java": f".meta/src/reference/java/{n}.java" for n in ("Card", "Hand", "Poker")
+    }
     poker = bench.task("rust__poker").reference_files()
     assert poker == {"src/lib.rs": ".meta/example.rs", "Cargo.toml": ".meta/Cargo-example.toml"}
 
@@ -173,7 +175,9 @@ def test_untouched_workspace_is_empty_patch(bench: PolyglotBenchmark, tmp_path: 
 
 
 @needs_pytest
-def test_tests_restored_when_agent_deletes_or_games_them(bench: PolyglotBenchmark, tmp_path: Path, none_sandbox) -> None:
+def test_tests_restored_when_agent_deletes_or_games_them(
+    bench: PolyglotBenchmark, tmp_path: Path, none_sandbox
+) -> None:
     task = bench.task("python__beer-song")
     ws = make_workspace(task, tmp_path / "ws")
     (ws.path / "beer_song.py").write_text("def recite(start, take=1):\n    return []\n")
@@ -212,7 +216,9 @@ def test_unprepared_deps_is_infra_error_naming_the_fix(bench: PolyglotBenchmark,
     if not languages.node_toolchain().ok:
         assert result.error_type == "ToolchainMissing"
     else:
-        assert result.error_type == "DepsMissing" and "hgm benchmark prepare polyglot --lang javascript" in result.detail
+        assert (
+            result.error_type == "DepsMissing" and "hgm benchmark prepare polyglot --lang javascript" in result.detail
+        )
     assert not deps.is_ready("javascript") and deps.is_ready("python")
 
 
@@ -229,5 +235,5 @@ def test_deps_an_older_hgm_prepared_are_not_ready(tmp_path: Path, monkeypatch: p
 
 
 def test_free_passes_are_the_known_refactorings() -> None:
-    assert FREE_PASSES == {"go__ledger", "go__markdown", "java__ledger", "java__tree-building", "javascript__ledger"}
+    assert {"go__ledger", "go__markdown", "java__ledger", "java__tree-building", "javascript__ledger"} == FREE_PASSES
     assert "go__counter" not in FREE_PASSES

@@ -26,7 +26,9 @@ def bench(polyglot_path: Path) -> PolyglotBenchmark:
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
-def test_every_exercise_gets_a_canary_that_its_runner_sees_as_one_more_test(bench, tmp_path: Path, language: str) -> None:
+def test_every_exercise_gets_a_canary_that_its_runner_sees_as_one_more_test(
+    bench, tmp_path: Path, language: str
+) -> None:
     tasks = [t for t in bench.tasks() if t.language == language and t.id not in NO_CANARY]
     places = set()
     for n, task in enumerate(tasks):

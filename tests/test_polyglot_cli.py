@@ -16,7 +16,9 @@ def hgm(*args: str, env_extra: dict[str, str] | None = None) -> subprocess.Compl
     import os
 
     env = {**os.environ, "COLUMNS": "200", **(env_extra or {})}
-    return subprocess.run([sys.executable, "-m", "hgm.cli", *args], capture_output=True, text=True, env=env, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "hgm.cli", *args], capture_output=True, text=True, env=env, timeout=600
+    )
 
 
 def test_list_shows_subsets(polyglot_path: Path) -> None:
@@ -40,7 +42,9 @@ def test_fetch_from_a_local_tree_makes_it_the_default(polyglot_path: Path, tmp_p
     assert done.returncode == 0, done.stderr
     assert "cpp 26, go 39, java 47, javascript 49, python 34, rust 30" in done.stdout
     assert all(p.stat().st_mode & 0o200 for p in [copy, *copy.rglob("*")] if p.is_dir()), "copy deletable"
-    executables = [p.relative_to(polyglot_path) for p in polyglot_path.rglob("*") if p.is_file() and p.stat().st_mode & 0o100]
+    executables = [
+        p.relative_to(polyglot_path) for p in polyglot_path.rglob("*") if p.is_file() and p.stat().st_mode & 0o100
+    ]
     assert all((copy / p).stat().st_mode & 0o100 for p in executables)
     done = hgm("benchmark", "fetch", "polyglot", "--from", str(tmp_path / "nowhere"), env_extra=cache)
     assert done.returncode == 2 and "no Polyglot benchmark tree" in done.stderr and copy.is_dir()
@@ -73,7 +77,11 @@ def test_validate_names_unexpected_results(polyglot_path: Path, tmp_path: Path) 
     tree = tmp_path / "tree"
     for lang in ("cpp", "go", "java", "javascript", "python", "rust"):
         (tree / lang / "exercises" / "practice").mkdir(parents=True)
-    for task in ("python/exercises/practice/beer-song", "go/exercises/practice/counter", "go/exercises/practice/ledger"):
+    for task in (
+        "python/exercises/practice/beer-song",
+        "go/exercises/practice/counter",
+        "go/exercises/practice/ledger",
+    ):
         shutil.copytree(polyglot_path / task, tree / task)
     example = tree / "python/exercises/practice/beer-song/.meta/example.py"
     example.chmod(0o644)

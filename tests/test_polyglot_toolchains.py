@@ -10,13 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from toolchains import require_language
 
 from hgm.benchmarks.polyglot import PolyglotBenchmark, deps
 from hgm.benchmarks.polyglot.scoring import run_tests
 from hgm.benchmarks.polyglot.workspace import make_workspace
 from hgm.domain import EvalStatus
 from hgm.sandbox import get_sandbox
+
+from toolchains import require_language
 
 pytestmark = pytest.mark.slow
 

@@ -45,7 +45,8 @@ def test_a_signed_report_reads_back(tmp_path: Path) -> None:
         (signed("start x", "end ok", key=new_key()), "line 1 is not signed by the run's key"),
         (signed("start x") + "1 end ok " + "0" * 64 + "\n", "line 2 is not signed"),
         (signed("start x") + signed("start x", "end ok")[1:], "line 2 is not signed"),  # a line taken apart
-        ("\n".join(signed("start x", "test 61 passed", "end ok").split("\n")[::2]) + "\n", "missing, repeated or reordered"),
+        ("\n".join(signed("start x", "test 61 passed", "end ok").split("\n")[::2]) + "\n", "missing, repeated or "
+                                                                                           "reordered"),
         (signed("test 61 passed"), "starts with one start record"),
         (signed("start x", "end ok", "test 61 passed"), "a record after the end of run"),
         (signed("start x", "end ok")[:-1], "the last line is cut off"),
@@ -135,7 +136,9 @@ def test_extra_passing_tests_and_truncated_output_are_fine(task) -> None:
 
 
 def test_genuine_failures_timeouts_and_no_tests_are_plain_failures(task) -> None:
-    failing = verdict(task, run(1, "1 passed, 1 failed in 0.1s\n"), INST, rep((A, "passed"), (B, "failed"), ends=("fail",)))
+    failing = verdict(
+        task, run(1, "1 passed, 1 failed in 0.1s\n"), INST, rep((A, "passed"), (B, "failed"), ends=("fail",))
+    )
     assert failing == (EvalStatus.FAILED, "1 of 2 tests failed: test_b", None)
     crashed = verdict(task, run(2, "ImportError: no module\n"), INST, rep(ends=()))
     assert crashed == (EvalStatus.FAILED, "exit 2: ImportError: no module", None)
@@ -148,14 +151,24 @@ def test_genuine_failures_timeouts_and_no_tests_are_plain_failures(task) -> None
 
 def test_rust_outcomes_should_panic_and_optional_tests(polyglot_path: Path) -> None:
     task = PolyglotBenchmark.open(polyglot_path).task("rust__accumulate")
-    rust = Instrumented((ExpectedTest("a", "returned"), ExpectedTest("b", "panicked"), ExpectedTest("io::c", "returned", optional=True)),
-                        (), ("report-x",), ends=False)
+    rust = Instrumented(
+        (
+            ExpectedTest("a", "returned"),
+            ExpectedTest("b", "panicked"),
+            ExpectedTest("io::c", "returned", optional=True),
+        ),
+        (),
+        ("report-x",),
+        ends=False,
+    )
     out = "test result: ok. 2 passed; 0 failed; 0 ignored\n"
     assert verdict(task, run(out=out), rust, rep(("a", "returned"), ("b", "panicked"), ends=()))[0] is EvalStatus.SOLVED
     status, detail, flag = verdict(task, run(out=out), rust, rep(("a", "returned"), ("b", "returned"), ends=()))
     assert flag is VerdictFlag.SUSPECTED_TAMPERING and "not passed: b" in detail
     with_c = rep(("a", "returned"), ("b", "panicked"), ("io::c", "panicked"), ends=())
-    assert verdict(task, run(out=out.replace("2 passed", "3 passed")), rust, with_c)[2] is VerdictFlag.SUSPECTED_TAMPERING
+    assert (
+        verdict(task, run(out=out.replace("2 passed", "3 passed")), rust, with_c)[2] is VerdictFlag.SUSPECTED_TAMPERING
+    )
 
 
 # ---- parsers ---------------------------------------------------------------------------------
@@ -239,18 +252,33 @@ def test_go_tests_respect_build_constraints(tmp_path: Path) -> None:
 
 
 def test_cpp_java_python_tests(tmp_path: Path) -> None:
-    cpp = _task(tmp_path / "c", "cpp", {"x_test.cpp": '#include "x.h"\nTEST_CASE("one", "[t]") {}\n'
-                                        '#if defined(EXERCISM_RUN_ALL_TESTS)\nTEST_CASE(\n  "two \\"2\\" "\n  "joined") {}\n'
-                                        '#endif\n#if defined(EXERCISM_INCLUDE_BENCHMARK)\nTEST_CASE("bench") {}\n#endif\n'
-                                        '// TEST_CASE("comment")\n'})
+    cpp = _task(
+        tmp_path / "c",
+        "cpp",
+        {
+            "x_test.cpp": '#include "x.h"\nTEST_CASE("one", "[t]") {}\n'
+            '#if defined(EXERCISM_RUN_ALL_TESTS)\nTEST_CASE(\n  "two \\"2\\" "\n  "joined") {}\n'
+            '#endif\n#if defined(EXERCISM_INCLUDE_BENCHMARK)\nTEST_CASE("bench") {}\n#endif\n'
+            '// TEST_CASE("comment")\n'
+        },
+    )
     assert [t.name for t in testcases.cpp_tests(cpp)] == ["one", 'two "2" joined']
     java = _task(tmp_path / "j", "java", {"src/test/java/XTest.java": (
         'class XTest {\n  @Test\n  @Disabled("Remove to run (test)")\n  public void a() {}\n'
         '  // @Test void commented() {}\n  @Test void b() throws Exception {}\n  void helper() {}\n}\n')})
     assert [t.name for t in testcases.java_tests(java)] == ["XTest#a", "XTest#b"]
-    py = _task(tmp_path / "p", "python", {"x_test.py": (
-        "import unittest\nclass XTest(unittest.TestCase):\n    def test_a(self): pass\n    def helper(self): pass\n"
-        "class TestPlain:\n    def test_b(self): pass\nclass Helper:\n    def test_no(self): pass\ndef test_c(): pass\n")})
+    py = _task(
+        tmp_path / "p",
+        "python",
+        {
+            "x_test.py": (
+                "import unittest\nclass XTest(unittest.TestCase):\n    def test_a(self): pass\n    def helper(self): "
+                "pass\n"
+                "class TestPlain:\n    def test_b(self): pass\nclass Helper:\n    def test_no(self): pass\ndef "
+                "test_c(): pass\n"
+            )
+        },
+    )
     assert [t.name for t in testcases.python_tests(py)] == ["x_test.py::XTest::test_a", "x_test.py::TestPlain::test_b",
                                                             "x_test.py::test_c"]
 
@@ -262,9 +290,11 @@ def test_cpp_java_python_tests(tmp_path: Path) -> None:
         ("python", "\nno tests ran in 0.01s\n", None),
         ("javascript", "Tests:       1 failed, 12 passed, 13 total\n", (12, 1)),
         ("javascript", "No tests found, exiting with code 1\n", None),
-        ("go", "=== RUN   TestA\n--- PASS: TestA (0.00s)\n    --- PASS: TestA/x (0.00s)\n--- FAIL: TestB (0.00s)\nFAIL\n", (1, 1)),
+        ("go", "=== RUN   TestA\n--- PASS: TestA (0.00s)\n    --- PASS: TestA/x (0.00s)\n--- FAIL: TestB "
+               "(0.00s)\nFAIL\n", (1, 1)),
         ("go", "testing: warning: no tests to run\nPASS\n", None),
-        ("rust", "test result: ok. 3 passed; 0 failed; 0 ignored\ntest result: FAILED. 3 passed; 2 failed; 0 ignored\n", (6, 2)),
+        ("rust", "test result: ok. 3 passed; 0 failed; 0 ignored\n"
+                 "test result: FAILED. 3 passed; 2 failed; 0 ignored\n", (6, 2)),
         ("java", "[        12 tests successful      ]\n[         1 tests failed          ]\n", (12, 1)),
         ("cpp", "All tests passed (25 assertions in 7 test cases)\n", (7, 0)),
         ("cpp", "test cases: 7 | 6 passed | 1 failed\n", (6, 1)),
@@ -297,7 +327,8 @@ def test_a_run_whose_only_failure_is_the_canary_is_solved(task) -> None:
         (1, rep((A, "passed"), (C, "failed"), (B, "passed"), ends=("ok",)), CANARY_FAILED,
          "end-of-run record says all passed, hgm's canary included"),
         (1, rep((A, "passed"), (B, "passed"), ends=("fail",)), "2 passed in 0.01s\n", "1 of 3 tests never reported"),
-        (1, rep((A, "passed"), (C, "failed"), (B, "skipped"), ends=("fail",)), "1 failed, 1 passed, 1 skipped in 0.1s\n",
+        (1, rep((A, "passed"), (C, "failed"), (B, "skipped"), ends=("fail",)),
+         "1 failed, 1 passed, 1 skipped in 0.1s\n",
          "tests reported as not passed: test_b"),
     ],
 )

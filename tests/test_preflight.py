@@ -123,7 +123,9 @@ def test_a_listening_endpoint_passes_and_scripted_models_have_none(tmp_path):
     script.write_text("[]")
     assert endpoints(routes(f"scripted:{script}")) == []
     both = endpoints(routes("deepseek-chat", "deepseek-reasoner"))
-    assert [(e.host, e.port, e.models) for e in both] == [("api.deepseek.com", 443, ("deepseek-chat", "deepseek-reasoner"))]
+    assert [(e.host, e.port, e.models) for e in both] == [
+        ("api.deepseek.com", 443, ("deepseek-chat", "deepseek-reasoner"))
+    ]
 
 
 def test_the_config_switch_turns_it_off():
@@ -136,12 +138,20 @@ def test_the_config_switch_turns_it_off():
 def hgm(*args: str, cwd: Path, env: dict[str, str] | None = None) -> tuple[subprocess.CompletedProcess, float]:
     env = {**os.environ, **(env or {}), "COLUMNS": "300"}
     start = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "hgm.cli", *args], check=False, capture_output=True, text=True, env=env,
-                          cwd=cwd, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "hgm.cli", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=60,
+    )
     return done, time.monotonic() - start
 
 
-@pytest.mark.parametrize("where, cause", [("closed-port", "connection refused"), ("nonexistent.invalid", "DNS failure")])
+@pytest.mark.parametrize("where, cause",
+                         [("closed-port", "connection refused"), ("nonexistent.invalid", "DNS failure")])
 def test_hgm_run_with_an_unreachable_provider_exits_within_10_s_naming_the_cause(tmp_path, polyglot_path, where, cause):
     url = f"http://127.0.0.1:{closed_port()}/v1" if where == "closed-port" else "https://nonexistent.invalid/v1"
     done, seconds = hgm("run", "--polyglot", "--from", str(polyglot_path), "--self-improve-llm", "deepseek-chat",

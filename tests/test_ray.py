@@ -21,8 +21,9 @@ import pytest
 # Before Ray is imported: keep every Ray listener on loopback, and quiet (../shared/ray-notes.md).
 os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-ray = pytest.importorskip("ray", reason="the ray executor's tests need `pip install 'hgm[ray]'` (scripts/install.sh --dev)")
-from llm_scripts import write_scripts  # noqa: E402
+ray = pytest.importorskip(
+    "ray", reason="the ray executor's tests need `pip install 'hgm[ray]'` (scripts/install.sh --dev)"
+)
 from ray.cluster_utils import Cluster  # noqa: E402
 from test_run_e2e import TASKS, hgm  # noqa: E402
 
@@ -34,6 +35,8 @@ from hgm.executors.ray import SLOT, RayExecutor  # noqa: E402
 from hgm.search import Search  # noqa: E402
 from hgm.simulate import sleep_job  # noqa: E402
 from hgm.store import RunStore  # noqa: E402
+
+from llm_scripts import write_scripts  # noqa: E402
 
 pytestmark = pytest.mark.slow
 COUNTED = (EvalStatus.SOLVED, EvalStatus.FAILED, EvalStatus.EMPTY_PATCH)
@@ -224,7 +227,9 @@ def test_a_job_past_its_deadline_is_cancelled(tmp_path: Path, cluster: Cluster, 
     store.close()
 
 
-def kill_when_running(cluster: Cluster, kill, timeout: float = 120, title: bytes = b"ray::sleep_job") -> threading.Thread:
+def kill_when_running(
+    cluster: Cluster, kill, timeout: float = 120, title: bytes = b"ray::sleep_job"
+) -> threading.Thread:
     """In a thread: once a job runs on a worker node, `kill(node, pid)` it; `.killed` tells what."""
 
     def watch() -> None:

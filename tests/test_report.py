@@ -4,6 +4,7 @@ the curves' numbers, grouping and CIs, and reports of a run that is going, kille
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import subprocess
@@ -11,7 +12,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from live_runs import hgm, in_flight, report_live_then_kill
 from scipy.special import betaincinv
 
 from hgm.config import load_config
@@ -19,6 +19,8 @@ from hgm.domain import EvalOutcome, EvalStatus, ExpansionOutcome, ExpansionStatu
 from hgm.report import load_run, write_report
 from hgm.report.compare import ci95, group_labels, write_comparison
 from hgm.store import RunStore
+
+from live_runs import hgm, in_flight, report_live_then_kill
 
 
 def _eval(store: RunStore, node: int, task: str, status: EvalStatus, **kw: object) -> None:
@@ -68,8 +70,15 @@ def test_report_of_a_store_shows_every_agent_and_its_story(tmp_path: Path) -> No
     (run / "nodes" / "1" / "evals" / "python__a" / "agent" / "chat.md").write_text("hello")
     (run / "nodes" / "1" / "evals" / "python__a" / "test_output.txt").write_text("ok")
     (run / "nodes" / "1" / "expansions" / "1").mkdir(parents=True)
-    (run / "nodes" / "1" / "expansions" / "1" / "diagnosis.json").write_text(json.dumps(
-        {"root_cause": "It never ran the tests.", "improvement": "Run them.", "problem_statement": "Make it run tests."}))
+    (run / "nodes" / "1" / "expansions" / "1" / "diagnosis.json").write_text(
+        json.dumps(
+            {
+                "root_cause": "It never ran the tests.",
+                "improvement": "Run them.",
+                "problem_statement": "Make it run tests.",
+            }
+        )
+    )
     writer.set_meta(MetaKey.FINALISTS, json.dumps({"1": 4, "2": 4}))  # as the search records them
     out = write_report(run)
     assert out == run / "report.html"
@@ -110,7 +119,7 @@ def test_curves_replay_the_results_in_the_order_they_finished(tmp_path: Path) ->
     assert c.agents[-1] == 3 and c.failed_rewrites[-1] == 1
     assert c.infra_errors[-1] == 2  # one evaluation, one rewrite
     assert c.tokens["diagnose"][-1] == 3200 and c.dollars["diagnose"][-1] == pytest.approx(0.0034)
-    assert all(a <= b for a, b in zip(c.seconds, c.seconds[1:]))
+    assert all(a <= b for a, b in itertools.pairwise(c.seconds))
 
 
 def test_grouping_and_confidence_intervals() -> None:

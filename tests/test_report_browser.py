@@ -17,10 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from browser import ARTIFACTS, chromium, missing
 from hgm.domain import ExpansionStatus
 from hgm.show_tree import tree_stats
 from hgm.store import RunStore
+
+from browser import ARTIFACTS, chromium, missing
 from live_runs import hgm, in_flight, report_live_then_kill
 from llm_scripts import write_scripts
 

@@ -15,6 +15,10 @@ ALLOWED = {
 
 
 def test_the_repository_root_holds_only_the_allowed_entries():
-    files = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout.splitlines()
+    files = subprocess.run(
+        ["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.splitlines()
     top = {path.split("/")[0] for path in files}
-    assert top and top <= ALLOWED, f"unexpected at the repository root: {sorted(top - ALLOWED)} (add to ALLOWED if meant)"
+    assert top and top <= ALLOWED, (
+        f"unexpected at the repository root: {sorted(top - ALLOWED)} (add to ALLOWED if meant)"
+    )

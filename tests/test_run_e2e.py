@@ -9,11 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from llm_scripts import write_scripts
 
 from hgm.archive import Archive
 from hgm.domain import EvalStatus, ExpansionStatus, MetaKey
 from hgm.store import RunStore
+
+from llm_scripts import write_scripts
 
 TASKS = "python__transpose,python__proverb,python__beer-song"
 

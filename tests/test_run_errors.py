@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import sqlite3
 import subprocess
@@ -15,9 +16,10 @@ from hgm.config import HGMConfig, load_config
 from hgm.errors import UserError
 from hgm.run import new_run, prepare, resume_run
 from hgm.store import RunStore
+
 from llm_scripts import write_scripts
 
-QUIET = Console(file=open(os.devnull, "w"))
+QUIET = Console(file=io.StringIO())
 
 
 def hgm(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -28,7 +30,9 @@ def hgm(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) 
 
 def test_readme_command_without_deepseek_key_says_what_to_set(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "DEEPSEEK_API_KEY"}
-    done = hgm("run", "--polyglot", "--self-improve-llm", "deepseek-chat", "--max-task-evals", "1", env=env, cwd=tmp_path)
+    done = hgm(
+        "run", "--polyglot", "--self-improve-llm", "deepseek-chat", "--max-task-evals", "1", env=env, cwd=tmp_path
+    )
     assert done.returncode == 2
     assert "DEEPSEEK_API_KEY" in done.stderr and "export DEEPSEEK_API_KEY" in done.stderr
     assert "Traceback" not in done.stderr

@@ -6,11 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from test_run_e2e import hgm
 
 from hgm.domain import ExpansionStatus
 from hgm.store import RunStore
+
 from llm_scripts import write_scripts
-from test_run_e2e import hgm
 
 TASKS = "python__transpose,python__proverb,python__beer-song"
 pytestmark = pytest.mark.slow
@@ -42,8 +43,21 @@ def test_rewrites_that_never_get_a_plan_end_the_run(tmp_path: Path, polyglot_pat
 def test_k_failed_rewrites_in_a_row_stop_the_run_and_say_how_to_resume(tmp_path: Path, polyglot_path: Path) -> None:
     models = write_scripts(tmp_path / "scripts", polyglot_path, diagnose="malformed")
     run = tmp_path / "run"
-    done = hgm(*args(run, models, polyglot_path, "--initial-evals", "1", "--set", "search.initial_expansions=1",
-                     "--set", "search.max_consecutive_failed_rewrites=4", "--set", "search.max_failed_rewrites_per_parent=50"))
+    done = hgm(
+        *args(
+            run,
+            models,
+            polyglot_path,
+            "--initial-evals",
+            "1",
+            "--set",
+            "search.initial_expansions=1",
+            "--set",
+            "search.max_consecutive_failed_rewrites=4",
+            "--set",
+            "search.max_failed_rewrites_per_parent=50",
+        )
+    )
     assert done.returncode == 2, done.stderr[-3000:]
     err = " ".join(done.stderr.split())
     assert "4 rewrites failed in a row (search.max_consecutive_failed_rewrites)" in err

@@ -11,10 +11,11 @@ import time
 from pathlib import Path
 
 import pytest
-from llm_scripts import write_scripts
 
 from hgm.domain import ErrorType, EvalStatus, ExpansionStatus, MetaKey
 from hgm.store import RunStore
+
+from llm_scripts import write_scripts
 
 TASKS = "python__transpose,python__proverb,python__beer-song"
 BUDGET = 5
@@ -32,7 +33,9 @@ def finished(run: Path) -> tuple[list[tuple], list[tuple]]:
         return [], []
     try:
         with RunStore.open(run, readonly=True) as s:
-            evals = [(e.id, e.node_id, e.task_id, e.status) for e in s.evaluations() if e.status != EvalStatus.IN_FLIGHT]
+            evals = [
+                (e.id, e.node_id, e.task_id, e.status) for e in s.evaluations() if e.status != EvalStatus.IN_FLIGHT
+            ]
             exps = [(x.id, x.parent_id, x.child_id, x.status, x.commit) for x in s.expansions()
                     if x.status != ExpansionStatus.IN_FLIGHT]
     except Exception:  # the store is being created
@@ -55,10 +58,33 @@ def wait_for(run: Path, proc: subprocess.Popen, done_evals: int, timeout: float 
 def test_ctrl_c_then_sigkill_then_resume_loses_nothing(tmp_path: Path, polyglot_path: Path) -> None:
     models = write_scripts(tmp_path / "scripts", polyglot_path)
     run = tmp_path / "run"
-    proc = start("run", "--tasks", TASKS, "--from", str(polyglot_path), "--sandbox", "bwrap",
-                 "--downstream-llm", models["downstream"], "--self-improve-llm", models["self_improve"],
-                 "--diagnose-llm", models["diagnose"], "--max-task-evals", str(BUDGET), "--initial-evals", "2", "--workers", "2",
-                 "--run-dir", str(run), "--set", "search.initial_expansions=1", "--set", "sandbox.agent_timeout_s=240")
+    proc = start(
+        "run",
+        "--tasks",
+        TASKS,
+        "--from",
+        str(polyglot_path),
+        "--sandbox",
+        "bwrap",
+        "--downstream-llm",
+        models["downstream"],
+        "--self-improve-llm",
+        models["self_improve"],
+        "--diagnose-llm",
+        models["diagnose"],
+        "--max-task-evals",
+        str(BUDGET),
+        "--initial-evals",
+        "2",
+        "--workers",
+        "2",
+        "--run-dir",
+        str(run),
+        "--set",
+        "search.initial_expansions=1",
+        "--set",
+        "sandbox.agent_timeout_s=240",
+    )
     wait_for(run, proc, 1)
     proc.send_signal(signal.SIGINT)  # first Ctrl-C: no new work, the work in flight finishes
     _, err = proc.communicate(timeout=600)

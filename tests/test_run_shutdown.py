@@ -3,6 +3,7 @@ work; a second Ctrl-C ends every sandboxed process, cgroup and temporary directo
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -108,7 +109,7 @@ def test_live_view_reads_the_gateways_running_totals(tmp_path: Path) -> None:
     before = {"downstream": Usage(2, 1000, 200, 0, 0.5, 0.5), "diagnose": Usage(1, 300, 30, 0, None, 0.0)}
     gw = Gateway(tmp_path / "gw.sock", llm=LLMConfig(), budget=BudgetConfig(), env={}, used_before=before)
     view = _View(gw, tmp_path, budget_usd=2.0, budget_tokens=10_000)
-    console = Console(width=200, record=True, file=open(os.devnull, "w"))
+    console = Console(width=200, record=True, file=io.StringIO())
     console.print(view.usage_table())
     rows = [" ".join(line.split()) for line in console.export_text().splitlines()]
     assert "downstream 2 1,000 200 0.5000" in rows

@@ -293,7 +293,15 @@ def test_timeout_kills_descendants_that_left_the_session(sandbox, ws):
 
 def test_background_process_does_not_outlive_the_command(sandbox, ws):
     t0 = time.monotonic()
-    r = run(sandbox, ws, ["sh", "-c", "(while true; do echo . >> bg; sleep 0.05; done) & while [ ! -s bg ]; do sleep 0.01; done; echo started"])
+    r = run(
+        sandbox,
+        ws,
+        [
+            "sh",
+            "-c",
+            "(while true; do echo . >> bg; sleep 0.05; done) & while [ ! -s bg ]; do sleep 0.01; done; echo started",
+        ],
+    )
     assert r.ok and r.stdout == "started\n" and time.monotonic() - t0 < 5
     assert not _still_growing(ws / "bg")
 

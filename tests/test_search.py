@@ -111,7 +111,9 @@ def test_hgm_parent_posterior_is_beta_of_clade_counts(tau: float) -> None:
     # Candidates 1: clade 1/1 -> Beta(2tau, 2tau); 2: clade 1/0 -> Beta(2tau, tau); 3: own = clade 1/0.
     freq = _frequency(lambda rng: p.choose_parent(t, rng, tau))
     # P(agent 1 wins) = P(X1 > max(X2, X3)); compute by integration.
-    f = lambda x: stats.beta.pdf(x, 2 * tau, 2 * tau) * stats.beta.cdf(x, 2 * tau, tau) ** 2
+    def f(x: float) -> float:
+        return stats.beta.pdf(x, 2 * tau, 2 * tau) * stats.beta.cdf(x, 2 * tau, tau) ** 2
+
     expected_1 = integrate.quad(f, 0, 1)[0]
     assert freq.get(1, 0) == pytest.approx(expected_1, abs=0.02)
     assert freq[2] == pytest.approx((1 - expected_1) / 2, abs=0.02)
@@ -483,7 +485,9 @@ def test_a_result_delivered_twice_is_committed_once() -> None:
 def test_a_lost_worker_redoes_the_job_and_a_late_result_is_dropped() -> None:
     fake = Fake(budget=20)
     store = new_store()
-    lose = lambda key: key.attempt == 1 and key.row_id % 3 == 0
+    def lose(key):
+        return key.attempt == 1 and key.row_id % 3 == 0
+
     s = Search(store, cfg(max_task_evals=20, workers=2), tasks(6),
                Unreliable(job_function(fake.expand, fake.evaluate), 2, lose=lose))
     result = s.run()
@@ -510,7 +514,10 @@ def test_a_job_lost_every_time_is_an_infra_error_not_a_failure() -> None:
     assert s.run().evals_done == 6
     first = store.evaluations()[0]
     assert (first.status, first.error_type) == (EvalStatus.INFRA_ERROR, "WorkerLost")
-    assert [d.state for d in store.dispatches(JobKind.EVAL) if d.row_id == 1] == [DispatchState.LOST, DispatchState.DONE]
+    assert [d.state for d in store.dispatches(JobKind.EVAL) if d.row_id == 1] == [
+        DispatchState.LOST,
+        DispatchState.DONE,
+    ]
 
 
 def test_a_job_past_its_deadline_is_cancelled_and_booked_as_infra() -> None:
@@ -559,7 +566,10 @@ def test_no_more_than_k_rewrites_in_a_row_even_with_work_in_flight() -> None:
     store = new_store()
     config = cfg(max_task_evals=100, initial_evals=3, initial_expansions=2, max_consecutive_failed_rewrites=5,
                  max_failed_rewrites_per_parent=100, workers=4)
-    slow = lambda parent_id, expansion_id: (time.sleep(0.02), always_failing_expand(parent_id, expansion_id))[1]
+    def slow(parent_id, expansion_id):
+        time.sleep(0.02)
+        return always_failing_expand(parent_id, expansion_id)
+
     with pytest.raises(RewriteLimit, match="5 rewrites failed in a row"):
         Search(store, config, tasks(3), local(slow, Fake(100).evaluate, 4)).run()
     assert len(store.expansions()) == 5, "the 4 workers never started a 6th rewrite"

@@ -14,14 +14,15 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from test_report_browser import artifacts, assert_not_blank, drawn
+from test_steer_live import rows, run_args, start, wait_log
 
-from browser import chromium, missing
 from hgm.domain import COUNTED
 from hgm.steering import Action
 from hgm.store import RunStore
+
+from browser import chromium, missing
 from llm_scripts import write_scripts
-from test_report_browser import artifacts, assert_not_blank, drawn
-from test_steer_live import rows, run_args, start, wait_log
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(missing() is not None and not os.environ.get("CI"), reason=missing() or "")]

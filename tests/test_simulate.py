@@ -79,7 +79,9 @@ def test_cli_table_and_json() -> None:
     assert out.exit_code == 0, out.output
     assert "hgm" in out.output and "dgm" in out.output and "best in tree" in out.output
     assert "task evaluations hgm needs to reach each policy's final utility at 40" in out.output
-    out = runner.invoke(app, ["simulate", "--seeds", "2", "--max-task-evals", "40", "--format", "json", "--preset", "deceptive"])
+    out = runner.invoke(
+        app, ["simulate", "--seeds", "2", "--max-task-evals", "40", "--format", "json", "--preset", "deceptive"]
+    )
     rows = json.loads(out.stdout)
     assert [r["policy"] for r in rows] == ["hgm", "dgm-paper", "sica", "best-of-n", "dgm", "greedy", "random"]
     assert rows[0]["budget"] == 40 and rows[0]["evals_to_match"] is None

@@ -88,7 +88,11 @@ def test_solve_run_final_writes_the_patch_and_leaves_the_repo_alone(tmp_path: Pa
                "--sandbox", "bwrap", "--output", str(out))
     assert done.returncode == 0, done.stderr
     assert (out / "patch.diff").read_text() == EXPECTED_PATCH
-    assert (git(repo, "rev-parse", "HEAD"), git(repo, "status", "--porcelain"), (repo / "calc.py").read_text()) == before
+    assert (
+        git(repo, "rev-parse", "HEAD"),
+        git(repo, "status", "--porcelain"),
+        (repo / "calc.py").read_text(),
+    ) == before
     summary = json.loads((out / "summary.json").read_text())
     assert summary["agent"].startswith(f"node 2 of {run}") and summary["applied"] is False
     assert (summary["prompt_tokens"], summary["completion_tokens"]) == (900, 50)

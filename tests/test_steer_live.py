@@ -20,6 +20,7 @@ import pytest
 from hgm.domain import COUNTED, ExpansionStatus
 from hgm.steering import Action
 from hgm.store import RunStore
+
 from live_runs import hgm
 from llm_scripts import write_scripts
 
@@ -152,7 +153,9 @@ def test_approval_gate_reject_then_approve_across_a_sigkill(tmp_path: Path, poly
     evals, _, _ = rows(run)
     assert not [e for e in evals if e.node_id == 2], "a pending child is never evaluated"
     shown = steer(run, "pending", who=False)
-    assert "node 2" in shown and "root_cause: Its prompt does not insist" in shown and "+# lesson: run the tests" in shown
+    assert (
+        "node 2" in shown and "root_cause: Its prompt does not insist" in shown and "+# lesson: run the tests" in shown
+    )
     tree = hgm("show-tree", str(run), "--format", "text").stdout
     assert "[pending approval]" in tree
     listed = hgm("runs", str(run)).stdout

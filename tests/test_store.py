@@ -45,7 +45,9 @@ def test_create_writes_config_and_reopens_with_it(store: RunStore, tmp_path: Pat
     store.close()
     with RunStore.open(tmp_path / "run") as again:
         assert again.config.search.alpha == 0.5
-        assert [(n.id, n.parent_id, n.commit, n.message) for n in again.nodes()] == [(root, None, "c0", "initial agent")]
+        assert [(n.id, n.parent_id, n.commit, n.message) for n in again.nodes()] == [
+            (root, None, "c0", "initial agent")
+        ]
 
 
 def test_create_refuses_a_directory_that_holds_a_run(store: RunStore, tmp_path: Path) -> None:

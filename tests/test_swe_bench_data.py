@@ -231,9 +231,14 @@ def test_exports_share_the_files_they_have_in_common(tmp_path):
 
 def _list(*args: str, env: dict[str, str]) -> tuple[subprocess.CompletedProcess, float]:
     start = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "hgm.cli", "benchmark", "list", "swe-bench", *args], check=False,
-                          capture_output=True, text=True, timeout=120,
-                          env={**{k: v for k, v in os.environ.items() if k != "HF_HUB_OFFLINE"}, "COLUMNS": "250", **env})
+    done = subprocess.run(
+        [sys.executable, "-m", "hgm.cli", "benchmark", "list", "swe-bench", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**{k: v for k, v in os.environ.items() if k != "HF_HUB_OFFLINE"}, "COLUMNS": "250", **env},
+    )
     return done, time.monotonic() - start
 
 

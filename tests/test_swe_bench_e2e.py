@@ -17,16 +17,19 @@ import time
 from pathlib import Path
 
 import pytest
+from test_swe_bench_scoring import BASE_IMAGE, ENV_TASK, LOCAL, TASK, bench, sandbox  # noqa: F401 - fixtures
 
 from hgm.domain import EvalStatus
 from hgm.store import RunStore
+
 from llm_scripts import write_scripts
-from test_swe_bench_scoring import BASE_IMAGE, ENV_TASK, LOCAL, TASK, bench, sandbox  # noqa: F401 - fixtures
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker]
 AGENT = Path(__file__).resolve().parents[1] / "hgm" / "agents" / "initial"
 LOOK = "pwd; git log --all --format='COMMIT %s' | cat; python -c 'import parse, sys; print(sys.executable)'"
-CHECK = "python -c \"import parse; print('offset', parse.parse('{:%H:%M:%S%z}', '12:34:56+0530').fixed[0].utcoffset())\""
+CHECK = (
+    "python -c \"import parse; print('offset', parse.parse('{:%H:%M:%S%z}', '12:34:56+0530').fixed[0].utcoffset())\""
+)
 
 
 def solve_script(path: Path) -> str:
@@ -73,7 +76,8 @@ def test_the_seed_agent_solves_a_local_instance_in_its_environment(bench, sandbo
 def test_the_agent_runs_with_the_images_environment(bench, sandbox, tmp_path):  # noqa: F811
     """The instance image sets PYTHONPATH and VIRTUAL_ENV through ENV: the agent's commands see them,
     so the package imports from the work tree as under the official harness."""
-    look = "echo PYTHONPATH=$PYTHONPATH VIRTUAL_ENV=$VIRTUAL_ENV; python -c 'import cachetools; print(cachetools.__file__)'"
+    look = ("echo PYTHONPATH=$PYTHONPATH VIRTUAL_ENV=$VIRTUAL_ENV; "
+            "python -c 'import cachetools; print(cachetools.__file__)'")
     script = tmp_path / "llm.json"
     script.write_text(json.dumps({"responses": [
         {"content": "Looking.", "tool_calls": [{"name": "bash", "arguments": {"command": look}}]},
@@ -156,4 +160,9 @@ def test_benchmark_list_fetch_and_validate_commands(bench):  # noqa: F811
                     "docker", "--base", BASE_IMAGE)
     assert validated.returncode == 0, validated.stdout + validated.stderr[-2000:]
     row = next(line for line in validated.stdout.splitlines() if "r1chardj0n3s/parse" in line)
-    assert [c.strip() for c in row.split("│")[2:6]] == ["1", "1", "1", "0"]  # tasks, gold solved, bases unsolved, unexpected
+    assert [c.strip() for c in row.split("│")[2:6]] == [
+        "1",
+        "1",
+        "1",
+        "0",
+    ]  # tasks, gold solved, bases unsolved, unexpected

@@ -26,8 +26,11 @@ def wrong_patch(bench, task) -> str:  # noqa: F811
     """A patch that applies and fixes nothing: a comment appended to the first file the gold patch edits."""
     path = next(line[6:] for line in task.instance["patch"].splitlines() if line.startswith("+++ b/"))
     old = (bench.envs.get(task, backend="").testbed / path).read_text()
-    return "".join(difflib.unified_diff(old.splitlines(keepends=True), (old + "# not a fix\n").splitlines(keepends=True),
-                                        f"a/{path}", f"b/{path}"))
+    return "".join(
+        difflib.unified_diff(
+            old.splitlines(keepends=True), (old + "# not a fix\n").splitlines(keepends=True), f"a/{path}", f"b/{path}"
+        )
+    )
 
 
 @pytest.fixture(scope="module")
@@ -75,8 +78,10 @@ def test_verdicts_equal_the_official_harness_on_every_local_instance(bench, sand
                 counts = (f2p, p2p)
             ours[(model, iid)] = (OFFICIAL[score.status], counts)
             report = official[model]["reports"].get(iid)
-            theirs[(model, iid)] = (filed.get(iid, "missing"),
-                                    (passing(report, "FAIL_TO_PASS"), passing(report, "PASS_TO_PASS")) if report else ())
+            theirs[(model, iid)] = (
+                filed.get(iid, "missing"),
+                (passing(report, "FAIL_TO_PASS"), passing(report, "PASS_TO_PASS")) if report else (),
+            )
     assert ours == theirs
     assert {v for v, _ in ours.values()} == {"resolved", "unresolved", "empty_patch"}  # each kind was graded
     assert len(ours) == 3 * len(bench.tasks("all")) >= 12

@@ -36,7 +36,7 @@ TASK = "r1chardj0n3s__parse-1.22.3"
 def bench() -> SWEBenchBenchmark:
     bench = SWEBenchBenchmark.open(str(LOCAL), build_base=BASE_IMAGE)
     try:
-        bench.envs.client
+        _ = bench.envs.client  # connects to the engine
     except SandboxUnavailable as e:
         missing_engine(f"no Docker engine to build the instance images: {e}")
     return bench
@@ -103,16 +103,23 @@ def test_a_patch_that_does_not_apply_fails_and_no_log_is_an_infra_error(bench, s
 
 def test_a_patch_that_forges_passes_fails_flagged(bench, sandbox, tmp_path):
     """The patched package writes a PASSED line for every graded test to every inherited file
-    descriptor at import, then ends the test process with exit 1: swebench rejects the log (results contradict the exit code); the eval
-    script got through its test command, so that is the patch's doing: failed and flagged."""
+    descriptor at import, then ends the test process with exit 1: swebench rejects the log (results
+    contradict the exit code); the eval script got through its test command, so that is the patch's
+    doing: failed and flagged."""
     task = bench.task(TASK)
     original = (bench.envs.get(task, backend=sandbox.name).testbed / "parse" / "__init__.py").read_text()
     graded = [*task.instance["FAIL_TO_PASS"], *task.instance["PASS_TO_PASS"]]
     lines = "".join(f"PASSED {t}\n" for t in graded).encode()
     forge = (f"import os\nfor fd in range(1, 64):  # pytest captures fds 1 and 2; its saved copies are above\n"
              f"    try: os.write(fd, {lines!r})\n    except OSError: pass\nos._exit(1)\n")
-    forging = "".join(difflib.unified_diff(original.splitlines(keepends=True), (original + forge).splitlines(keepends=True),
-                                           "a/parse/__init__.py", "b/parse/__init__.py"))
+    forging = "".join(
+        difflib.unified_diff(
+            original.splitlines(keepends=True),
+            (original + forge).splitlines(keepends=True),
+            "a/parse/__init__.py",
+            "b/parse/__init__.py",
+        )
+    )
     run = run_eval(task, forging, sandbox=sandbox, envs=bench.envs, log_dir=tmp_path / "forged", timeout_s=600)
     assert run.status is EvalStatus.FAILED and run.flag == VerdictFlag.SUSPECTED_TAMPERING, run.detail
     assert "exit 1" in run.detail

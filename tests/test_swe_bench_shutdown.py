@@ -27,7 +27,8 @@ def labelled(client, pid: int) -> list[str]:
     return [c["Id"][:12] for c in client.api.containers(all=True, filters={"label": f"hgm.pid={pid}"})]
 
 
-@pytest.mark.parametrize("signals", [(signal.SIGINT, signal.SIGINT), (signal.SIGTERM,)], ids=["ctrl-c-twice", "sigterm"])
+@pytest.mark.parametrize("signals", [(signal.SIGINT, signal.SIGINT), (signal.SIGTERM,)],
+                         ids=["ctrl-c-twice", "sigterm"])
 def test_stopping_a_swe_bench_run_leaves_no_container_or_process(bench, sandbox, tmp_path, polyglot_path,  # noqa: F811
                                                                   signals):
     models = write_scripts(tmp_path / "scripts", polyglot_path)

@@ -161,7 +161,12 @@ def _scripts(tmp: Path, rewrite: str) -> list[str]:
         "rules": [{"match": "Improve this program", "content": "Changing it.",
                    "tool_calls": [{"name": "bash", "arguments": {"command": rewrite}}]}],
         "responses": [{"content": "Done."}]}))
-    return ["--diagnose-llm", f"scripted:{tmp / 'diagnose.json'}", "--self-improve-llm", f"scripted:{tmp / 'rewrite.json'}"]
+    return [
+        "--diagnose-llm",
+        f"scripted:{tmp / 'diagnose.json'}",
+        "--self-improve-llm",
+        f"scripted:{tmp / 'rewrite.json'}",
+    ]
 
 
 def hgm(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -282,8 +287,21 @@ def test_a_coding_agent_target_rewrites_itself(tmp_path: Path) -> None:
         "printf '\\n# lesson: check the output file\\n' >> prompts.py"
     Path(models["self_improve"].removeprefix("scripted:")).write_text(json.dumps(script))
     run = tmp_path / "run"
-    done = hgm("run", "--target", str(agent), "--diagnose-llm", models["diagnose"], "--self-improve-llm",
-               models["self_improve"], "--max-task-evals", "2", "--run-dir", str(run), "--set", "search.initial_evals=1")
+    done = hgm(
+        "run",
+        "--target",
+        str(agent),
+        "--diagnose-llm",
+        models["diagnose"],
+        "--self-improve-llm",
+        models["self_improve"],
+        "--max-task-evals",
+        "2",
+        "--run-dir",
+        str(run),
+        "--set",
+        "search.initial_evals=1",
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     with RunStore.open(run, readonly=True) as store:
         nodes = store.nodes()

@@ -50,7 +50,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-
 from hgm.config import BudgetConfig, LLMConfig
 from hgm.domain import Usage
 from hgm.llm.cassette import Cassette
@@ -172,7 +171,7 @@ class Gateway:
         self._fallback_dir: Path | None = None
 
     # lifecycle -----------------------------------------------------------------------------
-    def start(self) -> "Gateway":
+    def start(self) -> Gateway:
         """Bind and serve. A path too long for AF_UNIX (~107 bytes) is replaced by a short one under
         /tmp (removed by stop): mount `self.socket_path`, not the path you asked for."""
         if len(os.fsencode(self.socket_path.absolute())) > MAX_SOCKET_PATH:
@@ -204,7 +203,7 @@ class Gateway:
         self._clients.clear()
         self._scripted.clear()
 
-    def __enter__(self) -> "Gateway":
+    def __enter__(self) -> Gateway:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -222,7 +221,9 @@ class Gateway:
                 self._clients[route.name] = self._make_client(route)
             token = "hgm-session-" + secrets.token_urlsafe(24)
             budget = budgets or SessionBudget(self.budget.max_tokens_session, self.budget.max_usd_session)
-            self._sessions[token] = _Session(session_id, role, self._clients[route.name].route, node_id, task_id, budget)
+            self._sessions[token] = _Session(
+                session_id, role, self._clients[route.name].route, node_id, task_id, budget
+            )
         return token
 
     def _make_client(self, route: ModelRoute) -> ProviderClient:
@@ -234,7 +235,9 @@ class Gateway:
             if server is None:
                 server = self._scripted[route.script] = ScriptedServer(route.script).start()
             route = replace(route, base_url=server.base_url)
-        key = None if self.cassette and self.cassette.mode == "replay" and route.key_required else route.api_key(self.env)
+        key = (
+            None if self.cassette and self.cassette.mode == "replay" and route.key_required else route.api_key(self.env)
+        )
         if key:
             self._secrets.add(key)
         return ProviderClient(route, key, self.llm.request_timeout_s)
@@ -380,12 +383,25 @@ class Gateway:
             payload = reply.body or error_body(str(reply.error), "invalid_request_error", "context_length_exceeded")
             state, error = "context_length", reply.error
         elif reply.status in HARNESS_FAULT_STATUS or reply.retryable:
-            why = self._scrub_text(f"upstream refused the harness's account or model for {s.route.name} ({reply.error})"
-                                   if reply.status in HARNESS_FAULT_STATUS else f"upstream failed after {attempts} attempts: {reply.error}")
+            why = self._scrub_text(
+                f"upstream refused the harness's account or model for {s.route.name} ({reply.error})"
+                if reply.status in HARNESS_FAULT_STATUS
+                else f"upstream failed after {attempts} attempts: {reply.error}"
+            )
             s.upstream_failed, s.failure = True, why
-            status, payload, state, error = 502, error_body(why, "upstream_failed", "upstream_failed"), "upstream_failed", why
+            status, payload, state, error = (
+                502,
+                error_body(why, "upstream_failed", "upstream_failed"),
+                "upstream_failed",
+                why,
+            )
         else:
-            status, payload, state, error = reply.status, reply.body or error_body(str(reply.error), "upstream_error"), "error", reply.error
+            status, payload, state, error = (
+                reply.status,
+                reply.body or error_body(str(reply.error), "upstream_error"),
+                "error",
+                reply.error,
+            )
         payload = self._scrub(payload) or {}
         self._record(record, status=state, attempts=attempts, latency_s=latency, usage=usage, cost=cost,
                      response_json=self._scrub_text(json.dumps(reply.body)) if reply.body is not None else None,

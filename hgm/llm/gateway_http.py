@@ -84,7 +84,9 @@ class GatewayHandler(BaseHTTPRequestHandler):
             return
         if length < 0 or length > MAX_BODY_BYTES:
             self.close_connection = True
-            self._send(413, error_body(f"request body too large (limit {MAX_BODY_BYTES} bytes)", "invalid_request_error"))
+            self._send(
+                413, error_body(f"request body too large (limit {MAX_BODY_BYTES} bytes)", "invalid_request_error")
+            )
             return
         raw = self.rfile.read(length)
         if self.path.rstrip("/") not in ("/v1/chat/completions", "/chat/completions"):
@@ -98,7 +100,9 @@ class GatewayHandler(BaseHTTPRequestHandler):
         except ValueError:
             body = None
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list) or not body["messages"]:
-            self._send(400, error_body("body must be a JSON object with a non-empty messages list", "invalid_request_error"))
+            self._send(
+                400, error_body("body must be a JSON object with a non-empty messages list", "invalid_request_error")
+            )
             return
         stream = bool(body.pop("stream", False))
         stream_options = body.pop("stream_options", None) or {}

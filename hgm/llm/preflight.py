@@ -5,8 +5,9 @@ For each distinct endpoint (host and port of a route's base URL) it resolves the
 TCP connection and, for https, completes a TLS handshake with the trust the provider client uses
 (httpx's); through an HTTP(S)_PROXY that applies, it reaches the proxy and asks it for a tunnel
 (CONNECT). No HTTP request reaches a provider, so nothing is billed. Endpoints are checked in
-parallel, each step within `STEP_TIMEOUT_S` and each endpoint within `ENDPOINT_TIMEOUT_S`. The scripted LLM and Unix-socket URLs are not
-checked. `llm.preflight: false` turns it off (a server reached in a way this cannot see).
+parallel, each step within `STEP_TIMEOUT_S` and each endpoint within `ENDPOINT_TIMEOUT_S`. The
+scripted LLM and Unix-socket URLs are not checked. `llm.preflight: false` turns it off (a server
+reached in a way this cannot see).
 """
 
 from __future__ import annotations
@@ -177,7 +178,7 @@ def check_endpoints(routes: Iterable[ModelRoute]) -> None:
         return
     with ThreadPoolExecutor(len(todo)) as pool:
         causes = list(pool.map(probe, todo))
-    bad = [f"{e.where} (model {', '.join(e.models)}): {cause}" for e, cause in zip(todo, causes) if cause]
+    bad = [f"{e.where} (model {', '.join(e.models)}): {cause}" for e, cause in zip(todo, causes, strict=True) if cause]
     if bad:
         raise UserError(
             f"cannot reach the LLM endpoint{'s' if len(bad) > 1 else ''} {'; '.join(bad)}. Nothing was started. "

@@ -88,10 +88,10 @@ class Bound:
     tokens: int
     usd: float | None
 
-    def __add__(self, other: "Bound") -> "Bound":
+    def __add__(self, other: Bound) -> Bound:
         return Bound(self.tokens + other.tokens, (self.usd or 0.0) + (other.usd or 0.0))
 
-    def __sub__(self, other: "Bound") -> "Bound":
+    def __sub__(self, other: Bound) -> Bound:
         return Bound(self.tokens - other.tokens, (self.usd or 0.0) - (other.usd or 0.0))
 
 

@@ -39,7 +39,15 @@ GENERIC_KEY_ENV = "HGM_API_KEY"
 
 Api = Literal["chat", "reasoning"]
 # Sampling knobs OpenAI reasoning models (o-series, gpt-5) reject.
-REASONING_UNSUPPORTED = ("temperature", "top_p", "presence_penalty", "frequency_penalty", "logprobs", "top_logprobs", "logit_bias")
+REASONING_UNSUPPORTED = (
+    "temperature",
+    "top_p",
+    "presence_penalty",
+    "frequency_penalty",
+    "logprobs",
+    "top_logprobs",
+    "logit_bias",
+)
 
 
 @dataclass(frozen=True)
@@ -97,7 +105,7 @@ class ProviderTable:
         self.prefixes: dict[str, str] = dict(data.get("prefixes") or {})
 
     @classmethod
-    def load(cls, user_file: Path | None = None) -> "ProviderTable":
+    def load(cls, user_file: Path | None = None) -> ProviderTable:
         """Packaged table, then `user_file` (must exist) or ~/.config/hgm/providers.yaml (if it exists)."""
         data = _read(PROVIDERS_FILE)
         if user_file is not None:

@@ -55,6 +55,7 @@ never a default answer.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -223,8 +224,16 @@ class ScriptedLLM:
         calls = []
         for i, call in enumerate(step.get("tool_calls") or []):
             args = self._render(call.get("arguments", {}), variables)  # before JSON-encoding: values stay valid JSON
-            calls.append({"id": self._render(call.get("id", f"call_{n}_{i}"), variables), "type": "function",
-                          "function": {"name": call["name"], "arguments": args if isinstance(args, str) else json.dumps(args)}})
+            calls.append(
+                {
+                    "id": self._render(call.get("id", f"call_{n}_{i}"), variables),
+                    "type": "function",
+                    "function": {
+                        "name": call["name"],
+                        "arguments": args if isinstance(args, str) else json.dumps(args),
+                    },
+                }
+            )
         if calls:
             message["tool_calls"] = calls
         out_text = (message["content"] or "") + message.get("reasoning_content", "") + "".join(
@@ -265,7 +274,7 @@ def error_body(message: str, kind: str, code: str | int | None = None) -> dict[s
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server: "_Server"
+    server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet
         pass
@@ -325,7 +334,9 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None:
             status = int(fault)
             headers = {"Retry-After": str(step["retry_after"])} if "retry_after" in step else {}
-            kind = {429: "rate_limit_error", 401: "authentication_error"}.get(status, "server_error" if status >= 500 else "invalid_request_error")
+            kind = {429: "rate_limit_error", 401: "authentication_error"}.get(
+                status, "server_error" if status >= 500 else "invalid_request_error"
+            )
             self._send(status, error_body(step.get("message", f"scripted fault {status}"), kind, status), headers)
             return
         self._send(200, response)
@@ -363,8 +374,10 @@ class ScriptedServer:
         """Every POST received: path, headers (lower-case names), body."""
         return self._server.requests
 
-    def start(self) -> "ScriptedServer":
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="hgm-scripted-llm", daemon=True)
+    def start(self) -> ScriptedServer:
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), name="hgm-scripted-llm", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -372,7 +385,7 @@ class ScriptedServer:
         self._server.shutdown()
         self._server.server_close()
 
-    def __enter__(self) -> "ScriptedServer":
+    def __enter__(self) -> ScriptedServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -387,10 +400,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     server = ScriptedServer(args.script, args.port, args.host)
     print(f"scripted LLM serving {args.script} at {server.base_url}", flush=True)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         server._server.serve_forever()
-    except KeyboardInterrupt:
-        pass
 
 
 if __name__ == "__main__":

@@ -43,7 +43,7 @@ class UpstreamReply:
 
     @classmethod
     def error_reply(cls, status: int, body: dict[str, Any], error: str,
-                    retry_after_s: float | None = None) -> "UpstreamReply":
+                    retry_after_s: float | None = None) -> UpstreamReply:
         """An HTTP error answer: retryable (408/409/429/5xx) unless it is a context-length refusal."""
         context = status not in (408, 429) and is_context_length(body)  # a rate limit may speak of tokens too
         return cls(status, body, error=error, retryable=not context and (status in RETRYABLE_STATUS or status >= 500),
@@ -78,7 +78,12 @@ class ProviderClient:
         self._client = openai.OpenAI(api_key=api_key or "no-key", base_url=route.base_url, max_retries=0,
                                      timeout=timeout_s)
         create = self._client.chat.completions.create
-        self._known = set(inspect.signature(create).parameters) - {"extra_headers", "extra_query", "extra_body", "timeout"}
+        self._known = set(inspect.signature(create).parameters) - {
+            "extra_headers",
+            "extra_query",
+            "extra_body",
+            "timeout",
+        }
 
     def send(self, body: dict[str, Any], headers: dict[str, str] | None = None) -> UpstreamReply:
         """POST {base_url}/chat/completions with `body` (already adapted to the route)."""
@@ -92,8 +97,12 @@ class ProviderClient:
                 err_body = e.response.json()
             except ValueError:
                 err_body = {"error": {"message": e.response.text[:2000], "type": "upstream_error"}}
-            return UpstreamReply.error_reply(e.status_code, err_body if isinstance(err_body, dict) else {"error": err_body},
-                                             f"HTTP {e.status_code}: {e.message}", _retry_after(e.response.headers))
+            return UpstreamReply.error_reply(
+                e.status_code,
+                err_body if isinstance(err_body, dict) else {"error": err_body},
+                f"HTTP {e.status_code}: {e.message}",
+                _retry_after(e.response.headers),
+            )
         except openai.APITimeoutError as e:
             return UpstreamReply(0, None, error=f"timeout: {e}", retryable=True)
         except openai.APIConnectionError as e:

@@ -130,18 +130,25 @@ def report_html(run: RunData, out_dir: Path) -> str:
     body = (
         _summary(run)
         + "<section id='tree-section'><h2>Tree of agents</h2><p class='muted'>Colour: own success rate or CMP "
-          "(buttons); size: evaluations; star: final agent; orange ring: finalist; red cross: a rewrite that "
-          "produced no child. Drag to pan, scroll to zoom, double-click to reset, click an agent for its "
-          "details.</p><div class='treebox'>"
+        "(buttons); size: evaluations; star: final agent; orange ring: finalist; red cross: a rewrite that "
+        "produced no child. Drag to pan, scroll to zoom, double-click to reset, click an agent for its "
+        "details.</p><div class='treebox'>"
         # The panel comes first in the page so the plot is drawn at its final width (CSS puts it right).
-        + "<div id='panel'><p class='muted'>Click an agent in the tree to see why it was made, its diff "
-          "against its parent, and its evaluations.</p></div>"
-        + "<div class='treeplot'>" + figure_html(tree_figure(run), "tree") + "</div></div></section>"
+         + "<div id='panel'><p class='muted'>Click an agent in the tree to see why it was made, its diff "
+        "against its parent, and its evaluations.</p></div>"
+        + "<div class='treeplot'>"
+        + figure_html(tree_figure(run), "tree")
+        + "</div></div></section>"
         + _schedule(run)
-        + "<section id='curves'><h2>Over the run</h2>" + figure_html(curves_figure(run), "curves-plot")
-        + "</section><section id='matrix'><h2>Agents x tasks</h2>" + figure_html(matrix_figure(run), "matrix-plot")
-        + "</section>" + steering_html(run) + "<section id='config'><details><summary>Resolved configuration</summary><pre>"
-        + escape(dump_config(run.config)) + "</pre></details></section>"
+        + "<section id='curves'><h2>Over the run</h2>"
+        + figure_html(curves_figure(run), "curves-plot")
+        + "</section><section id='matrix'><h2>Agents x tasks</h2>"
+        + figure_html(matrix_figure(run), "matrix-plot")
+        + "</section>"
+        + steering_html(run)
+        + "<section id='config'><details><summary>Resolved configuration</summary><pre>"
+        + escape(dump_config(run.config))
+        + "</pre></details></section>"
     )
     scripts = json_script("hgm-panels", panels) + f"<script>{asset('tree_panel.js')}</script>"
     subtitle = f"{escape(str(run.run_dir))} · {escape(run.status)} · {len(run.stats)} agents · " \

@@ -158,7 +158,9 @@ def curves_figure(runs: list[RunSummary], second_name: str, by: str = "evals") -
                                      legendgroup=g, showlegend=col == 1,
                                      hovertemplate=f"{escape(g)} (mean)<br>evals %{{x}}: %{{y:.3f}}<extra></extra>"),
                           row=1, col=col)
-        fig.update_xaxes(title_text="dollars spent (known prices)" if by == "usd" else "evaluations used", row=1, col=col)
+        fig.update_xaxes(
+            title_text="dollars spent (known prices)" if by == "usd" else "evaluations used", row=1, col=col
+        )
         fig.update_yaxes(range=[0, 1.02], row=1, col=col)
     fig.update_layout(height=460, margin=dict(l=50, r=10, t=40, b=40), legend=dict(orientation="h", y=-0.2))
     return fig
@@ -193,15 +195,22 @@ def comparison_html(runs: list[RunSummary], *, title: str, subtitle: str, score_
         mean, half = ci95(scores)
         dollars = [r.dollars for r in rs if r.dollars is not None]
         walls = [r.wall_s for r in rs if r.wall_s is not None]
-        group_rows.append([
-            escape(g), str(len(rs)), escape(", ".join(str(r.seed) for r in rs)),
-            escape(", ".join(sorted({r.final_rule for r in rs if r.final_rule})) or "-"),
-            f"{_fmt(mean, '.3f')} ± {_fmt(half, '.3f')}" if scores else "-",
-            _at_equal(rs, "x", equal_evals), *([_at_equal(rs, "usd", equal_usd)] if by == "usd" else []),
-            f"{np.mean([r.evals for r in rs]):.0f}",
-            f"{np.mean([r.committed for r in rs]):.1f} / {np.mean([r.rewrites for r in rs]):.1f}",
-            _fmt(float(np.mean(dollars)) if dollars else None, ".4f", "$") + ("+?" if any(r.dollars_partial for r in rs) else ""),
-            _wall(float(np.mean(walls)) if walls else None)])
+        group_rows.append(
+            [
+                escape(g),
+                str(len(rs)),
+                escape(", ".join(str(r.seed) for r in rs)),
+                escape(", ".join(sorted({r.final_rule for r in rs if r.final_rule})) or "-"),
+                f"{_fmt(mean, '.3f')} ± {_fmt(half, '.3f')}" if scores else "-",
+                _at_equal(rs, "x", equal_evals),
+                *([_at_equal(rs, "usd", equal_usd)] if by == "usd" else []),
+                f"{np.mean([r.evals for r in rs]):.0f}",
+                f"{np.mean([r.committed for r in rs]):.1f} / {np.mean([r.rewrites for r in rs]):.1f}",
+                _fmt(float(np.mean(dollars)) if dollars else None, ".4f", "$")
+                + ("+?" if any(r.dollars_partial for r in rs) else ""),
+                _wall(float(np.mean(walls)) if walls else None),
+            ]
+        )
     head = ["group", "runs", "seeds", "final rule", f"{escape(score_name)}: mean ± 95% CI (t)",
             f"{escape(second_name)} of the best so far at {equal_evals} evaluations",
             *([f"{escape(second_name)} of the best so far at ${equal_usd:.4f}"] if by == "usd" else []),
@@ -244,13 +253,23 @@ def write_comparison(run_dirs: list[Path], out: Path, by: str = "evals") -> Path
     held = open_files()
     runs = [load_run(d, held=held) for d in run_dirs]
     labels, keys = group_labels([r.config.model_dump(mode="json") for r in runs])
-    summaries = [summarize(r, g) for r, g in zip(runs, labels)]
+    summaries = [summarize(r, g) for r, g in zip(runs, labels, strict=True)]
     unfinished = sum(r.final is None for r in runs)
     note = (f"{unfinished} run(s) have not named a final agent yet: their best agent so far is used. "
             if unfinished else "") + "Dollars marked +? leave out calls whose price is unknown."
-    return _write(comparison_html(summaries, title=f"hgm compare: {len(runs)} runs", score_name="final agent's own success rate",
-                                  subtitle=f"{len(runs)} runs in {len(set(labels))} groups", second_name="own success rate",
-                                  grouped_by=keys, note=note, by=by), Path(out))
+    return _write(
+        comparison_html(
+            summaries,
+            title=f"hgm compare: {len(runs)} runs",
+            score_name="final agent's own success rate",
+            subtitle=f"{len(runs)} runs in {len(set(labels))} groups",
+            second_name="own success rate",
+            grouped_by=keys,
+            note=note,
+            by=by,
+        ),
+        Path(out),
+    )
 
 
 def write_simulation(rows: list[dict], out: Path, title: str) -> Path:
@@ -259,9 +278,25 @@ def write_simulation(rows: list[dict], out: Path, title: str) -> Path:
     for row in rows:
         for r in row["runs"]:
             c = r["curve"]
-            summaries.append(RunSummary(f"{row['policy']} seed {r['seed']}", row["policy"], r["seed"], r["final_utility"],
-                                        c["evals"][-1] if c["evals"] else 0, c["rewrites"], c["committed"], None, None,
-                                        None, "finished", False, c["evals"], c["lower_bound"], c["true_utility"]))
+            summaries.append(
+                RunSummary(
+                    f"{row['policy']} seed {r['seed']}",
+                    row["policy"],
+                    r["seed"],
+                    r["final_utility"],
+                    c["evals"][-1] if c["evals"] else 0,
+                    c["rewrites"],
+                    c["committed"],
+                    None,
+                    None,
+                    None,
+                    "finished",
+                    False,
+                    c["evals"],
+                    c["lower_bound"],
+                    c["true_utility"],
+                )
+            )
     note = "Simulated runs: the score is the true utility (expected success rate over the task pool) of the " \
            "agent each policy named final; no LLM, no dollars."
     return _write(comparison_html(summaries, title=title, subtitle=f"{len(summaries)} simulated runs",

@@ -181,8 +181,16 @@ def load_run(run_dir: Path, *, held: set[str] | None = None) -> RunData:
         [t for x in expansions for t in (x.started_at, x.finished_at) if t]
     created_at = float(created) if created else min(times, default=0.0)
     updated_at = max(times, default=created_at)
-    curves = build_curves(nodes, evaluations, expansions, calls, config.search.final_quantile, created_at,
-                          final_rule(config.search), archive_member(config.search, json.loads(state) if state else None))
+    curves = build_curves(
+        nodes,
+        evaluations,
+        expansions,
+        calls,
+        config.search.final_quantile,
+        created_at,
+        final_rule(config.search),
+        archive_member(config.search, json.loads(state) if state else None),
+    )
     return RunData(run_dir, config, run_status(run_dir, final, in_flight, held), created_at, updated_at, nodes,
                    stats, evaluations, expansions, usage, calls, final, finalists, initial_agent, curves, interventions,
                    requests)

@@ -19,9 +19,20 @@ _PRIORITY = {EvalStatus.SOLVED: 3, EvalStatus.FAILED: 3, EvalStatus.EMPTY_PATCH:
 
 def curves_figure(run: RunData) -> go.Figure:
     c = run.curves
-    fig = make_subplots(rows=3, cols=2, vertical_spacing=0.11, horizontal_spacing=0.08, subplot_titles=(
-        f"best agent so far (final rule: {final_rule(run.config.search)})", "tree size", "LLM tokens by role (cumulative)",
-        "LLM dollars by role (cumulative, known prices)", "infra errors (cumulative)", ""))
+    fig = make_subplots(
+        rows=3,
+        cols=2,
+        vertical_spacing=0.11,
+        horizontal_spacing=0.08,
+        subplot_titles=(
+            f"best agent so far (final rule: {final_rule(run.config.search)})",
+            "tree size",
+            "LLM tokens by role (cumulative)",
+            "LLM dollars by role (cumulative, known prices)",
+            "infra errors (cumulative)",
+            "",
+        ),
+    )
     hover_t = [f"{s / 60:.1f} min" for s in c.seconds]
     line = dict(shape="hv")
 

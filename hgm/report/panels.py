@@ -70,7 +70,10 @@ def _eval_links(run: RunData, out_dir: Path, e: EvaluationRow) -> str:
         return ""
     d = run.run_dir / e.log_dir
     tests = sorted(p.name for p in d.glob("test*.txt")) if d.is_dir() else []
-    links = [_link(run, out_dir, f"{e.log_dir}/agent/chat.md", "chat"), _link(run, out_dir, f"{e.log_dir}/patch.diff", "patch")]
+    links = [
+        _link(run, out_dir, f"{e.log_dir}/agent/chat.md", "chat"),
+        _link(run, out_dir, f"{e.log_dir}/patch.diff", "patch"),
+    ]
     links += [_link(run, out_dir, f"{e.log_dir}/{t}", "tests") for t in tests[:1]]
     links.append(_link(run, out_dir, e.log_dir, "logs"))
     return " ".join(x for x in links if x)
@@ -140,7 +143,9 @@ def _origin(run: RunData, out_dir: Path, node: NodeRow, made_by: ExpansionRow | 
         return f"<p>The initial agent{where}.</p>"
     head = f"<p>Rewrite of <a href='#' data-node='{node.parent_id}'>node {node.parent_id}</a>"
     if made_by is not None:
-        head += f" (expansion {made_by.id}" + (f", entry task {escape(made_by.entry_task)}" if made_by.entry_task else "")
+        head += f" (expansion {made_by.id}" + (
+            f", entry task {escape(made_by.entry_task)}" if made_by.entry_task else ""
+        )
         head += f"{', $' + format(made_by.cost_usd, '.4f') if made_by.cost_usd is not None else ''}) "
         head += _link(run, out_dir, made_by.log_dir, "rewrite logs")
     head += "</p>"
@@ -163,14 +168,18 @@ def _diff_html(diffs: Diffs, parent: str | None, child: str | None, is_root: boo
         return ""
     text = diffs.of(parent, child)
     if text is None:
-        return "<h4>Diff against its parent</h4><p class='muted'>No code archive for this run (e.g. a simulated run).</p>"
+        return (
+            "<h4>Diff against its parent</h4><p class='muted'>No code archive for this run (e.g. a simulated run).</p>"
+        )
     if not text.strip():
         return "<h4>Diff against its parent</h4><p class='muted'>(no change)</p>"
     cut = ""
     if len(text) > MAX_DIFF_CHARS:
         cut = f"<p class='muted'>Diff cut at {MAX_DIFF_CHARS:,} of {len(text):,} characters.</p>"
         text = text[:MAX_DIFF_CHARS]
-    return "<h4>Diff against its parent</h4>" + cut + highlight(text, DiffLexer(), HtmlFormatter(cssclass=DIFF_CSS_CLASS))
+    return (
+        "<h4>Diff against its parent</h4>" + cut + highlight(text, DiffLexer(), HtmlFormatter(cssclass=DIFF_CSS_CLASS))
+    )
 
 
 def node_panels(run: RunData, out_dir: Path) -> dict[str, str]:

@@ -93,13 +93,25 @@ def render_text(lines: list[RunLine]) -> str:
         if r.error:
             rows.append([r.run, r.status, "", "", "", "", "", r.error.splitlines()[0][:120]])
             continue
-        final = "-" if r.final_agent is None else f"node {r.final_agent} ({count_text(r.final_solved or 0)}/{r.final_evaluated})"
-        rows.append([r.run, r.status + (f" ({r.steering})" if r.steering else ""), r.policy, f"{r.evals_used}/{r.budget}",
-                     str(r.agents), final,
-                     f"${r.dollars:.4f}" + ("" if r.dollars_complete else "+?"),
-                     time.strftime("%Y-%m-%d %H:%M", time.localtime(r.started)) if r.started else "-"])
+        final = (
+            "-"
+            if r.final_agent is None
+            else f"node {r.final_agent} ({count_text(r.final_solved or 0)}/{r.final_evaluated})"
+        )
+        rows.append(
+            [
+                r.run,
+                r.status + (f" ({r.steering})" if r.steering else ""),
+                r.policy,
+                f"{r.evals_used}/{r.budget}",
+                str(r.agents),
+                final,
+                f"${r.dollars:.4f}" + ("" if r.dollars_complete else "+?"),
+                time.strftime("%Y-%m-%d %H:%M", time.localtime(r.started)) if r.started else "-",
+            ]
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
-    return "".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() + "\n" for row in rows)
+    return "".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() + "\n" for row in rows)
 
 
 def render_json(lines: list[RunLine]) -> str:

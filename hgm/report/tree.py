@@ -77,8 +77,10 @@ def tree_figure(run: RunData) -> go.Figure:
     cmp = [s.cmp for s in stats]
     hover = [
         f"<b>node {s.id}</b>{'  FINAL' if s.final else ''}{'  finalist' if s.id in finalists else ''}<br>"
-        f"own {count_text(s.solved)}/{s.evaluated}" + (f" ({own[i]:.0%})" if own[i] is not None else "")
-        + f"<br>clade {count_text(s.clade_solved)}/{s.clade_evaluated}, CMP " + (f"{cmp[i]:.2f}" if cmp[i] is not None else "-")
+        f"own {count_text(s.solved)}/{s.evaluated}"
+        + (f" ({own[i]:.0%})" if own[i] is not None else "")
+        + f"<br>clade {count_text(s.clade_solved)}/{s.clade_evaluated}, CMP "
+        + (f"{cmp[i]:.2f}" if cmp[i] is not None else "-")
         + f"<br>children {len(s.children)}, failed rewrites {s.failed_expansions}"
         + (f"<br>{escape(_first_line(s.message))}" if s.parent_id is not None else "")
         + "".join(f"<br><b>[{m}]</b>" for m in s.marks)

@@ -9,6 +9,7 @@ so a program printing gigabytes neither blocks nor grows the harness's memory.
 
 from __future__ import annotations
 
+import contextlib
 import selectors
 import socket
 import time
@@ -94,10 +95,8 @@ def pump(
         nonlocal pending
         pending = None
         sel.modify(sock, selectors.EVENT_READ)
-        try:
+        with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_WR)  # EOF on the command's stdin
-        except OSError:
-            pass
 
     try:
         if pending == b"":
@@ -133,4 +132,6 @@ def pump(
                     demux.feed(view[:n])
     finally:
         sel.close()
-    return Streamed(demux.stdout.text(), demux.stderr.text(), demux.stdout.truncated or demux.stderr.truncated, timed_out)
+    return Streamed(
+        demux.stdout.text(), demux.stderr.text(), demux.stdout.truncated or demux.stderr.truncated, timed_out
+    )

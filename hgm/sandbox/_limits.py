@@ -15,8 +15,9 @@ hybrid with memory and pids controllers; CI hosts usually have cgroup v2):
   (`LimitEnforcer.reason`), if its probe fails.
 - Without usable cgroups: RLIMIT_DATA for memory (counts writable private mappings, so the
   JVM's, Go's and V8's large PROT_NONE address-space reservations still work — RLIMIT_AS
-  would break them; measured: java, go, node, cargo start under a 512 MB RLIMIT_DATA). No process limit then: RLIMIT_NPROC is never enforced for uid 0, so a fork
-  bomb is contained only by the pid namespace and the timeout. `LimitEnforcer.kind` says which.
+  would break them; measured: java, go, node, cargo start under a 512 MB RLIMIT_DATA). No
+  process limit then: RLIMIT_NPROC is never enforced for uid 0, so a fork bomb is contained only
+  by the pid namespace and the timeout. `LimitEnforcer.kind` says which.
 - File size: RLIMIT_FSIZE always (via util-linux `prlimit`); exceeding it kills with SIGXFSZ.
   Core dumps off (RLIMIT_CORE 0).
 """

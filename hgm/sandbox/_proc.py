@@ -12,6 +12,7 @@ SIGKILLs the process group and, for bwrap, the sandbox's cgroup).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import selectors
@@ -34,10 +35,8 @@ def returncode_of(status: int) -> int:
 
 def kill_group(pid: int) -> None:
     """SIGKILL the process group led by `pid` (started with start_new_session=True)."""
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 class _Capture:

@@ -69,7 +69,9 @@ class RootfsSandbox:
         self.image_config_env = read_env(rootfs)
         """The image's config Env: every command's environment starts from it."""
         home = BwrapSandbox.private_home()
-        self.inner = BwrapSandbox(system_paths=_host_python(), env_defaults={**self.image_config_env, "HOME": home or "/tmp"})
+        self.inner = BwrapSandbox(
+            system_paths=_host_python(), env_defaults={**self.image_config_env, "HOME": home or "/tmp"}
+        )
         self.default_path = self.image_config_env["PATH"]
         self.enforcer = self.inner.enforcer
         """How limits are enforced (bwrap's)."""

@@ -24,6 +24,10 @@ This repository is your own source code (a coding agent). Improve it as the prob
 Keep the command-line interface of coding_agent.py working, keep the tools/ contract
 (tool_info() and tool_function(**kwargs) per module), and run its tests: `python -m pytest -q tests`."""
 
-BAD_TOOL_ARGS = "Error: the arguments of your {name} call are not valid JSON ({error}). Call it again with a JSON object."
+BAD_TOOL_ARGS = (
+    "Error: the arguments of your {name} call are not valid JSON ({error}). Call it again with a JSON object."
+)
 UNKNOWN_TOOL = "Error: there is no tool named {name!r}. Available tools: {names}."
-ELIDED = "[output elided to keep the conversation within the model's context window; run the command again if you need it]"
+ELIDED = (
+    "[output elided to keep the conversation within the model's context window; run the command again if you need it]"
+)

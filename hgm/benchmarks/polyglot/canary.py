@@ -139,7 +139,9 @@ def _py_plain_test(node: ast.stmt) -> bool:
             and not any(re.search(r"skip|expectedFailure", ast.unparse(d)) for d in node.decorator_list))
 
 
-def _py_insert(path: Path, rel: str, text: str, cls: ast.ClassDef, method: ast.FunctionDef, rng: random.Random) -> Canary:
+def _py_insert(
+    path: Path, rel: str, text: str, cls: ast.ClassDef, method: ast.FunctionDef, rng: random.Random
+) -> Canary:
     """Write the (edited) `method` under a new name right before or after the original."""
     names = [m.name for m in cls.body if isinstance(m, ast.FunctionDef)]
     name = _new_name(rng, names, "_", "test_")
@@ -225,7 +227,11 @@ def _js_expected(tokens: list[_Tok], i: int, close: int) -> tuple[tuple[int, int
         uses = [t for t in tokens[i + 3:close] if t[0] == "name" and t[1] == arg[0][1]] if arg else []
         if len(arg) == 1 and arg[0][0] == "name" and len(uses) == 2:  # declared, then used only here
             for k in range(i + 3, j):
-                if tokens[k][1] in ("const", "let", "var") and tokens[k + 1][1] == arg[0][1] and tokens[k + 2][1] == "=":
+                if (
+                    tokens[k][1] in ("const", "let", "var")
+                    and tokens[k + 1][1] == arg[0][1]
+                    and tokens[k + 2][1] == "="
+                ):
                     end = k + 3
                     while end < j and tokens[end][1] != ";":
                         end = _js_close(tokens, end) + 1 if tokens[end][1] in ("(", "[", "{") else end + 1
@@ -339,7 +345,7 @@ class _Host:
 
 def _c_hosts(language: str, tokens: list[_Tok]) -> list[_Host]:
     hosts = []
-    for i, (kind, value, start, _) in enumerate(tokens):
+    for i, (_, value, start, _) in enumerate(tokens):
         if language == "cpp" and value == "TEST_CASE" and tokens[i + 1][1] == "(" and tokens[i + 2][0] == "str":
             name_tok, after = tokens[i + 2], _js_close(tokens, i + 1) + 1
         elif language == "java" and value == "@" and tokens[i + 1][1] == "Test":
@@ -396,7 +402,9 @@ def _camel_name(rng: random.Random, names: list[str]) -> str:
             return name
 
 
-def c_like_canary(language: str, copy: Path, rel: str, expected: list[ExpectedTest], rng: random.Random) -> Canary | None:
+def c_like_canary(
+    language: str, copy: Path, rel: str, expected: list[ExpectedTest], rng: random.Random
+) -> Canary | None:
     """Java or C++: write a canary into the test file `rel` of the scoring copy."""
     path = copy / rel
     text = path.read_text()

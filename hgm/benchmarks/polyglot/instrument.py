@@ -124,7 +124,9 @@ def _go(task: PolyglotTask, copy: Path, rng: random.Random) -> Instrumented:
     made = None
     if expected:
         rel = rng.choice(sorted({t.file for t in expected}))
-        functions = {m for p in task.path.glob("*.go") for m in re.findall(r"^func (?:\([^)]*\)\s*)?(\w+)", p.read_text(), re.M)}
+        functions = {
+            m for p in task.path.glob("*.go") for m in re.findall(r"^func (?:\([^)]*\)\s*)?(\w+)", p.read_text(), re.M)
+        }
         if found := go_canary(texts[rel], sorted(functions), rng):
             texts[rel], name = found
             made = Canary(name, rel)
@@ -174,8 +176,13 @@ def _rust(task: PolyglotTask, copy: Path, rng: random.Random) -> Instrumented:
             texts[rel], name = found
             made = Canary(name, rel)
     for rel, text in texts.items():
-        guards = [(body_at, f' let _hgm_guard = crate::hgm_verdict::Guard::new(module_path!(), '
-                            f'"{name.rsplit("::", 1)[-1]}");') for name, _, body_at, _ in rust_file_tests(text, features)]
+        guards = [
+            (
+                body_at,
+                f' let _hgm_guard = crate::hgm_verdict::Guard::new(module_path!(), "{name.rsplit("::", 1)[-1]}");',
+            )
+            for name, _, body_at, _ in rust_file_tests(text, features)
+        ]
         _put(copy, rel, _insert(text, guards) + RUST_MOD)
     _put(copy, f"{HGM_DIR}/hgm_verdict.rs", reporter_source("hgm_verdict.rs"))
     return Instrumented(_with_canary(expected, made, "panicked"), ("tests", HGM_DIR),

@@ -200,7 +200,9 @@ class LanguageSpec:
     """The script's exit code when tests ran and exactly one failed (hgm's canary: canary.py)."""
 
 
-JAVA_OPTS = "-Xmx768m -Xss8m -XX:+UseSerialGC -XX:CICompilerCount=2"  # full tiered JIT: C1-only made alphametics 3x slower
+JAVA_OPTS = (
+    "-Xmx768m -Xss8m -XX:+UseSerialGC -XX:CICompilerCount=2"  # full tiered JIT: C1-only made alphametics 3x slower
+)
 JUNIT_ARGS = (
     "execute", "--class-path=.build/main:.build/test", "--scan-classpath=.build/test", "--disable-banner",
     "--details=tree", "--details-theme=ascii", "--fail-if-no-tests",

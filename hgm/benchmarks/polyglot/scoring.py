@@ -47,6 +47,7 @@ infra errors.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
@@ -127,9 +128,14 @@ def run_tests(
         channel = scratch / "channel"
         channel.mkdir()
         deps_dir = deps.deps_dir(task.language)
-        fills = {"{work}": str(copy), "{deps}": str(deps_dir), "{channel}": str(channel), "{name}": shlex.quote(task.name),
-                 "{tests}": " ".join(shlex.quote(t) for t in task.test_files),
-                 "{targets}": " ".join(shlex.quote(t) for t in rust_targets(task)) if task.language == "rust" else ""}
+        fills = {
+            "{work}": str(copy),
+            "{deps}": str(deps_dir),
+            "{channel}": str(channel),
+            "{name}": shlex.quote(task.name),
+            "{tests}": " ".join(shlex.quote(t) for t in task.test_files),
+            "{targets}": " ".join(shlex.quote(t) for t in rust_targets(task)) if task.language == "rust" else "",
+        }
 
         def fill(text: str) -> str:
             for placeholder, value in fills.items():
@@ -198,7 +204,11 @@ def verdict(task: PolyglotTask, result: ExecResult, inst: Instrumented,
                            f"{'/'.join(outcomes[passed_canaries[0]])}: {_names(passed_canaries)}")
     if result.returncode != 0 and (result.returncode != clean_exit or (failing and not reasons)):
         if report.problem is None and failing:
-            return EvalStatus.FAILED, f"{len(failing)} of {_tests(len(required) - len(canaries))} failed: {_names(failing)}", None
+            return (
+                EvalStatus.FAILED,
+                f"{len(failing)} of {_tests(len(required) - len(canaries))} failed: {_names(failing)}",
+                None,
+            )
         lines = [ln.strip() for ln in (result.stdout.strip() or result.stderr).splitlines()
                  if ln.strip() and not ln.startswith("Picked up ")]
         return EvalStatus.FAILED, f"exit {result.returncode}: {lines[-1][:200] if lines else 'no output'}", None
@@ -251,11 +261,18 @@ def _names(names: list[str], limit: int = 3) -> str:
 
 
 def _report_text(inst: Instrumented, report: Report, detail: str) -> str:
-    lines = [f"\n## verdict\n{detail}\n", f"expected tests: {len(inst.expected)}; reported: {len(report.tests)}"
-             f"; end of run: {', '.join(report.ends) or 'none'}" + (f"; problem: {report.problem}" if report.problem else "")]
+    lines = [
+        f"\n## verdict\n{detail}\n",
+        f"expected tests: {len(inst.expected)}; reported: {len(report.tests)}"
+        f"; end of run: {', '.join(report.ends) or 'none'}"
+        + (f"; problem: {report.problem}" if report.problem else ""),
+    ]
     canaries = {t.name for t in inst.expected if t.canary}
-    lines += [f"  {outcome:9} {name}" + ("   <- hgm's canary (a copy of a real test made to fail): must fail" if name in canaries else "")
-              for name, outcome in report.tests]
+    lines += [
+        f"  {outcome:9} {name}"
+        + ("   <- hgm's canary (a copy of a real test made to fail): must fail" if name in canaries else "")
+        for name, outcome in report.tests
+    ]
     lines += [f"tampering found by the reporter: {what}" for what in report.tampering]
     return "\n".join(lines) + "\n"
 
@@ -279,9 +296,7 @@ def _rmtree(path: Path) -> None:
         if os.path.isdir(p) and not os.path.islink(p):
             shutil.rmtree(p, ignore_errors=True)
         else:
-            try:
+            with contextlib.suppress(OSError):
                 os.unlink(p)
-            except OSError:
-                pass
 
     shutil.rmtree(path, onerror=fix)  # onexc is 3.12+

@@ -83,7 +83,11 @@ def _js_tokens_at(text: str) -> list[tuple[str, str, int, int]]:
     tokens: list[tuple[str, str, int, int]] = []
     pos = 0
     while pos < len(text):
-        if text[pos] == "/" and text[pos + 1: pos + 2] not in ("/", "*") and (tokens[-1][1] if tokens else "") in _JS_REGEX_AFTER:
+        if (
+            text[pos] == "/"
+            and text[pos + 1 : pos + 2] not in ("/", "*")
+            and (tokens[-1][1] if tokens else "") in _JS_REGEX_AFTER
+        ):
             end, in_class = pos + 1, False  # a regex literal: skip to its closing slash
             while end < len(text) and (text[end] != "/" or in_class):
                 in_class = (in_class or text[end] == "[") and text[end] != "]"

@@ -41,7 +41,7 @@ def copy_exercise(task: PolyglotTask, parent: Path) -> Path:
     parent/<name> (C++'s CMakeLists reads the exercise name from the folder name). Writable."""
     dest = parent / task.name
     shutil.copytree(task.path, dest, ignore=_ignore_meta, copy_function=shutil.copyfile)
-    for dirpath, dirnames, _ in os.walk(dest):  # the tree may be read-only; copies must not be
+    for dirpath, _, _ in os.walk(dest):  # the tree may be read-only; copies must not be
         os.chmod(dirpath, 0o755)
     return dest
 

@@ -305,8 +305,13 @@ class Environments:
                     _untar(stream, tmp)
                 if not (tmp / "testbed" / ".git").is_dir():
                     raise EnvironmentUnavailable(f"image {image} has no git repository at {TESTBED}")
-                tracked = subprocess.run(["git", "-c", "safe.directory=*", "-c", "core.fsmonitor=false", "ls-files", "-z"],
-                                         cwd=tmp / "testbed", env=_git_env(), check=True, capture_output=True).stdout
+                tracked = subprocess.run(
+                    ["git", "-c", "safe.directory=*", "-c", "core.fsmonitor=false", "ls-files", "-z"],
+                    cwd=tmp / "testbed",
+                    env=_git_env(),
+                    check=True,
+                    capture_output=True,
+                ).stdout
                 (tmp / "tracked").write_bytes(tracked)
                 (tmp / "env.json").write_text(json.dumps({"image": image, "id": image_id, **self._env_meta(image)}))
                 os.replace(tmp, done)

@@ -213,7 +213,9 @@ def _changes(before: dict[str, str], after: dict[str, str]) -> list[str]:
 
 def _write_output(path: Path, argv: list[str], r: ExecResult) -> None:
     how = "timed out" if r.timed_out else f"exit {r.returncode}"
-    path.write_text(f"$ {' '.join(argv)}\n({how}, {r.duration_s:.2f} s)\n\n## stdout\n{r.stdout}\n## stderr\n{r.stderr}\n")
+    path.write_text(
+        f"$ {' '.join(argv)}\n({how}, {r.duration_s:.2f} s)\n\n## stdout\n{r.stdout}\n## stderr\n{r.stderr}\n"
+    )
 
 
 def _tail(text: str, limit: int = LOG_TAIL) -> str:

@@ -90,13 +90,25 @@ def run_agent(tmp_path, monkeypatch, *extra):
 
 
 def test_loop_runs_tools_survives_bad_json_and_logs(serve, tmp_path, monkeypatch):
-    fake = serve([
-        completion("Let me write it.", [tool_call("editor", json.dumps(
-            {"command": "create", "path": "hello.py", "file_text": "print('hello')\n"}), "1")]),
-        completion(None, [tool_call("bash", '{"command": "python hello.py', "2")]),
-        completion(None, [tool_call("nosuchtool", "{}", "3"), tool_call("bash", '{"command": "python hello.py"}', "4")]),
-        completion("Done."),
-    ])
+    fake = serve(
+        [
+            completion(
+                "Let me write it.",
+                [
+                    tool_call(
+                        "editor",
+                        json.dumps({"command": "create", "path": "hello.py", "file_text": "print('hello')\n"}),
+                        "1",
+                    )
+                ],
+            ),
+            completion(None, [tool_call("bash", '{"command": "python hello.py', "2")]),
+            completion(
+                None, [tool_call("nosuchtool", "{}", "3"), tool_call("bash", '{"command": "python hello.py"}', "4")]
+            ),
+            completion("Done."),
+        ]
+    )
     code, repo, chat = run_agent(tmp_path, monkeypatch)
     assert code == 0
     assert (repo / "hello.py").read_text() == "print('hello')\n"
