@@ -516,7 +516,8 @@ def _finish(run_dir: Path, store: RunStore, search: Search, result: list[object]
     bound = float(lower_bounds([agent], search.config.final_quantile)[0])
     text = (
         f"final agent: node {final} (commit {sha[:12] if sha else '?'}), solved {count_text(agent.own_successes)} of "
-        f"{agent.evals} evaluated tasks, posterior {search.config.final_quantile:g}-quantile {bound:.3f}"
+        f"{agent.evals} evaluated tasks, posterior {search.config.final_quantile:g}-quantile {bound:.3f} "
+        f"(named by the final rule {search.policy.final_rule})"
         + (f"; stopped early: {stop_reason[0]}" if stop_reason else "")
     )
     log.info(text)

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 
 from hgm.baselines import pass_at_k, pass_at_k_summary, sica_base, stage_tasks
-from hgm.config import SearchConfig
+from hgm.config import SearchConfig, load_config
 from hgm.domain import EvalOutcome, EvalStatus, ExpansionOutcome, ExpansionStatus, MetaKey
 from hgm.errors import UserError
 from hgm.executors.local import LocalExecutor
 from hgm.memory_store import MemoryStore
 from hgm.policies import Tree
 from hgm.search import Search, job_function
+from hgm.store import RunStore
 
 TASKS = [f"t{i}" for i in range(10)]
 
@@ -206,3 +208,42 @@ def test_pass_at_k_by_hand() -> None:
     assert mean == pytest.approx(sum(values) / 3)
     sd = math.sqrt(sum((v - mean) ** 2 for v in values) / 2)
     assert half == pytest.approx(4.302653 * sd / math.sqrt(3), rel=1e-5)  # t(0.975, 2 df)
+
+
+def test_dgm_paper_resumes_its_generations_and_stages_from_the_run_store(tmp_path: Path) -> None:
+    config = load_config(overrides=["search.policy=dgm-paper", "search.dgm_paper.stages=[2, 3]",
+                                    "search.max_task_evals=45"]).search
+    stages = [set(TASKS[:2]), set(TASKS[:5]), set(TASKS)]  # what an agent has seen once a stage is over
+    solves = {1: set(TASKS[:6]), 2: set(TASKS[:4]), 3: {"t1"}, 4: set(TASKS), 5: set(TASKS[:3])}
+
+    def evaluate(node_id: int, task_id: str, eval_id: int) -> EvalOutcome:
+        return EvalOutcome(EvalStatus.SOLVED if task_id in solves.get(node_id, set()) else EvalStatus.FAILED)
+
+    def expand(parent_id: int, expansion_id: int) -> ExpansionOutcome:
+        return ExpansionOutcome(ExpansionStatus.COMMITTED, commit=f"c{expansion_id}")
+
+    def search(store: RunStore, stop_at: int | None = None) -> Search:
+        s = Search(store, config, TASKS, LocalExecutor(job_function(expand, evaluate), 1, inline=True),
+                   on_progress=lambda p: s.stop() if stop_at is not None and p.evals_done >= stop_at else None)
+        return s
+
+    with RunStore.create(tmp_path / "run", load_config()) as store:
+        store.add_node(None, "root")
+        first = search(store, stop_at=17)  # in generation 1, child 2 part-way through its stages
+        assert not first.run().completed
+        saved = json.loads(store.get_meta(MetaKey.POLICY_STATE))
+    assert saved["generation"] == 1 and any(r["end"] is None for r in saved["schedule"].values())
+    with RunStore.open(tmp_path / "run") as store:
+        result = search(store).run()
+        assert result.completed and result.evals_done == 45
+        final_state = json.loads(store.get_meta(MetaKey.POLICY_STATE))
+        schedule = final_state["schedule"]
+        assert final_state["generation"] > saved["generation"]
+        # decisions taken before the stop are kept as they were (restored, not recomputed later)
+        assert all(schedule[k] == r for k, r in saved["schedule"].items() if r["end"] is not None)
+        for node in store.nodes():
+            seen = [e.task_id for e in store.evaluations(node.id) if e.success is not None]
+            rec = schedule[str(node.id)]
+            assert len(seen) == len(set(seen)), "no task twice"
+            if rec["end"] is not None:  # exactly the stages it reached, after the resume as before
+                assert set(seen) == stages[rec["stage"]], (node.id, rec)
