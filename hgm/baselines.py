@@ -182,7 +182,7 @@ class DGMPaperPolicy(Policy):
                 need, what = others[min(1, len(others) - 1)], "the archive's second-best" if len(others) > 1 \
                     else "the archive's best (one archive agent)"
         if score >= need:
-            why = f"{score:.3f} on {rec['stage_name']} reached {need:.3f} ({what})"
+            why = f"{score:.3f} after {rec['stage_name']} reached {need:.3f} ({what})"
             rec.update(stage=nxt, stage_name=self.stage_names[nxt], why=why, passed=[*rec.get("passed", []), why])
         else:
             self._end(tree, agent, rec, "stopped", f"{score:.3f} after {rec['stage_name']} < {need:.3f} ({what})")

@@ -7,8 +7,10 @@ import math
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from hgm.baselines import pass_at_k, pass_at_k_summary, sica_base, stage_tasks
+from hgm.cli import app
 from hgm.config import SearchConfig, load_config
 from hgm.domain import EvalOutcome, EvalStatus, ExpansionOutcome, ExpansionStatus, MetaKey
 from hgm.errors import UserError
@@ -247,3 +249,25 @@ def test_dgm_paper_resumes_its_generations_and_stages_from_the_run_store(tmp_pat
             assert len(seen) == len(set(seen)), "no task twice"
             if rec["end"] is not None:  # exactly the stages it reached, after the resume as before
                 assert set(seen) == stages[rec["stage"]], (node.id, rec)
+
+
+def test_show_tree_of_a_simulated_dgm_paper_run_says_which_children_went_on_and_why(tmp_path: Path) -> None:
+    # The simulator's children differ in skill: some pass the 0.4 gate after stage 1, some stop there.
+    runner = CliRunner()
+    run = tmp_path / "run"
+    done = runner.invoke(app, ["simulate", "--run-dir", str(run), "--max-task-evals", "150", "--set",
+                               "search.policy=dgm-paper", "--set", "search.dgm_paper.stages=[5, 10]", "--set",
+                               "search.dgm_paper.selfimprove_size=3"])
+    assert done.exit_code == 0, done.output
+    rows = json.loads(runner.invoke(app, ["show-tree", str(run), "--format", "json"]).stdout)
+    text = runner.invoke(app, ["show-tree", str(run), "--format", "text"], env={"COLUMNS": "400"}).stdout
+    children = rows[1:]
+    stopped = [r for r in children if ", stopped (" in r["schedule"]]
+    went_on = [r for r in children if "went on: " in r["schedule"]]
+    assert stopped and went_on
+    for r in stopped:  # stage 1's 5 tasks, then the gate: below 0.4
+        assert r["evaluated"] == 5 and r["solved"] / 5 < 0.4 and "< 0.400 (search.dgm_paper.stage_threshold)" in r["schedule"]
+    for r in went_on:  # passed stage 1's gate (its stage 2 may have been cut by the budget)
+        assert r["evaluated"] >= 5 and "after stage 1 (5 tasks) reached 0.400 (search.dgm_paper.stage_threshold)" \
+            in r["schedule"]
+        assert r["schedule"] in text

@@ -71,7 +71,7 @@ def test_dgm_paper_staged_evaluation_is_recorded_and_shown(runs: dict[str, Path]
     assert all(schedule[str(c)]["end"] == "stopped" for c in children) and schedule[str(root)]["end"] == "completed"
     rows, text = show(run)
     assert [r["schedule"] for r in rows[1:]] == [stopped, stopped]
-    assert rows[0]["schedule"] == ("staged: went on: 0.500 on stage 1 (2 tasks) reached 0.000 (the initial agent is "
+    assert rows[0]["schedule"] == ("staged: went on: 0.500 after stage 1 (2 tasks) reached 0.000 (the initial agent is "
                                    "evaluated on every stage); stage 2 (1 tasks), completed (evaluated on every "
                                    "stage: 0.333); archived")
     assert text.count(stopped) == 2 and [r["id"] for r in rows if r["final"]] == [final]
