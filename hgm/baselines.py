@@ -51,7 +51,8 @@ def stage_tasks(spec: Sequence[int | str], tasks: list[str],
                 subset: Callable[[str], list[str]] | None = None) -> list[list[str]]:
     """The staged evaluation's task sets: one per entry of `spec` (a count takes that many of the run's
     tasks not yet in a stage, in the run's order; a name takes that benchmark subset, looked up with
-    `subset`, within the run's tasks), then the rest of the run's tasks (possibly none)."""
+    `subset`, within the run's tasks), then the rest of the run's tasks. A stage may be empty (a count
+    past the run's tasks, or no rest); a named subset with no task of the run's is a UserError."""
     taken: set[str] = set()
     out: list[list[str]] = []
     for entry in spec:
@@ -63,8 +64,8 @@ def stage_tasks(spec: Sequence[int | str], tasks: list[str],
         else:
             wanted = set(subset(entry))
             stage = [t for t in tasks if t in wanted and t not in taken]
-        if not stage:
-            raise UserError(f"search.dgm_paper.stages: stage {entry!r} has no task of the run's that an earlier "
+        if not stage and isinstance(entry, str):  # a count past the run's tasks is an empty stage, skipped
+            raise UserError(f"search.dgm_paper.stages: subset {entry!r} has no task of the run's that an earlier "
                             "stage did not take; run on more tasks (e.g. --subset all) or change the stages")
         taken.update(stage)
         out.append(stage)

@@ -48,8 +48,9 @@ def test_stage_tasks_by_count_and_by_name() -> None:
     assert stage_tasks([2, 3], TASKS) == [["t0", "t1"], ["t2", "t3", "t4"], TASKS[5:]]
     named = stage_tasks(["small", "medium"], TASKS, {"small": ["t9", "t1"], "medium": ["t1", "t5", "x"]}.__getitem__)
     assert named == [["t1", "t9"], ["t5"], [t for t in TASKS if t not in ("t1", "t9", "t5")]]
-    with pytest.raises(UserError, match="stage 5 has no task"):
-        stage_tasks([10, 5], TASKS)
+    assert stage_tasks([8, 5], TASKS) == [TASKS[:8], TASKS[8:], []]  # the run's tasks ran out
+    with pytest.raises(UserError, match="subset 'medium' has no task"):
+        stage_tasks(["small", "medium"], TASKS, {"small": TASKS, "medium": ["t1"]}.__getitem__)
     with pytest.raises(UserError, match="only `hgm run` can look up"):
         stage_tasks(["small"], TASKS)
 
