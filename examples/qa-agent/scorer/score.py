@@ -23,8 +23,8 @@ def f1(predicted: str, expected: str) -> float:
 
 def main() -> None:
     case_id = os.environ["HGM_CASE_ID"]
-    answers = [json.loads(line) for line in (Path(os.environ["HGM_HIDDEN_DIR"]) / "answers.jsonl").read_text().splitlines()
-               if line.strip()]
+    lines = (Path(os.environ["HGM_HIDDEN_DIR"]) / "answers.jsonl").read_text().splitlines()
+    answers = [json.loads(line) for line in lines if line.strip()]
     expected = next(a["answer"] for a in answers if a["id"] == case_id)
     try:
         predicted = (Path(os.environ["HGM_OUTPUTS_DIR"]) / "answer.txt").read_text(errors="replace")[:10_000]
