@@ -133,12 +133,16 @@ class DGMPaperPolicy(Policy):
         if any(r["end"] is None for r in self.schedule.values()):
             return WAIT  # a stage's last results are in flight
         issued = t.finished_expansions - self.generation_start + t.expansions_in_flight
+        candidates = [a for a in self.rewritable(t) if self.schedule[a.id]["archived"]]
         if issued < len(self.parents):
             # An infra error frees its slot in the count, so the next unissued parent is drawn again.
-            return ExpandStep(self.parents[issued]) if d.may_rewrite else (WAIT if t.expansions_in_flight else None)
+            if not d.may_rewrite or not candidates:
+                return WAIT if t.expansions_in_flight else None
+            if self.parents[issued] not in {a.id for a in candidates}:  # its rewrites failed, or a person vetoed it
+                self.parents[issued] = self.choose_parents(t, candidates, d.rng)[0]
+            return ExpandStep(self.parents[issued])
         if t.expansions_in_flight:
             return WAIT
-        candidates = [a for a in self.rewritable(t) if self.schedule[a.id]["archived"]]
         if not candidates or not d.may_rewrite:
             return None
         self.parents = self.choose_parents(t, candidates, d.rng)

@@ -18,6 +18,7 @@ from hgm.executors.local import LocalExecutor
 from hgm.memory_store import MemoryStore
 from hgm.policies import Tree
 from hgm.search import Search, job_function
+from hgm.steering import Action
 from hgm.store import RunStore
 
 TASKS = [f"t{i}" for i in range(10)]
@@ -273,3 +274,29 @@ def test_show_tree_of_a_simulated_dgm_paper_run_says_which_children_went_on_and_
         assert r["evaluated"] >= 5 and "after stage 1 (5 tasks) reached 0.400 (search.dgm_paper.stage_threshold)" \
             in r["schedule"]
         assert r["schedule"] in text
+
+
+def test_dgm_paper_leaves_an_agent_a_person_vetoed_alone() -> None:
+    # Generation 1 draws the root (the only archive agent) three times; the root is vetoed once its first
+    # child exists: the generation's two other slots are drawn again among the archive's other agents.
+    store = MemoryStore()
+    store.add_node(None, "root")
+    vetoed_at: list[tuple[int, int]] = []
+
+    def expand(parent_id: int, expansion_id: int) -> ExpansionOutcome:
+        return ExpansionOutcome(ExpansionStatus.COMMITTED, commit=f"c{expansion_id}")
+
+    def evaluate(node_id: int, task_id: str, eval_id: int) -> EvalOutcome:
+        return EvalOutcome(EvalStatus.SOLVED if task_id in ("t0", "t1", "t2") else EvalStatus.FAILED)
+
+    def on_progress(p: object) -> None:
+        if 2 in s.tree.agents and not vetoed_at:
+            vetoed_at.append((max(e.id for e in store.evaluations()), max(x.id for x in store.expansions())))
+            store.add_intervention("me", Action.VETO, 1, why="test")
+
+    s = Search(store, dgm(selfimprove_size=3).model_copy(update={"max_task_evals": 40}), TASKS,
+               LocalExecutor(job_function(expand, evaluate), 1, inline=True), on_progress=on_progress)
+    s.run()
+    assert vetoed_at and len(s.tree.agents) > 3
+    assert not [e for e in store.evaluations(1) if e.id > vetoed_at[0][0]], "no evaluation of the vetoed root"
+    assert not [x for x in store.expansions(1) if x.id > vetoed_at[0][1]], "the vetoed root is no parent again"
