@@ -473,7 +473,7 @@ class Search:
         tau = self.policy.temperature(self.search_budget, used)
         step = self.policy.next_step(Decide(self._steered_view(), self.rng, tau, may_rewrite))
         self._save_policy_state()
-        target = step.parent_id if isinstance(step, ExpandStep) else step.node_id if isinstance(step, EvalStep) else None
+        target = step.parent_id if isinstance(step, ExpandStep) else getattr(step, "node_id", None)
         if target is not None and target in self.steering.blocked([target], t.root_id):
             step = None  # a policy with its own schedule named an agent a person blocked: it is left alone
         waiting = sorted(i for i in t.agents if self.steering.pending(i, t.root_id))
