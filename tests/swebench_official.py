@@ -4,8 +4,10 @@ loads them, in the official schema) and a predictions JSONL, in a subprocess who
 directory holds its logs and report. Images are the ones hgm built (run_evaluation builds nothing
 without a task repo, and pulls only what is missing).
 
-Its `cleanup_container` shells out to a `docker` CLI; on a Podman host there is none, so a `docker`
-that runs `podman` goes first on its PATH (else every graded container would be left behind).
+Its `cleanup_container` shells out to a `docker` CLI; a Podman host may have none, so a `docker`
+first on its PATH runs the real one, else `podman` (without either every graded container would be
+left behind). The shim's `stop` does not wait: the harness's `docker stop --time=15` waits 15 s per
+container for `tail -f /dev/null`, which as pid 1 ignores SIGTERM; the instance is graded by then.
 """
 
 from __future__ import annotations
@@ -26,6 +28,14 @@ main(dataset_name=sys.argv[1], split="test", instance_ids=None, predictions_path
      open_file_limit=4096, run_id=sys.argv[3], timeout=900, rewrite_reports=False, modal=False, report_dir=".")
 """
 
+SHIM = """#!/bin/sh
+if [ "$1" = stop ]; then
+  shift
+  set -- stop --time=0 $(for a in "$@"; do case "$a" in --time=*) ;; *) echo "$a" ;; esac; done)
+fi
+exec {cli} "$@"
+"""
+
 
 def write_dataset(instances: list[dict], dest: Path) -> Path:
     """The instances as a local JSONL dataset file run_evaluation loads."""
@@ -41,10 +51,11 @@ def run_official(dataset: Path, predictions: Path, work: Path, run_id: str) -> d
     url, _ = find_engine()
     if url:
         env["DOCKER_HOST"] = url
-    if shutil.which("docker") is None and shutil.which("podman"):
+    cli = shutil.which("docker") or shutil.which("podman")
+    if cli:
         shim = work / "bin"
         shim.mkdir(exist_ok=True)
-        (shim / "docker").write_text(f"#!/bin/sh\nexec {shutil.which('podman')} \"$@\"\n")
+        (shim / "docker").write_text(SHIM.format(cli=cli))
         (shim / "docker").chmod(0o755)
         env["PATH"] = f"{shim}:{env.get('PATH', '')}"
     done = subprocess.run([sys.executable, "-c", RUNNER, str(dataset), str(predictions), run_id], cwd=work, env=env,

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from swebench_official import run_official, verdicts, write_dataset
@@ -20,6 +22,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.docker]
 OFFICIAL = {EvalStatus.SOLVED: "resolved", EvalStatus.FAILED: "unresolved", EvalStatus.EMPTY_PATCH: "empty_patch",
             EvalStatus.INFRA_ERROR: "error"}
 """hgm's verdict -> the list of the official run report it corresponds to."""
+COUNTS = re.compile(r"FAIL_TO_PASS (\d+)/\d+ pass, PASS_TO_PASS (\d+)/\d+ pass")
+"""hgm's detail of a graded patch."""
 
 
 def wrong_patch(bench, task) -> str:  # noqa: F811
@@ -62,26 +66,28 @@ def passing(report: dict, kind: str) -> int:
 
 def test_verdicts_equal_the_official_harness_on_every_local_instance(bench, sandbox, predictions, official,  # noqa: F811
                                                                       tmp_path):
-    ours: dict[tuple[str, str], tuple] = {}
+    def grade(model: str, iid: str, patch: str) -> tuple:
+        task = bench.task(iid)
+        ws = bench.make_workspace(task, tmp_path / model / iid / "testbed")
+        if patch:
+            subprocess.run(["git", "apply", "-"], cwd=ws.path, input=patch, text=True, check=True)
+        score = bench.score(task, ws, sandbox=sandbox, log_dir=tmp_path / model / iid / "logs", timeout_s=900)
+        counts: tuple = ()
+        if score.status in (EvalStatus.SOLVED, EvalStatus.FAILED):
+            graded = COUNTS.fullmatch(score.detail)  # else hgm did not grade per test: the detail says why
+            counts = (int(graded[1]), int(graded[2])) if graded else (score.detail,)
+        return OFFICIAL[score.status], counts
+
+    jobs = [(model, iid, patch) for model, patches in predictions.items() for iid, patch in patches.items()]
+    with ThreadPoolExecutor(2) as pool:  # as a run's two workers would
+        ours = dict(zip([(m, i) for m, i, _ in jobs], pool.map(lambda job: grade(*job), jobs), strict=True))
     theirs: dict[tuple[str, str], tuple] = {}
-    for model, patches in predictions.items():
-        filed = verdicts(official[model])
-        for iid, patch in patches.items():
-            task = bench.task(iid)
-            ws = bench.make_workspace(task, tmp_path / model / iid / "testbed")
-            if patch:
-                subprocess.run(["git", "apply", "-"], cwd=ws.path, input=patch, text=True, check=True)
-            score = bench.score(task, ws, sandbox=sandbox, log_dir=tmp_path / model / iid / "logs", timeout_s=900)
-            counts = ()
-            if score.status in (EvalStatus.SOLVED, EvalStatus.FAILED):  # "FAIL_TO_PASS a/b pass, PASS_TO_PASS c/d pass"
-                f2p, p2p = (int(part.split()[1].split("/")[0]) for part in score.detail.split(", "))
-                counts = (f2p, p2p)
-            ours[(model, iid)] = (OFFICIAL[score.status], counts)
-            report = official[model]["reports"].get(iid)
-            theirs[(model, iid)] = (
-                filed.get(iid, "missing"),
-                (passing(report, "FAIL_TO_PASS"), passing(report, "PASS_TO_PASS")) if report else (),
-            )
+    for model, iid, _ in jobs:
+        report = official[model]["reports"].get(iid)
+        theirs[(model, iid)] = (
+            verdicts(official[model]).get(iid, "missing"),
+            (passing(report, "FAIL_TO_PASS"), passing(report, "PASS_TO_PASS")) if report else (),
+        )
     assert ours == theirs
     assert {v for v, _ in ours.values()} == {"resolved", "unresolved", "empty_patch"}  # each kind was graded
     assert len(ours) == 3 * len(bench.tasks("all")) >= 12

@@ -1,4 +1,9 @@
-"""Sandbox backends by name. `get_sandbox("bwrap")` -> a `Sandbox` (see hgm/sandbox/base.py)."""
+"""Sandbox backends by name. `get_sandbox("bwrap")` -> a `Sandbox` (see hgm/sandbox/base.py).
+
+Not in BACKENDS, because it needs an image's exported root filesystem rather than a config:
+`rootfs.RootfsSandbox`, bwrap on an image's system with that image's environment (SWE-bench's
+instance environments on the bwrap backend, made by hgm/benchmarks/swe_bench/environment.py); it
+passes the same conformance suite (tests/test_sandbox_conformance.py)."""
 
 from __future__ import annotations
 

@@ -24,7 +24,8 @@ What the sandbox sees (decisions, measured on Debian 12 as root):
   namespace. Run as root, bwrap KEEPS all capabilities unless told (measured: CapEff full, host
   sysctls writable), so we pass --cap-drop ALL and bind /proc/sys read-only: uid 0 without
   capabilities still passes permission checks on root-owned sysctl files.
-  --die-with-parent and --new-session. Environment: exactly `env` + PATH/HOME/LANG defaults.
+  --die-with-parent and --new-session. Environment: exactly `env` + PATH/HOME/LANG defaults
+  (`env_defaults=` replaces those: the rootfs backend starts from its image's Env).
 - Limits: see hgm/sandbox/_limits.py (cgroup memory/pids where usable, else RLIMIT_DATA;
   RLIMIT_FSIZE always). Timeout: SIGKILL of bwrap; the pid namespace's init dies with it
   (--die-with-parent) and the kernel kills every process in the namespace; the cgroup is

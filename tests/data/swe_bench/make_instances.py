@@ -59,6 +59,9 @@ class Spec:
     (PYTHONPATH=/testbed/src, VIRTUAL_ENV, PATH) instead of a .pth file, and the eval script does
     not activate the venv: only commands run with the image's own environment find the package,
     as under the official harness (`docker exec` inherits the image's ENV)."""
+    test_timeout_s: int = 10
+    """pytest-timeout's limit per test: ends a test the base commit makes loop forever (cachetools
+    7.3.2 does). cachetools 7.3.0's recursion-limit-sized LFU test needs more on a loaded machine."""
 
     @property
     def instance_id(self) -> str:
@@ -137,7 +140,7 @@ Copies of a cache share state with the original; LFUCache with many use counts c
    cannot be deep-copied or pickled (RecursionError). Its copies (`copy.copy`, `copy.deepcopy`,
    pickle round trip) should hold the same keys and evict in the same order: by use count, then
    by age.
-""", image_env=True),
+""", image_env=True, test_timeout_s=120),
 ]
 
 
@@ -195,7 +198,8 @@ def patch_of(repo: Path, new: Path, files: list[str]) -> str:
     return diff
 
 
-def eval_script(base_commit: str, test_files: list[str], test_patch: str, *, activate: bool = True) -> str:
+def eval_script(base_commit: str, test_files: list[str], test_patch: str, *, activate: bool = True,
+                timeout_s: int = 10) -> str:
     """The official eval scripts' shape: reset the test files, apply test.patch, run the tests
     between the output markers with `pytest -rA` (the project's own addopts, e.g. coverage plugins the
     environment lacks, switched off), reset the test files again. `activate`: source the venv first
@@ -216,7 +220,7 @@ def eval_script(base_commit: str, test_files: list[str], test_patch: str, *, act
         test_patch.rstrip("\n"),
         HEREDOC,
         ": '>>>>> Start Test Output'",
-        f"pytest -rA --color=no -p no:cacheprovider -o addopts= --timeout=10 {run}",
+        f"pytest -rA --color=no -p no:cacheprovider -o addopts= --timeout={timeout_s} {run}",
         ": '>>>>> End Test Output'",
         f"git checkout {base_commit} {files}",
         "",
@@ -281,7 +285,8 @@ def write(spec: Spec) -> None:
     (task / "problem_statement.md").write_text(spec.statement)
     (task / "gold.patch").write_text(gold)
     (task / "test.patch").write_text(test_patch)
-    (task / "eval.sh").write_text(eval_script(base_commit, tests, test_patch, activate=not spec.image_env))
+    (task / "eval.sh").write_text(eval_script(base_commit, tests, test_patch, activate=not spec.image_env,
+                                                    timeout_s=spec.test_timeout_s))
     (task / "Dockerfile").write_text(dockerfile(spec, base_commit))
     if not (task / "tests.json").exists():
         (task / "tests.json").write_text(dump_tests({"FAIL_TO_PASS": [], "PASS_TO_PASS": []}))

@@ -168,6 +168,6 @@ index 5ebad52..d21502e 100644
 +        self.assertEqual(n + 1, len(source))
 EOF_114329324912
 : '>>>>> Start Test Output'
-pytest -rA --color=no -p no:cacheprovider -o addopts= --timeout=10 tests/test_lfu.py
+pytest -rA --color=no -p no:cacheprovider -o addopts= --timeout=120 tests/test_lfu.py
 : '>>>>> End Test Output'
 git checkout 1cb29c6d11e8f73c9886ca2d7cb4c1b6757a0e4b tests/__init__.py tests/test_lfu.py
