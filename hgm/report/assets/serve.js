@@ -43,7 +43,8 @@ window.addEventListener("load", function () {
     controls.appendChild(el("input", {id: "note-text", placeholder: "note", size: "30"}));
     controls.appendChild(button("note", "note", {action: "note"}, [["text", "note-text"]]));
     state.requests.forEach(function (r) {
-      var row = el("div", {"class": "request"}, "request #" + r.id + " from node " + r.node + ": " + r.kind + " " + r.what + " ");
+      var row = el("div", {"class": "request"},
+                   "request #" + r.id + " from node " + r.node + ": " + r.kind + " " + r.what + " ");
       if (r.kind !== "file") { row.appendChild(button("grant", "grant-" + r.id, {action: "grant", request: r.id})); }
       row.appendChild(el("input", {id: "decline-why-" + r.id, placeholder: "why", size: "20"}));
       row.appendChild(button("decline", "decline-" + r.id, {action: "decline", request: r.id},
@@ -54,8 +55,9 @@ window.addEventListener("load", function () {
   function nodeControls(id) {
     var box = el("div", {id: "node-actions"});
     var pending = state.pending.indexOf(id) >= 0;
+    var marks = state.marks[String(id)] || [];
     box.appendChild(el("p", {}, "node " + id + (pending ? " waits for approval" : "") +
-                                ((state.marks[String(id)] || []).length ? " [" + state.marks[String(id)].join(", ") + "]" : "")));
+                                (marks.length ? " [" + marks.join(", ") + "]" : "")));
     if (pending) {
       box.appendChild(button("approve", "approve", {action: "approve", node: id}));
       box.appendChild(el("input", {id: "reject-why", placeholder: "why (required)", size: "24"}));
