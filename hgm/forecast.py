@@ -265,7 +265,9 @@ def forecast(cfg: HGMConfig, runs_dir: Path) -> Forecast:
     models = {m.role: m for m in _models(cfg)}
     tokens, source = unit_tokens(runs_dir, cfg.benchmark.name)
     evals = cfg.search.max_task_evals
-    count = {"downstream": evals, "diagnose": rewrites, "self_improve": rewrites}
+    target = cfg.benchmark.target
+    solver_calls = 0 if target is not None and not target.llm else evals  # a target without an LLM calls none
+    count = {"downstream": solver_calls, "diagnose": rewrites, "self_improve": rewrites}
     ranges = {"downstream": tokens.downstream, "diagnose": tokens.diagnose, "self_improve": tokens.self_improve}
     low, high = (sum(count[r] * (ranges[r].prompt[i] + ranges[r].completion[i]) for r in ROLES) for i in (0, 1))
     total = (low, high)

@@ -109,3 +109,17 @@ def test_runs_dir_needs_dry_run_and_a_directory(tmp_path):
     assert alone.returncode == 2 and "--runs-dir goes with --dry-run" in alone.stderr
     missing = hgm("run", "--dry-run", "--runs-dir", str(tmp_path / "nope"), cwd=tmp_path, env=OFFLINE)
     assert missing.returncode == 2 and "is not a directory" in missing.stderr
+
+
+def test_a_target_without_an_llm_forecasts_no_evaluation_tokens(tmp_path):
+    from hgm.benchmarks.target.spec import load_target
+    from hgm.forecast import forecast
+
+    target = Path(__file__).resolve().parent.parent / "examples" / "qa-agent" / "target"
+    cfg = load_config(overrides=["search.max_task_evals=10", "benchmark.name=target", "benchmark.subset=all"])
+    cfg.benchmark.target = load_target(target)
+    offline = forecast(cfg, tmp_path)
+    cfg.benchmark.target = load_target(target, ["target.llm=true"])
+    online = forecast(cfg, tmp_path)
+    per_eval = offline.tokens.downstream.prompt[0] + offline.tokens.downstream.completion[0]
+    assert online.total_tokens[0] - offline.total_tokens[0] == 10 * per_eval
