@@ -244,9 +244,9 @@ def run_agent(agent_dir: Path, workspace: Path, base_commit: str, statement: str
     start = time.monotonic()
     result = sandbox.exec(argv, cwd=workdir or str(workspace), env=env, timeout=timeout_s, mounts=mounts, limits=limits)
     duration = time.monotonic() - start
-    for path in session_dir.rglob("*"):  # a symlink planted here would make the harness read host files
-        if path.is_symlink():
-            path.unlink()
+    for planted in session_dir.rglob("*"):  # a symlink planted here would make the harness read host files
+        if planted.is_symlink():
+            planted.unlink()
     stdout, stderr = log_dir / "agent_stdout.txt", log_dir / "agent_stderr.txt"
     stdout.write_text(result.stdout)
     stderr.write_text(result.stderr)

@@ -156,7 +156,7 @@ class Archive:
     def resolve(self, rev: str) -> str:
         """Full sha of a commit-ish, or UserError naming what was asked."""
         try:
-            return self.repo.git.rev_parse("--verify", "--quiet", f"{rev}^{{commit}}").strip()
+            return str(self.repo.git.rev_parse("--verify", "--quiet", f"{rev}^{{commit}}")).strip()
         except git.GitCommandError:
             raise UserError(f"no commit {rev!r} in the archive {self.path}") from None
 
@@ -175,7 +175,8 @@ class Archive:
         return self.resolve(spec)
 
     def message(self, sha: str) -> str:
-        return self.repo.commit(sha).message
+        message = self.repo.commit(sha).message
+        return message if isinstance(message, str) else message.decode(errors="replace")
 
     def parent_of(self, sha: str) -> str | None:
         parents = self.repo.commit(sha).parents
@@ -183,7 +184,7 @@ class Archive:
 
     def diff(self, parent: str, child: str) -> str:
         """Unified diff of a child against its parent."""
-        return self.repo.git.diff(parent, child)
+        return str(self.repo.git.diff(parent, child))
 
     def export(self, sha: str, dest: Path) -> Path:
         """Write the agent's files at commit `sha` into `dest` (created; must be empty or absent)."""

@@ -31,7 +31,7 @@ console = Console(stderr=True)
 
 ConfigOpt = Annotated[Path | None, typer.Option("-c", "--config", help="YAML config merged over the defaults.")]
 OverrideOpt = Annotated[
-    list[str], typer.Option("--set", help="Set one config key, e.g. --set search.alpha=0.5 (repeatable).")
+    list[str] | None, typer.Option("--set", help="Set one config key, e.g. --set search.alpha=0.5 (repeatable).")
 ]
 OutputOpt = Annotated[Path | None, typer.Option("-o", "--output", help="Where the logs go (default "
                                                                        "./hgm-evals/TASK-TIME).")]
@@ -442,9 +442,13 @@ def llm_models(config: ConfigOpt = None, override: OverrideOpt = None) -> None:
             "-" if route.key_env is None else f"{route.key_env} ({'set' if os.environ.get(route.key_env) else 'unset'})"
         )
         price = route.price
-        fmt = lambda v: "unknown" if v is None else f"{v:g}"  # noqa: E731
-        out.add_row(*map(literal, (name, route.provider, route.base_url, key, fmt(price and price.input),
-                                   fmt(price and price.cached_input), fmt(price and price.output))))
+
+        def fmt(v: float | None) -> str:
+            return "unknown" if v is None else f"{v:g}"
+
+        out.add_row(*map(literal, (name, route.provider, route.base_url, key, fmt(price.input if price else None),
+                                   fmt(price.cached_input if price else None),
+                                   fmt(price.output if price else None))))
     Console().print(out)
     Console().print(literal("Also: PREFIX/MODEL for prefixes " + ", ".join(sorted(table.prefixes))
                             + "; MODEL@URL (key from HGM_API_KEY); scripted:PATH."))

@@ -87,7 +87,8 @@ def cluster_report(address: str, benchmark_path: Path | None = None, *,
             raise UserError(f"cannot join the Ray cluster at {address} ({e}); is `ray start --head` running there?") \
                 from None
     try:
-        nodes = [n for n in ray.nodes() if n["Alive"] and n["Resources"].get(SLOT, 0) > 0]
+        alive = ray.nodes()  # type: ignore[no-untyped-call]  # ray.nodes() has no annotations
+        nodes = [n for n in alive if n["Alive"] and n["Resources"].get(SLOT, 0) > 0]
         work = prepare_node if prepare else node_findings
         refs = [_on_node(work, benchmark_path)(n["NodeID"]) for n in nodes]
         return [(n["NodeManagerAddress"], n["Resources"][SLOT], ray.get(ref, timeout=3600))

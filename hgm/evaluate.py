@@ -20,6 +20,7 @@ import tempfile
 import traceback
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TypedDict
 
 from rich.console import Console
 
@@ -49,6 +50,16 @@ class EvalReport:
     """The test command's output (None when the tests did not run)."""
     usage: SessionUsage | None
     agent: AgentRun | None
+
+
+class _Spent(TypedDict):
+    """What an evaluation used, for its outcome whatever the outcome is."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float | None
+    agent_s: float | None
+    log_dir: str
 
 
 def _infra(error_type: str, error: str, **fields: object) -> EvalOutcome:
@@ -100,9 +111,9 @@ def evaluate(agent_dir: Path, task: Task, *, benchmark: Benchmark, gateway: Gate
         if token is not None:
             usage = gateway.close_session(token)
             token = None
-        tokens = dict(prompt_tokens=usage.prompt_tokens if usage else 0,
-                      completion_tokens=usage.completion_tokens if usage else 0,
-                      cost_usd=usage.cost_usd if usage else 0.0, agent_s=run_s, log_dir=rel_log)
+        tokens = _Spent(prompt_tokens=usage.prompt_tokens if usage else 0,
+                        completion_tokens=usage.completion_tokens if usage else 0,
+                        cost_usd=usage.cost_usd if usage else 0.0, agent_s=run_s, log_dir=rel_log)
         if usage is not None and usage.upstream_failed:
             outcome = _infra(ErrorType.UPSTREAM_FAILED, usage.failure or "the LLM upstream failed", **tokens)
         else:

@@ -382,7 +382,7 @@ def _requirement_names(text: str) -> set[str]:
         line = line.split(" #")[0].strip()
         if line and not line.startswith(("#", "-")):
             try:
-                names.add(canonicalize_name(Requirement(line).name))
+                names.add(str(canonicalize_name(Requirement(line).name)))
             except InvalidRequirement:
                 continue
     return names

@@ -45,7 +45,7 @@ class MemoryStore:
 
     def start_evaluation(self, node_id: int, task_id: str) -> int:
         eid = len(self._evals) + 1
-        self._evals[eid] = EvaluationRow(eid, node_id, task_id, EvalStatus.IN_FLIGHT, 0.0, *[None] * 4, 0, 0,
+        self._evals[eid] = EvaluationRow(eid, node_id, task_id, EvalStatus.IN_FLIGHT, 0.0, None, None, None, None, 0, 0,
                                          None, None, None)
         self._open(JobKind.EVAL, eid, 1)
         return eid

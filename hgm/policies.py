@@ -237,12 +237,12 @@ class Policy:
         """Take back what `state()` returned (None on a new run) once the tree is rebuilt."""
 
     def should_expand(self, tree: Tree) -> bool:
-        return (tree.evals_done + tree.evals_in_flight) ** self.config.alpha >= tree.size
+        return bool((tree.evals_done + tree.evals_in_flight) ** self.config.alpha >= tree.size)
 
     def temperature(self, budget: int, used: int) -> float:
         if not self.config.cool_down:
             return 1.0
-        return (budget / max(budget - used, 1)) ** self.config.beta
+        return float((budget / max(budget - used, 1)) ** self.config.beta)
 
     def rewritable(self, tree: Tree) -> list[Agent]:
         """Agents with fewer than `max_failed_rewrites_per_parent` rewrites failed since their last

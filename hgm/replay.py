@@ -290,7 +290,7 @@ class StoredAnswers:
 # -- the replay --------------------------------------------------------------------------------
 
 def _tree(archive: Archive, sha: str) -> str:
-    return archive.repo.git.rev_parse(f"{sha}^{{tree}}")
+    return str(archive.repo.git.rev_parse(f"{sha}^{{tree}}"))
 
 
 def _changed_files(a: Archive, sha_a: str, b: Archive, sha_b: str) -> list[str]:

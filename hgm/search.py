@@ -224,7 +224,7 @@ class Search:
             raise UserError("the search needs a non-empty list of distinct task ids")
         self.store, self.config, self.tasks, self.executor = store, config, tasks, executor
         self._prepare = prepare or (lambda d: d)
-        self._unpack = unpack or (lambda d, r: r)  # type: ignore[return-value]
+        self._unpack: Callable[[Decision, object], EvalOutcome | ExpansionOutcome] = unpack or _as_outcome
         self.on_progress, self.deadlines, self.max_attempts = on_progress, deadlines or {}, max_attempts
         self.policy = make_policy(config, tasks, stages)
         self.rng = np.random.default_rng(config.seed)
@@ -672,6 +672,12 @@ def rebuild_tree(store: RunStore | MemoryStore, tasks: list[str],
         t.finished_expansions += x.status in (ExpansionStatus.FAILED, ExpansionStatus.COMMITTED)
         t.root_attempts += x.parent_id == t.root_id and x.status != ExpansionStatus.INFRA_ERROR
     return t
+
+
+def _as_outcome(decision: Decision, result: object) -> EvalOutcome | ExpansionOutcome:
+    """The default unpack: the job returned its outcome itself."""
+    assert isinstance(result, EvalOutcome | ExpansionOutcome), f"{decision} returned {result!r}"
+    return result
 
 
 def _infra(decision: Decision, error_type: str, error: str) -> EvalOutcome | ExpansionOutcome:

@@ -103,9 +103,11 @@ def tree_stats(store: RunStore) -> dict[int, NodeStats]:
     final = store.get_meta(MetaKey.FINAL_AGENT)
     if final is not None and int(final) in stats:
         stats[int(final)].final = True
-    state = store.get_meta(MetaKey.POLICY_STATE)
+    policy_state = store.get_meta(MetaKey.POLICY_STATE)
     policy = store.config.search.policy if isinstance(store, RunStore) else ""  # MemoryStore: no config
-    notes = schedule_notes(policy, json.loads(state) if state else None, store.expansions(), store.evaluations())
+    notes = schedule_notes(
+        policy, json.loads(policy_state) if policy_state else None, store.expansions(), store.evaluations()
+    )
     for node, note in notes.items():
         if node in stats:
             stats[node].schedule = note

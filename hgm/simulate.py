@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from rich.table import Table
@@ -103,8 +104,8 @@ def load_world(preset: str | None = None, path: Path | None = None) -> World:
         raise UserError(f"invalid world file {path}: {e}") from None
 
 
-def _sigmoid(x: np.ndarray | float) -> np.ndarray:
-    return 1 / (1 + np.exp(-np.asarray(x, dtype=float)))
+def _sigmoid(x: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    return np.asarray(1 / (1 + np.exp(-np.asarray(x, dtype=float))), dtype=float)
 
 
 class SimWorld:
@@ -193,7 +194,7 @@ class RunMetrics:
     """True utility of the agent HGM's final rule (lower posterior bound) picks from this tree."""
 
 
-def simulate_once(world: World, search: SearchConfig, seed: int, curve: dict | None = None) -> RunMetrics:
+def simulate_once(world: World, search: SearchConfig, seed: int, curve: dict[str, Any] | None = None) -> RunMetrics:
     """One in-memory search (W=1) on a world drawn from `seed`. If `curve` is a dict, it is filled
     with the run's curve for `hgm simulate --html` (see `_curve`)."""
     sim = SimWorld(world, seed)
@@ -223,7 +224,7 @@ def simulate_once(world: World, search: SearchConfig, seed: int, curve: dict | N
                       _decode(s.tree.agents[result.final_agent].commit).lineage, utilities[lcb_final])
 
 
-def _curve(store: MemoryStore, utilities: dict[int, float], config: SearchConfig) -> dict:
+def _curve(store: MemoryStore, utilities: dict[int, float], config: SearchConfig) -> dict[str, Any]:
     """Evaluations used, the best agent's lower bound and its true utility at each point (the best by
     the run's own final rule); rewrites."""
     from hgm.report.data import build_curves
@@ -248,7 +249,9 @@ class _CommitView:
         return self.search.tree.agents[node_id].commit or ""
 
 
-def compare(world: World, search: SearchConfig, policies: list[str], seeds: int, curves: bool = False) -> list[dict]:
+def compare(
+    world: World, search: SearchConfig, policies: list[str], seeds: int, curves: bool = False
+) -> list[dict[str, Any]]:
     """Run each policy on seeds 0..seeds-1 and summarize (mean and 95% CI half-width). With `curves`,
     each run's entry also holds its curve (`_curve`), for `hgm simulate --html`."""
     for name in policies:
@@ -256,7 +259,9 @@ def compare(world: World, search: SearchConfig, policies: list[str], seeds: int,
             raise UserError(f"unknown policy {name!r}; known: {', '.join(POLICIES)}")
     rows = []
     for name in policies:
-        traced = [{} if curves or name == "hgm" else None for _ in range(seeds)]  # hgm's: for evals_to_match
+        traced: list[dict[str, Any] | None] = [
+            {} if curves or name == "hgm" else None for _ in range(seeds)
+        ]  # hgm's: for evals_to_match
         runs = [simulate_once(world, search.model_copy(update={"policy": name}), seed, traced[seed])
                 for seed in range(seeds)]
         final = np.array([r.final_utility for r in runs])
@@ -378,7 +383,7 @@ def sleep_job(delay_s: float, job: object, _bundles: list[object] | None = None)
     )
 
 
-def to_json(rows: list[dict]) -> str:
+def to_json(rows: list[dict[str, Any]]) -> str:
     return json.dumps(rows, indent=2)
 
 

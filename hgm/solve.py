@@ -109,7 +109,8 @@ def _git(repo: Path, *args: str, data: bool = False) -> str | bytes:
     if proc.returncode != 0:
         err = proc.stderr if isinstance(proc.stderr, str) else proc.stderr.decode(errors="replace")
         raise UserError(f"git {' '.join(args[:2])} in {repo} failed: {err.strip()}")
-    return proc.stdout
+    out: str | bytes = proc.stdout
+    return out
 
 
 def _repo_tree(repo: Path, rev: str, dest: Path) -> tuple[str, list[str]]:

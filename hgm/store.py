@@ -283,7 +283,7 @@ class RunStore:
     def evaluations(self, node_id: int | None = None) -> list[EvaluationRow]:
         where, args = ("WHERE node_id=?", (node_id,)) if node_id is not None else ("", ())
         rows = self._read(f"SELECT {self._eval_cols} FROM evaluations {where} ORDER BY id", args)
-        return [EvaluationRow(*r[:3], EvalStatus(r[3]), *r[4:15], VerdictFlag(r[15]) if r[15] else None, r[16])
+        return [EvaluationRow(*(*r[:3], EvalStatus(r[3]), *r[4:15], VerdictFlag(r[15]) if r[15] else None, r[16]))
                 for r in rows]
 
     # -- expansions ------------------------------------------------------------------------
@@ -322,7 +322,7 @@ class RunStore:
     def expansions(self, parent_id: int | None = None) -> list[ExpansionRow]:
         where, args = ("WHERE parent_id=?", (parent_id,)) if parent_id is not None else ("", ())
         rows = self._read(f"SELECT {_EXP_COLS} FROM expansions {where} ORDER BY id", args)
-        return [ExpansionRow(*r[:3], ExpansionStatus(r[3]), *r[4:]) for r in rows]
+        return [ExpansionRow(*(*r[:3], ExpansionStatus(r[3]), *r[4:])) for r in rows]
 
     # -- dispatches ------------------------------------------------------------------------
     def is_open(self, kind: JobKind, row_id: int, attempt: int) -> bool:
@@ -374,7 +374,7 @@ class RunStore:
     def agent_requests(self) -> list[AgentRequest]:
         rows = self._read_steering("SELECT id, created_at, expansion_id, node_id, kind, what, why FROM agent_requests "
                                    "ORDER BY id")
-        return [AgentRequest(*r[:4], RequestKind(r[4]), *r[5:]) for r in rows]
+        return [AgentRequest(*(*r[:4], RequestKind(r[4]), *r[5:])) for r in rows]
 
     def _read_steering(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         try:

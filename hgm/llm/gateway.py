@@ -294,7 +294,8 @@ class Gateway:
         """The payload with every real key replaced (upstream errors may quote the key)."""
         if payload is None or not self._secrets:
             return payload
-        return json.loads(self._scrub_text(json.dumps(payload)))
+        scrubbed: dict[str, Any] = json.loads(self._scrub_text(json.dumps(payload)))
+        return scrubbed
 
     def _over_session_budget(self, s: _Session) -> str | None:
         b = s.budget
@@ -361,7 +362,8 @@ class Gateway:
         if isinstance(bound, str):
             s.over_budget, s.run_capped, s.failure = True, True, bound
             return self._refuse(record, "run_cap", bound)
-        usage, cost = TokenUsage(), 0.0
+        usage = TokenUsage()
+        cost: float | None = 0.0  # None: the model's price is unknown
         try:
             start = time.monotonic()
             attempts, reply = self._forward(s, request)

@@ -259,7 +259,8 @@ class GatewayClient:
         return self._relay.socket_path
 
     def context_window(self, model: str) -> int | None:
-        return self._call("POST", "/hgm/context-window", {"model": model})["context_window"]
+        window = self._call("POST", "/hgm/context-window", {"model": model})["context_window"]
+        return None if window is None else int(window)
 
     def open_session(self, role: str, model: str, node_id: int | None = None, task_id: str | None = None) -> str:
         return str(self._call("POST", "/hgm/sessions/open",
@@ -285,7 +286,8 @@ class GatewayClient:
         if r.status_code == 400:
             raise UserError(r.json().get("error", {}).get("message", r.text))
         r.raise_for_status()
-        return r.json()
+        reply: dict[str, Any] = r.json()
+        return reply
 
 
 __all__ = ["SECRET_HEADER", "GatewayClient", "LocalRelay", "RelayListener", "new_secret"]

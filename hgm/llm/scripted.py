@@ -367,7 +367,7 @@ class ScriptedServer:
     @property
     def base_url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/v1"
+        return f"http://{host!s}:{port}/v1"
 
     @property
     def requests(self) -> list[dict[str, Any]]:

@@ -11,6 +11,7 @@ import warnings
 from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
@@ -75,7 +76,7 @@ def ci95(values: list[float]) -> tuple[float, float]:
     return float(x.mean()), float(student_t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)))
 
 
-def _flatten(d: dict, prefix: str = "") -> dict[str, object]:
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, object]:
     out: dict[str, object] = {}
     for k, v in d.items():
         key = f"{prefix}{k}"
@@ -86,7 +87,7 @@ def _flatten(d: dict, prefix: str = "") -> dict[str, object]:
     return out
 
 
-def group_labels(configs: list[dict]) -> tuple[list[str], list[str]]:
+def group_labels(configs: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
     """(a group label per run, the config keys that tell the groups apart). The policy always names
     the group; every other key whose value differs between the runs (the seed aside) joins it."""
     flat = [_flatten(c) for c in configs]
@@ -112,7 +113,7 @@ def summarize(run: RunData, group: str) -> RunSummary:
                       pass_at_k_text(summary) if summary else "")
 
 
-def _thin(x: list, *ys: list) -> tuple[list, ...]:
+def _thin(x: list[Any], *ys: list[Any]) -> tuple[list[Any], ...]:
     if len(x) <= MAX_POINTS:
         return (x, *ys)
     idx = sorted(set(np.linspace(0, len(x) - 1, MAX_POINTS).astype(int).tolist()))
@@ -272,7 +273,7 @@ def write_comparison(run_dirs: list[Path], out: Path, by: str = "evals") -> Path
     )
 
 
-def write_simulation(rows: list[dict], out: Path, title: str) -> Path:
+def write_simulation(rows: list[dict[str, Any]], out: Path, title: str) -> Path:
     """`hgm simulate --html`: the rows of hgm.simulate.compare(..., curves=True) as a comparison."""
     summaries = []
     for row in rows:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
@@ -36,7 +38,7 @@ def curves_figure(run: RunData) -> go.Figure:
     hover_t = [f"{s / 60:.1f} min" for s in c.seconds]
     line = dict(shape="hv")
 
-    def add(row: int, col: int, y: list, name: str, color: str, **kw: object) -> None:
+    def add(row: int, col: int, y: list[Any], name: str, color: str, **kw: object) -> None:
         fig.add_trace(go.Scatter(x=c.evals, y=y, name=name, mode="lines", line={**line, "color": color},
                                  customdata=hover_t, hovertemplate=f"{name}: %{{y}}<br>evals %{{x}}, %{{customdata}}"
                                  "<extra></extra>", **kw), row=row, col=col)

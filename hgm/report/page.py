@@ -22,13 +22,13 @@ PLOT_CONFIG = {"displaylogo": False, "scrollZoom": True, "responsive": True}
 @cache
 def _plotly_js() -> str:
     # "</script" cannot occur inside an inline script; plotly.min.js has none, but make sure.
-    return plotly.offline.get_plotlyjs().replace("</script", "<\\/script")
+    return str(plotly.offline.get_plotlyjs()).replace("</script", "<\\/script")
 
 
 def figure_html(fig: object, div_id: str) -> str:
     """A figure's <div> and the script that draws it (plotly.js itself is inlined once per page)."""
-    return pio.to_html(fig, include_plotlyjs=False, full_html=False, div_id=div_id, config=PLOT_CONFIG,
-                       validate=False)
+    return str(pio.to_html(fig, include_plotlyjs=False, full_html=False, div_id=div_id, config=PLOT_CONFIG,
+                           validate=False))
 
 
 def json_script(element_id: str, data: object) -> str:
@@ -49,7 +49,9 @@ def render_page(title: str, subtitle: str, body: str, *, scripts: str = "", css:
     return re.sub(r"\{\{(\w+)\}\}", lambda m: parts[m.group(1)], asset("page.html"))
 
 
-def table(header: list[str], rows: list[list[str]], *, right: set[int] = frozenset(), cls: str = "") -> str:
+def table(
+    header: list[str], rows: list[list[str]], *, right: frozenset[int] | set[int] = frozenset(), cls: str = ""
+) -> str:
     """An HTML table; cells are HTML already (escape text before)."""
     th = "".join(f"<th{' class=r' if i in right else ''}>{h}</th>" for i, h in enumerate(header))
     body = "".join("<tr>" + "".join(f"<td{' class=r' if i in right else ''}>{c}</td>" for i, c in enumerate(r))

@@ -31,7 +31,8 @@ _SHA = re.compile(r"^[0-9a-f]{40}$")
 
 
 def diff_css() -> str:
-    return HtmlFormatter(style="default").get_style_defs(f".{DIFF_CSS_CLASS}")
+    css: str = HtmlFormatter(style="default").get_style_defs(f".{DIFF_CSS_CLASS}")  # type: ignore[no-untyped-call]  # untyped in types-Pygments
+    return css
 
 
 class Diffs:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from html import escape
+from typing import Any
 
 import igraph
 import plotly.graph_objects as go
@@ -121,7 +122,7 @@ def tree_figure(run: RunData) -> go.Figure:
                                          colorbar=dict(title=dict(text="own success rate"), thickness=12))))
     bar_trace = len(fig.data) - 1
 
-    def switch(label: str, colors: list[str]) -> dict:
+    def switch(label: str, colors: list[str]) -> dict[str, Any]:
         return dict(label=label, method="restyle",
                     args=[{"marker.color": [colors, [0]], "marker.colorbar.title.text": [None, label]},
                           [agents_trace, bar_trace]])

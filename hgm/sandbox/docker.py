@@ -326,7 +326,7 @@ class DockerSandbox:
             except docker.errors.NotFound:  # removed under us (shutdown): it was killed
                 return {"ExitCode": 137}
             if state.get("Status") in ("exited", "stopped", "dead"):
-                return state
+                return dict(state)
             if time.monotonic() > deadline:
                 if killed:
                     log.warning("container %s did not exit 10 s after a kill (state %s); removing it by force",

@@ -81,7 +81,7 @@ def build_image(
             if "aux" in chunk and isinstance(chunk["aux"], dict):
                 image_id = chunk["aux"].get("ID", image_id)
     image = client.images.get(tag)
-    return Built(tag=tag, image_id=image_id or image.id, seconds=time.monotonic() - start)
+    return Built(tag=tag, image_id=image_id or str(image.id), seconds=time.monotonic() - start)
 
 
 def _base_hint(base: str | None) -> str:

@@ -37,7 +37,7 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 def image_env(config_env: Sequence[str] | None) -> dict[str, str]:
     """An image's config Env (["K=V", ...]) as a dict, with Docker's default PATH when it sets none."""
-    env = dict(e.split("=", 1) if "=" in e else (e, "") for e in config_env or [])
+    env = dict(e.partition("=")[::2] for e in config_env or [])
     env.setdefault("PATH", DEFAULT_PATH)
     return env
 

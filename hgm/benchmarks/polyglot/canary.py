@@ -30,6 +30,7 @@ import random
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeGuard
 
 from hgm.benchmarks.polyglot.testcases import ExpectedTest, _js_tokens_at, _js_unescape, javascript_file_tests
 
@@ -133,7 +134,7 @@ def python_canary(copy: Path, rel: str, rng: random.Random) -> Canary | None:
     return _py_insert(path, rel, text, cls, method, rng)
 
 
-def _py_plain_test(node: ast.stmt) -> bool:
+def _py_plain_test(node: ast.stmt) -> TypeGuard[ast.FunctionDef]:
     """A test method that runs and must pass (no skip or expectedFailure decorator)."""
     return (isinstance(node, ast.FunctionDef) and node.name.startswith("test")
             and not any(re.search(r"skip|expectedFailure", ast.unparse(d)) for d in node.decorator_list))
@@ -261,8 +262,8 @@ def javascript_canary(copy: Path, rel: str, expected: list[ExpectedTest], rng: r
     titles = [t.name.rsplit(" > ", 1)[-1] for t in expected if t.file == rel]
     rng.shuffle(tests)
     with_values = [(i, close, found) for i, close, found in tests if found]
-    for i, close, (span, value) in with_values:
-        donors = [s for _, _, (s, v) in with_values if v != value]
+    for i, close, (span, expected_text) in with_values:
+        donors = [s for _, _, (s, v) in with_values if v != expected_text]
         if donors:
             donor = rng.choice(donors)
             return _js_insert(path, rel, text, tokens, i, close, [(span, text[donor[0]:donor[1]])], titles, rng)

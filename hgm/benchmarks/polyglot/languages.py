@@ -97,6 +97,7 @@ def node_toolchain() -> Toolchain:
         return Toolchain(False, "", "apt-get install -y nodejs npm")
     if _version_tuple(version) < (16,):
         return Toolchain(False, version, f"Node {version} is too old for jest 29: install Node >= 18")
+    assert node is not None  # a version came from it
     root = Path(node).resolve().parent
     return Toolchain(True, f"node {version}", dirs=_mountable(root), env={"PATH": f"{root}:{BASE_PATH}"})
 
@@ -107,6 +108,7 @@ def java_toolchain() -> Toolchain:
     version = _first_line(_run([javac, "-version"])) if javac else ""
     if not version or not shutil.which("java"):
         return Toolchain(False, "", "apt-get install -y openjdk-17-jdk-headless")
+    assert javac is not None  # a version came from it
     home = Path(javac).resolve().parent.parent
     return Toolchain(True, version, dirs=_mountable(home), env={"PATH": f"{home}/bin:{BASE_PATH}"})
 

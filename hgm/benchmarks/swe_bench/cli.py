@@ -7,10 +7,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from hgm.benchmarks.entry import CommandOptions
@@ -18,8 +19,12 @@ from hgm.benchmarks.swe_bench.dataset import SWEBenchTask, subset_ids
 from hgm.errors import UserError
 from hgm.markup import literal
 
+if TYPE_CHECKING:
+    from hgm.benchmarks.swe_bench import SWEBenchBenchmark
+    from hgm.config import HGMConfig
 
-def _open(dataset: str | None, base: str | None):  # -> (SWEBenchBenchmark, HGMConfig)
+
+def _open(dataset: str | None, base: str | None) -> tuple[SWEBenchBenchmark, HGMConfig]:
     from hgm.benchmarks.swe_bench import SWEBenchBenchmark
     from hgm.config import load_config
 
@@ -30,7 +35,7 @@ def _open(dataset: str | None, base: str | None):  # -> (SWEBenchBenchmark, HGMC
     return bench, cfg
 
 
-def _select(bench, subset: str | None, tasks: str | None, default: str) -> list:
+def _select(bench: SWEBenchBenchmark, subset: str | None, tasks: str | None, default: str) -> list[SWEBenchTask]:
     if tasks:
         return [bench.task(t.strip()) for t in tasks.split(",") if t.strip()]
     return bench.tasks(subset or default)
@@ -60,10 +65,10 @@ def fetch(o: CommandOptions) -> None:
         for task in selected:
             bar = progress.add_task(f"{task.id}: image", total=None)
 
-            def pulled(what: str, done: int, total: int, bar: int = bar) -> None:
+            def pulled(what: str, done: int, total: int, bar: TaskID = bar) -> None:
                 progress.update(bar, completed=done, total=total or None)
 
-            def built(line: str, bar: int = bar, task_id: str = task.id) -> None:
+            def built(line: str, bar: TaskID = bar, task_id: str = task.id) -> None:
                 if line.startswith("STEP") or line.startswith("Step "):
                     progress.update(bar, description=f"{task_id}: {literal(line[:60])}")
 

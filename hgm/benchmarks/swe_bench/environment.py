@@ -255,7 +255,7 @@ class Environments:
                 for chunk in stream:
                     if "error" in chunk:
                         detail = (chunk.get("errorDetail") or {}).get("message") or chunk["error"]
-                        raise docker.errors.BuildError(str(detail).strip(), [])
+                        raise docker.errors.BuildError(str(detail).strip(), iter([]))
                     for line in str(chunk.get("stream", "")).splitlines():
                         if line.strip():
                             on_line(line.rstrip())

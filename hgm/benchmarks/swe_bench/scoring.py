@@ -188,7 +188,8 @@ def _parse(spec: Any, output: Path) -> dict[str, str]:
 
     log = output.read_text(errors="replace")
     section = log.split(START_TEST_OUTPUT, 1)[-1].split(END_TEST_OUTPUT, 1)[0]
-    return PARSER_REGISTRY[spec.log_parser](section, spec)
+    status_map: dict[str, str] = PARSER_REGISTRY[spec.log_parser](section, spec)
+    return status_map
 
 
 def _finished_test_command(log: str) -> int | None:

@@ -108,7 +108,8 @@ def split_patch(patch: str) -> list[tuple[str, str]]:
 
 def drop_test_changes(patch: str, test_files: list[str]) -> tuple[str, list[str]]:
     """(the patch without changes to test files, the paths dropped)."""
-    kept, dropped = [], []
+    kept: list[tuple[str, str]] = []
+    dropped: list[tuple[str, str]] = []
     for path, text in split_patch(patch):
         (dropped if is_test_path(path, test_files) else kept).append((path, text))
     return "".join(t for _, t in kept), [p for p, _ in dropped]
