@@ -676,7 +676,8 @@ def rebuild_tree(store: RunStore | MemoryStore, tasks: list[str],
 
 def _as_outcome(decision: Decision, result: object) -> EvalOutcome | ExpansionOutcome:
     """The default unpack: the job returned its outcome itself."""
-    assert isinstance(result, EvalOutcome | ExpansionOutcome), f"{decision} returned {result!r}"
+    job = "expand" if isinstance(decision, Expand) else "evaluate"
+    assert isinstance(result, EvalOutcome | ExpansionOutcome), f"{job} returned {result!r}"  # a bug: propagates
     return result
 
 
