@@ -15,9 +15,9 @@ from typing import Annotated
 import typer
 from packaging.requirements import InvalidRequirement, Requirement
 from rich.console import Console
-from rich.markup import escape
 
 from hgm.errors import UserError
+from hgm.markup import literal
 from hgm.steering import NODE_ACTIONS, Action, RequestKind, answers, default_who, folded
 from hgm.store import RunStore
 
@@ -216,14 +216,14 @@ def pending(ctx: typer.Context) -> None:
     for n in waiting:
         x = made_by.get(n.id)
         out.print(f"[bold]node {n.id}[/] (child of node {n.parent_id}, rewrite {x.id if x else '?'}): "
-                  f"{escape(n.message.splitlines()[0] if n.message else '')}")
+                  f"{literal(n.message.splitlines()[0] if n.message else '')}")
         diagnosis = store.run_dir / x.log_dir / "diagnosis.json" if x is not None and x.log_dir else None
         if diagnosis is not None and diagnosis.is_file():
             plan = json.loads(diagnosis.read_text())
             for key in ("root_cause", "improvement"):
-                out.print(f"  {key}: {escape(str(plan.get(key, '')))}")
+                out.print(f"  {key}: {literal(str(plan.get(key, '')))}")
         if n.parent_id is not None and commits[n.parent_id] and n.commit:
-            out.print(escape(archive.diff(commits[n.parent_id], n.commit)))  # type: ignore[arg-type]
+            out.print(literal(archive.diff(commits[n.parent_id], n.commit)))  # type: ignore[arg-type]
         out.print(f"  decide: hgm steer {store.run_dir} approve {n.id}   |   reject {n.id} --why TEXT\n")
 
 
@@ -240,7 +240,7 @@ def requests(ctx: typer.Context) -> None:
         a = answered.get(r.id)
         state = "open" if a is None else f"{'granted' if a.action == Action.GRANT else 'declined'} by {a.who}" + \
             (f": {a.why}" if a.why else "")
-        out.print(escape(f"#{r.id}  {r.kind.value}  {r.what}  (node {r.node_id}, rewrite {r.expansion_id}) "
+        out.print(literal(f"#{r.id}  {r.kind.value}  {r.what}  (node {r.node_id}, rewrite {r.expansion_id}) "
                          f"why: {r.why}  [{state}]"))
 
 
@@ -252,8 +252,8 @@ def history(ctx: typer.Context) -> None:
     with _store(ctx) as store:
         rows = store.interventions()
     for r in rows:
-        out.print(f"#{r.id}  {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(r.created_at))}  {escape(r.who)}  "
-                  f"{escape(r.describe())}")
+        out.print(f"#{r.id}  {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(r.created_at))}  {literal(r.who)}  "
+                  f"{literal(r.describe())}")
     if not rows:
         out.print("no interventions yet")
 
