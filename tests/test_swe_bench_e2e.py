@@ -151,10 +151,10 @@ def test_a_swe_bench_run_grows_a_tree_survives_sigkill_and_resumes(bench, polygl
 def test_benchmark_list_fetch_and_validate_commands(bench):  # noqa: F811
     listed = cli("benchmark", "list", "swe-bench", "--dataset", str(LOCAL), timeout=300)
     assert listed.returncode == 0, listed.stderr
-    assert "verified-60" in listed.stdout and "tkem/cachetools 1" in listed.stdout
+    assert "verified-60" in listed.stdout and "tkem/cachetools 2" in listed.stdout
     fetched = cli("benchmark", "fetch", "swe-bench", "--dataset", str(LOCAL), "--subset", "all", "--sandbox", "docker",
                   "--base", BASE_IMAGE)
-    assert fetched.returncode == 0 and "3 instance environments ready for the docker backend" in fetched.stderr, \
+    assert fetched.returncode == 0 and "4 instance environments ready for the docker backend" in fetched.stderr, \
         fetched.stderr[-2000:]
     validated = cli("benchmark", "validate", "swe-bench", "--dataset", str(LOCAL), "--tasks", TASK, "--sandbox",
                     "docker", "--base", BASE_IMAGE)
