@@ -45,6 +45,7 @@ import re
 import shutil
 import tempfile
 import threading
+import traceback
 from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -57,6 +58,7 @@ from hgm.config import HGMConfig
 from hgm.domain import (
     DispatchState,
     EvalOutcome,
+    EvalStatus,
     EvaluationRow,
     ExpansionOutcome,
     ExpansionRow,
@@ -254,7 +256,7 @@ class StoredAnswers:
         to_replay = {name: rep_names[p] for p, name in temp_names(rec_text).items() if p in rep_names}
         where = first_difference(json.loads(_substitute(rec_text, to_replay)), request)
         if where is not None:
-            self._diverge("llm", f"call {call.id} (request {rec.used} of session {call.session}, {call.role}, "
+            self.diverge("llm", f"call {call.id} (request {rec.used} of session {call.session}, {call.role}, "
                                  f"node {call.node_id} on {call.task_id})", f"the request differs: {where}")
         body = json.loads(_substitute(call.response_json, to_replay)) if call.response_json else None
         if call.status == "ok" and body is not None:
@@ -267,10 +269,10 @@ class StoredAnswers:
         return UpstreamReply(400, body, error=error)  # the recorded status code is not stored; 4xx passes through
 
     def _miss(self, job: _RecordedJob | None, what: str) -> UpstreamReply:
-        self._diverge("llm", job.name if job else "outside any job", f"no recorded answer for {what}")
+        self.diverge("llm", job.name if job else "outside any job", f"no recorded answer for {what}")
         return UpstreamReply(0, None, error=f"hgm replay: the record has no answer for {what}", retryable=True)
 
-    def _diverge(self, kind: str, where: str, what: str) -> None:
+    def diverge(self, kind: str, where: str, what: str) -> None:
         self.report.divergences.append(Divergence(kind, where, what))
         log.info("divergence: %s: %s", where, what)
 
@@ -278,11 +280,11 @@ class StoredAnswers:
         """After a job: its recorded sessions or calls the replay did not use."""
         for queue in job.sessions.values():
             for rec in queue:
-                self._diverge("llm", job.name, f"the replay never opened recorded {rec.role} session {rec.session} "
+                self.diverge("llm", job.name, f"the replay never opened recorded {rec.role} session {rec.session} "
                                                f"({len(rec.calls)} calls)")
         for rec in self._open.values():
             if rec.used < len(rec.calls):
-                self._diverge("llm", job.name, f"the replay made {rec.used} of the {len(rec.calls)} calls of recorded "
+                self.diverge("llm", job.name, f"the replay made {rec.used} of the {len(rec.calls)} calls of recorded "
                                                f"{rec.role} session {rec.session}")
         self._open.clear()
 
@@ -326,7 +328,7 @@ class _Replay:
     prepared: dict[int, object] = field(default_factory=dict)
 
     def diverge(self, kind: str, where: str, what: str) -> None:
-        self.answers._diverge(kind, where, what)
+        self.answers.diverge(kind, where, what)
 
     def start(self, job: _RecordedJob) -> None:
         r = job.row
@@ -360,9 +362,16 @@ class _Replay:
                     r.status, reason=r.reason, entry_task=r.entry_task, error_type=r.error_type, error=r.error))
             return
         self.answers.job = job
+        outcome: EvalOutcome | ExpansionOutcome
         try:
             result = run_job(self.bench, self.prepared.pop(id(job)))  # type: ignore[arg-type]
             outcome = self.jobs.unpack(decision, result)
+        except Exception as e:  # noqa: BLE001 - what the search books infra_error when a job itself breaks
+            why = "".join(traceback.format_exception(e))
+            outcome = EvalOutcome(EvalStatus.INFRA_ERROR, error_type=type(e).__name__, error=why) \
+                if isinstance(decision, Evaluate) else \
+                ExpansionOutcome(ExpansionStatus.INFRA_ERROR, reason=f"infra error: {e}"[:500],
+                                 error_type=type(e).__name__, error=why)
         finally:
             self.answers.job = None
         self.answers.finish(job)
@@ -469,7 +478,7 @@ def _replay(run_dir: Path, out: Path, rec: RunStore, rec_archive: Archive, recor
         answers = StoredAnswers(rec, report)
         changed = _changed_files(rec_archive, rec_root.commit, archive, sha)
         if changed:
-            answers._diverge("root", "the root agent", f"its code differs from the recorded root agent's in "
+            answers.diverge("root", "the root agent", f"its code differs from the recorded root agent's in "
                                                        f"{len(changed)} files: {', '.join(changed[:5])}")
         (tmp / "agents").mkdir()
         with Gateway(tmp / "gw.sock", llm=config.llm, budget=config.budget, recorder=store.add_llm_call,
