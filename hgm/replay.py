@@ -21,15 +21,21 @@ Which recorded answers a job gets. The LLM calls of a recorded job are those of 
 (evaluation: downstream; expansion: diagnose, self_improve) on its node and task, made while its
 committed dispatch was open; grouped by gateway session, in call order; a job has at most one
 session of each role, and a session that fits two jobs running at once (two rewrites of one
-parent on one entry task) goes to the one dispatched first. A replay session takes
+parent on one entry task) goes to the one its request names (the rewrite's working directory
+carries its expansion id), else to the one dispatched first. A replay session takes
 the next recorded session of its role of the job being replayed, and its k-th request gets the
 k-th forwarded answer of that session. Each request is compared with the recorded one (after
 mapping the harness's temporary directory names, `hgm-eval-<task>-XXXXXXXX` and the like, from the
 record's to the replay's, in both directions): a request that differs is reported with the call
 id and the first place it differs (`request.messages[3].content at character 120: ...`), and is
 still answered with the recorded reply, so the replay goes on and shows whether the outcomes
-diverge too. A request past the end of its recorded session, or a session the record did not
-have, gets an upstream failure (so the job ends as the gateway ends any job whose LLM is gone).
+diverge too. The record's run directory is mapped to the replay's likewise (prompts name files in
+it). A request past the end of its recorded session, or a session the record did not have, gets an
+upstream failure (so the job ends as the gateway ends any job whose LLM is gone).
+
+A person's interventions (`hgm steer`) are copied into the replay's store at their place in the
+record's timeline (hints and granted requests are inputs of the rewrites after them; the
+decisions they steered are replayed as recorded anyway).
 
 Outcomes compared with the record: an evaluation's status (and flag) and its patch.diff; an
 expansion's status, entry task, the child's tree and its diff against the parent (commit ids
@@ -73,6 +79,7 @@ from hgm.llm.upstream import UpstreamReply
 from hgm.run import RUN_TMP_PREFIX, _Jobs, check_output_dir
 from hgm.sandbox import get_sandbox
 from hgm.search import Evaluate, Expand
+from hgm.steering import Intervention
 from hgm.store import RunStore
 from hgm.verify import PATCH_FILE, named_final, refuse_in_flight, task_ids
 from hgm.worker import Workbench, run_job
@@ -80,6 +87,7 @@ from hgm.worker import Workbench, run_job
 log = logging.getLogger("hgm.replay")
 _TEMP_NAME = re.compile(r"hgm-run-\d+-[a-z0-9_]{8}(?![a-z0-9_])|hgm-[a-z]+-[^\s\"'/\\]*?-[a-z0-9_]{8}(?![a-z0-9_])")
 """The harness's temporary directory names (tempfile.mkdtemp: a prefix and 8 random characters)."""
+_EXPANSION_DIR = re.compile(r"hgm-expand-(\d+)-")
 _ROLES = {JobKind.EVAL: ("downstream",), JobKind.EXPAND: ("diagnose", "self_improve")}
 
 
@@ -165,6 +173,9 @@ def recorded_jobs(store: RunStore) -> list[_RecordedJob]:
                 current.pop(call.session, None)
                 continue  # a lost or interrupted attempt's
             job = min(candidates, key=lambda j: j.window[0] if j.window else 0.0)
+            if len(candidates) > 1 and call.role == "self_improve":  # its request names its expansion's directory
+                named = _EXPANSION_DIR.search(json.dumps(store.llm_request(call.id)))
+                job = next((j for j in candidates if named and j.row.id == int(named.group(1))), job)
             rec = _RecordedSession(call.session, call.role, [])
             job.sessions[call.role] = deque([rec])
             current[call.session] = (job, rec)
@@ -229,8 +240,9 @@ def _short(value: Any) -> str:
 class StoredAnswers:
     """The gateway's upstream during a replay: the recorded answers of the job being replayed."""
 
-    def __init__(self, store: RunStore, report: ReplayReport) -> None:
-        self.store, self.report = store, report
+    def __init__(self, store: RunStore, report: ReplayReport, paths: dict[str, str]) -> None:
+        """`paths`: the record's paths that the replay has elsewhere (its run directory) -> the replay's."""
+        self.store, self.report, self.paths = store, report, paths
         self.job: _RecordedJob | None = None
         self._open: dict[str, _RecordedSession] = {}
         self._lock = threading.Lock()
@@ -253,7 +265,7 @@ class StoredAnswers:
         recorded = self.store.llm_request(call.id)
         rec_text, rep_text = json.dumps(recorded, ensure_ascii=False), json.dumps(request, ensure_ascii=False)
         rep_names = temp_names(rep_text)
-        to_replay = {name: rep_names[p] for p, name in temp_names(rec_text).items() if p in rep_names}
+        to_replay = {**self.paths, **{name: rep_names[p] for p, name in temp_names(rec_text).items() if p in rep_names}}
         where = first_difference(json.loads(_substitute(rec_text, to_replay)), request)
         if where is not None:
             self.diverge("llm", f"call {call.id} (request {rec.used} of session {call.session}, {call.role}, "
@@ -329,6 +341,15 @@ class _Replay:
 
     def diverge(self, kind: str, where: str, what: str) -> None:
         self.answers.diverge(kind, where, what)
+
+    def steer(self, row: Intervention) -> None:
+        """A person's intervention, where the record has it (hints and granted requests feed rewrites)."""
+        node = self.nodes.get(row.node_id) if row.node_id is not None else None
+        if row.node_id is not None and node is None:
+            self.diverge("skipped", f"intervention {row.id} ({row.describe()})", "not copied: its agent was not "
+                                                                                 "reproduced")
+            return
+        self.store.add_intervention(row.who, row.action, node, row.payload, row.why)
 
     def start(self, job: _RecordedJob) -> None:
         r = job.row
@@ -434,7 +455,7 @@ def replay_run(run_dir: Path, out: Path, *, agent: Path | None = None, benchmark
                on_job: Callable[[str, ReplayReport], None] | None = None) -> ReplayReport:
     """Replay the run in `run_dir` into the new run directory `out` (see the module docstring).
     `agent`: start from this directory instead of the recorded root agent."""
-    run_dir, out = Path(run_dir), Path(out)
+    run_dir, out = Path(run_dir).resolve(), Path(out).resolve()
     if out.resolve() == run_dir.resolve():
         raise UserError("the replay must go to a new directory, not the recorded run's own")
     check_output_dir(out)
@@ -475,7 +496,7 @@ def _replay(run_dir: Path, out: Path, rec: RunStore, rec_archive: Archive, recor
         archive, sha = init_archive(out / "archive", root_dir)
         root = store.add_node(None, sha, "initial agent")
         archive.set_node(root, sha)
-        answers = StoredAnswers(rec, report)
+        answers = StoredAnswers(rec, report, {str(run_dir): str(out)})
         changed = _changed_files(rec_archive, rec_root.commit, archive, sha)
         if changed:
             answers.diverge("root", "the root agent", f"its code differs from the recorded root agent's in "
@@ -487,17 +508,21 @@ def _replay(run_dir: Path, out: Path, rec: RunStore, rec_archive: Archive, recor
             jobs = _Jobs(out, store, archive, config, ids, lambda text: log.info(text), {root: sha})
             replay = _Replay(run_dir, out, rec, store, rec_archive, archive, jobs, bench, answers, report,
                              {rec_root.id: root})
-            events = sorted([(j.start, 1, n, j) for n, j in enumerate(recorded)] +
-                            [(j.commit, 0, n, j) for n, j in enumerate(recorded)], key=lambda e: e[:3])
+            events: list[tuple[float, int, int, _RecordedJob | Intervention]] = sorted(
+                [(j.start, 2, n, j) for n, j in enumerate(recorded)] +
+                [(j.commit, 0, n, j) for n, j in enumerate(recorded)] +
+                [(i.created_at, 1, i.id, i) for i in rec.interventions()], key=lambda e: e[:3])
             if on_start is not None:
                 on_start(sum(j.rerun for j in recorded))
-            for _, is_start, _, job in events:
-                if is_start:
-                    replay.start(job)
+            for _, order, _, item in events:
+                if isinstance(item, Intervention):
+                    replay.steer(item)
+                elif order == 2:
+                    replay.start(item)
                 else:
-                    replay.commit(job)
-                    if job.rerun and on_job is not None:
-                        on_job(job.name, report)
+                    replay.commit(item)
+                    if item.rerun and on_job is not None:
+                        on_job(item.name, report)
     finally:
         store.close()
     with RunStore.open(out) as store:  # marks the rows in flight when a recorded process stopped interrupted

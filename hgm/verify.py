@@ -42,6 +42,7 @@ from hgm.domain import COUNTED, DispatchState, ErrorType, EvalStatus, Evaluation
 from hgm.errors import UserError
 from hgm.sandbox import Sandbox, get_sandbox
 from hgm.search import make_policy, rebuild_tree
+from hgm.steering import folded
 from hgm.store import RunStore
 
 PATCH_FILE = "patch.diff"
@@ -329,8 +330,9 @@ def check_budget(store: RunStore, config: HGMConfig) -> Check:
     evals = store.evaluations()
     counted = sum(e.status in COUNTED for e in evals)
     failures = []
-    if counted > config.search.max_task_evals:
-        failures.append(f"{counted} counted evaluations exceed the budget of {config.search.max_task_evals}")
+    budget = config.search.max_task_evals + folded(store.interventions(), gate=False).extra_evals  # + `budget +N`
+    if counted > budget:
+        failures.append(f"{counted} counted evaluations exceed the budget of {budget}")
     total = store.llm_usage()
     b = config.budget
     if b.max_usd_run is not None and total.known_cost_usd > b.max_usd_run + 1e-9:
@@ -359,7 +361,8 @@ def check_budget(store: RunStore, config: HGMConfig) -> Check:
 
 def named_final(store: RunStore, config: HGMConfig, benchmark: Benchmark, tasks: list[str]) -> int:
     """The agent the search names final on the tree it rebuilds from `store` (its policy with that
-    policy's saved state, the finalists if they were chosen), as Search.final_agent does on a resumed run."""
+    policy's saved state, the finalists if they were chosen, never an agent a person vetoed, rejected
+    or has yet to approve), as Search.final_agent does on a resumed run."""
     tree = rebuild_tree(store, tasks)
     stages = None
     if config.search.policy == "dgm-paper":
@@ -369,7 +372,10 @@ def named_final(store: RunStore, config: HGMConfig, benchmark: Benchmark, tasks:
     policy.restore(json.loads(state) if state else None, tree)  # dgm-paper's archive, for archive_best
     finalists = store.get_meta(MetaKey.FINALISTS)
     allowed = {int(k) for k in json.loads(finalists)} if finalists else None
-    return next(i for i in policy.rank(tree) if allowed is None or i in allowed)
+    unseen = folded(store.interventions(), gate=config.steer.approve == "rewrites").blocked(list(tree.agents),
+                                                                                            tree.root_id)
+    ranked = [i for i in policy.rank(tree) if i not in unseen] or [tree.root_id]
+    return next((i for i in ranked if allowed is None or i in allowed), ranked[0])
 
 
 def check_final(store: RunStore, config: HGMConfig, benchmark: Benchmark, tasks: list[str]) -> Check:
