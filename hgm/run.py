@@ -48,8 +48,9 @@ from hgm.llm.gateway import Gateway
 from hgm.llm.providers import ModelRoute, check_llm, spend_bounds
 from hgm.markup import literal
 from hgm.paths import INITIAL_AGENT
+from hgm.policies import lower_bounds
 from hgm.sandbox import Sandbox, get_sandbox
-from hgm.search import Decision, Evaluate, Expand, Progress, Search, lower_bounds
+from hgm.search import Decision, Evaluate, Expand, Progress, Search
 from hgm.steering import REQUESTS_FILE, parse_requests
 from hgm.store import DB_NAME, RunStore
 from hgm.worker import Workbench, run_job, unpack_logs

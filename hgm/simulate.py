@@ -41,7 +41,8 @@ from hgm.domain import EvalOutcome, EvalStatus, ExpansionOutcome, ExpansionStatu
 from hgm.errors import UserError
 from hgm.executors.local import LocalExecutor
 from hgm.memory_store import MemoryStore
-from hgm.search import POLICIES, HGMPolicy, Search, SearchResult, final_rule, job_function
+from hgm.policies import HGMPolicy
+from hgm.search import POLICIES, Search, SearchResult, final_rule, job_function
 from hgm.store import RunStore
 
 PRESET_DIR = CONFIG_DIR / "simulate"

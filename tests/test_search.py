@@ -18,18 +18,8 @@ from hgm.domain import DispatchState, EvalOutcome, EvalStatus, ExpansionOutcome,
 from hgm.errors import InfraErrorLimit, RewriteLimit, SearchExhausted, UserError
 from hgm.executors.local import LocalExecutor
 from hgm.memory_store import MemoryStore
-from hgm.search import (
-    POLICIES,
-    DGMPolicy,
-    GreedyPolicy,
-    HGMPolicy,
-    RandomPolicy,
-    Search,
-    Tree,
-    job_function,
-    lower_bounds,
-    make_policy,
-)
+from hgm.policies import DGMPolicy, GreedyPolicy, HGMPolicy, RandomPolicy, Tree, lower_bounds
+from hgm.search import POLICIES, Search, job_function, make_policy
 from hgm.store import RunStore
 
 

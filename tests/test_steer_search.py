@@ -10,9 +10,10 @@ import pytest
 
 from hgm.config import SearchConfig, SteerConfig
 from hgm.domain import EvalOutcome, EvalStatus, ExpansionOutcome, ExpansionStatus
+from hgm.errors import SearchExhausted
 from hgm.executors.local import LocalExecutor
 from hgm.memory_store import MemoryStore
-from hgm.search import Search, SearchExhausted, job_function
+from hgm.search import Search, job_function
 from hgm.steering import TIMEOUT_WHO, Action
 
 TASKS = [f"t{i}" for i in range(6)]

@@ -162,11 +162,6 @@ def go_tests(task: PolyglotTask) -> list[ExpectedTest]:
     return out
 
 
-def go_test_param(text: str, body_at: int) -> str:
-    """The *testing.T parameter's name of the test function whose body starts at body_at."""
-    return next(m.group(2) for m in _GO_TEST.finditer(text) if m.end() == body_at)
-
-
 # ---- Rust -------------------------------------------------------------------------------------
 
 _RUST_TOKEN = re.compile(

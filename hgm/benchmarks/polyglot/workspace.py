@@ -15,7 +15,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from hgm.benchmarks import TaskScore, TaskWorkspace
+from hgm.benchmarks import TaskWorkspace
 from hgm.benchmarks.polyglot.languages import SPECS
 from hgm.benchmarks.polyglot.loader import PolyglotTask
 
@@ -147,10 +147,3 @@ def diff(task: PolyglotTask, changes: Changes) -> str:
                                     "/dev/null" if new is None else f"b/{rel}")
         out.extend(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in body)
     return "".join(out)
-
-
-def score(task: PolyglotTask, workspace: Path | TaskWorkspace, **kwargs: object) -> TaskScore:
-    """Same as `hgm.benchmarks.polyglot.scoring.score` (kept here beside make_workspace)."""
-    from hgm.benchmarks.polyglot.scoring import score as _score
-
-    return _score(task, workspace, **kwargs)  # type: ignore[arg-type]
