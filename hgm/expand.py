@@ -45,11 +45,10 @@ from hgm.domain import ErrorType, EvalStatus, EvaluationRow, ExpansionOutcome, E
 from hgm.errors import ExpansionFailed, ExpansionInfra, VenvBuildError, error_type_of
 from hgm.jobs import ExpandJob, GatewayAccess
 from hgm.llm.gateway import GATEWAY_BASE_URL, SessionUsage
-from hgm.memory_store import MemoryStore
 from hgm.paths import INITIAL_AGENT
 from hgm.sandbox import Mount, Sandbox, limits_from
 from hgm.steering import REQUESTS_ENV, REQUESTS_FILE, Action, Intervention, answers
-from hgm.store import RunStore
+from hgm.store_protocol import Store
 
 DIAGNOSIS_KEYS = ("log_summary", "root_cause", "improvement", "implementation", "problem_statement", "title")
 MAX_FILE_CHARS = 20_000
@@ -312,7 +311,7 @@ class Expander:
 
 # -- pieces that need no sandbox ----------------------------------------------------------
 
-def expand_job(store: RunStore | MemoryStore, run_dir: Path, *, parent_id: int, commit: str, expansion_id: int,
+def expand_job(store: Store, run_dir: Path, *, parent_id: int, commit: str, expansion_id: int,
                attempt: int, task_ids: list[str], seed: int, log_dir: str,
                rewriter_commit: str | None = None) -> ExpandJob:
     """The scheduler's half of an expansion: what the job needs from the store and the run's logs,
@@ -329,7 +328,7 @@ def expand_job(store: RunStore | MemoryStore, run_dir: Path, *, parent_id: int, 
                      hints=open_hints(store, parent_id, interventions), **granted(store, parent_id, interventions))
 
 
-def open_hints(store: RunStore | MemoryStore, node_id: int, interventions: list[Intervention]) -> tuple[str, ...]:
+def open_hints(store: Store, node_id: int, interventions: list[Intervention]) -> tuple[str, ...]:
     """The hints for `node_id` that no finished rewrite of it (started after the hint) has used yet."""
     done = [x.id for x in store.expansions(node_id) if x.status in (ExpansionStatus.COMMITTED, ExpansionStatus.FAILED)]
     return tuple(str(h.payload.get("text", "")) for h in interventions
@@ -337,7 +336,7 @@ def open_hints(store: RunStore | MemoryStore, node_id: int, interventions: list[
                  and not any(x > int(h.payload.get("after_expansion", 0)) for x in done))
 
 
-def granted(store: RunStore | MemoryStore, node_id: int, interventions: list[Intervention]) -> dict[str, Any]:
+def granted(store: Store, node_id: int, interventions: list[Intervention]) -> dict[str, Any]:
     """What the run's granted requests give a rewrite of `node_id`, and the answers to its lineage's requests."""
     requests = {r.id: r for r in store.agent_requests()}
     decided = answers(interventions)
@@ -388,7 +387,7 @@ def _requirement_names(text: str) -> set[str]:
     return names
 
 
-def choose_entry_task(store: RunStore | MemoryStore, parent_id: int, task_ids: list[str],
+def choose_entry_task(store: Store, parent_id: int, task_ids: list[str],
                       rng: random.Random) -> tuple[str, EvaluationRow | None]:
     """(task, the evaluation whose logs explain the failure, or None). See the module docstring."""
     parents = {n.id: n.parent_id for n in store.nodes()}
@@ -404,7 +403,7 @@ def choose_entry_task(store: RunStore | MemoryStore, parent_id: int, task_ids: l
     return rng.choice(candidates), None
 
 
-def lineage(store: RunStore | MemoryStore, node_id: int) -> str:
+def lineage(store: Store, node_id: int) -> str:
     """What each version from the root to `node_id` changed and how it scored (oldest first)."""
     nodes = {n.id: n for n in store.nodes()}
     chain = []
@@ -429,12 +428,12 @@ def _fell_short(e: EvaluationRow) -> bool:
     return e.status in _FAILED or (e.status == EvalStatus.SCORED and (e.score or 0.0) < 1.0)
 
 
-def _mean_score(store: RunStore | MemoryStore, node_id: int) -> float | None:
+def _mean_score(store: Store, node_id: int) -> float | None:
     won = [e.success for e in store.evaluations(node_id) if e.success is not None]
     return sum(won) / len(won) if won else None
 
 
-def memory(store: RunStore | MemoryStore, node_id: int) -> str:
+def memory(store: Store, node_id: int) -> str:
     """DARWIN's persistent memory of the lineage root -> `node_id`, as JSON: each modification (its
     title and the reason given for it), the mean score of the version before and after it and the
     change it brought (None where a version has no counted evaluation yet), and the rewrites of

@@ -53,7 +53,6 @@ from hgm.domain import (
 )
 from hgm.errors import InfraErrorLimit, RewriteLimit, SearchExhausted, UserError
 from hgm.executors import Delivery, Executor, JobKey
-from hgm.memory_store import MemoryStore
 from hgm.policies import (
     WAIT,
     Agent,
@@ -71,7 +70,7 @@ from hgm.policies import (
 )
 from hgm.policy_ga import GAPolicy
 from hgm.steering import TIMEOUT_WHO, Action, Intervention, Steering
-from hgm.store import RunStore
+from hgm.store_protocol import Store
 
 __all__ = [
     "POLICIES",
@@ -196,7 +195,7 @@ class _Running:
 class Search:
     """The scheduler over a run store and an executor (see the module docstring)."""
 
-    def __init__(self, store: RunStore | MemoryStore, config: SearchConfig, tasks: list[str], executor: Executor, *,
+    def __init__(self, store: Store, config: SearchConfig, tasks: list[str], executor: Executor, *,
                  prepare: Callable[[Decision], object] | None = None,
                  unpack: Callable[[Decision, object], EvalOutcome | ExpansionOutcome] | None = None,
                  on_progress: Callable[[Progress], None] | None = None,
@@ -618,7 +617,7 @@ class Search:
                             best.own_successes, best.own_failures, bound, self.held)
 
 
-def rebuild_tree(store: RunStore | MemoryStore, tasks: list[str],
+def rebuild_tree(store: Store, tasks: list[str],
                  steer: Callable[[Intervention, Tree], None] | None = None, gate: bool = False) -> Tree:
     """The tree and its counters from the store, as the search rebuilds them on resume (resume =
     reopen), with the number of the root's rewrites that count as initial expansions. `steer` is
