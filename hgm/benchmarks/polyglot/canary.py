@@ -168,7 +168,7 @@ def _safe_ne(a: object, b: object) -> bool:
 # ---- JavaScript (jest) ----------------------------------------------------------------------
 
 _JS_MATCHERS = {"toEqual", "toBe", "toStrictEqual"}
-_JS_LITERAL_NAMES = {"true", "false", "null", "undefined", "NaN", "Infinity"}
+_JS_LITERAL_NAMES = {"true", "false", "null", "NaN", "Infinity"}  # not undefined: toEqual ignores undefined properties
 
 
 _Tok = tuple[str, str, int, int]
