@@ -30,7 +30,7 @@ def test_every_exercise_gets_a_canary_that_its_runner_sees_as_one_more_test(
     bench, tmp_path: Path, language: str
 ) -> None:
     tasks = [t for t in bench.tasks() if t.language == language and t.id not in NO_CANARY]
-    places = set()
+    places: set[int] = set()
     for n, task in enumerate(tasks):
         copy = copy_exercise(task, tmp_path / str(n))
         SPECS[language].unskip(copy, task.test_files)
@@ -42,8 +42,13 @@ def test_every_exercise_gets_a_canary_that_its_runner_sees_as_one_more_test(
         assert [t.name for t in seen].count(canary.name) == 1, f"{task.id}: the runner would not see {canary.name}"
         assert len(seen) == len(inst.expected), task.id
         assert (copy / canary.file).read_text() != (task.path / canary.file).read_text()
-        places.add([t.name for t in seen].index(canary.name) == len(seen) - 1)
-    assert places == {True, False}, "the canary is not placed at random"
+        if len(seen) > 4 and len(places) < 3:  # where it lands, over seeds, in the first few exercises
+            for seed in range(12):
+                again = copy_exercise(task, tmp_path / f"{n}-{seed}")
+                SPECS[language].unskip(again, task.test_files)
+                name = next(t.name for t in instrument(task, again, random.Random(seed)).expected if t.canary)
+                places.add([t.name for t in testcases.expected_tests(replace(task, path=again))].index(name))
+    assert len(places) >= 3, f"the canary lands at {places} only"
 
 
 def test_the_canary_changes_from_run_to_run(bench, tmp_path: Path) -> None:

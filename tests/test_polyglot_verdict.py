@@ -361,3 +361,12 @@ def test_tampering_records_read_back(tmp_path: Path) -> None:
     path.write_text(signed("start jest", f"tamper {what.encode().hex()}", "end fail"))
     report = read_report(path, KEY)
     assert report.problem is None and report.tampering == [what] and report.ends == ["fail"]
+
+
+def test_with_a_canary_a_build_that_failed_is_a_plain_failure(task) -> None:
+    """Exit 1 (rust: 101) is also what a failed build exits with: no tests ran, so no flag."""
+    failed_build = verdict(task, run(1, "E   SyntaxError: invalid syntax\nno tests ran in 0.1s\n"), WITH_CANARY,
+                           rep(problem="no report file report (the runner never reported, or the report was deleted)"))
+    assert failed_build == (EvalStatus.FAILED, "exit 1: no tests ran in 0.1s", None)
+    deleted = verdict(task, run(1, CANARY_FAILED), WITH_CANARY, rep(problem="no report file report"))
+    assert deleted[2] is VerdictFlag.SUSPECTED_TAMPERING, deleted  # but tests ran: the report went missing

@@ -50,8 +50,9 @@ def _new_name(rng: random.Random, names: list[str], joiner: str, prefix: str = "
     """A name in the style of `names`: `prefix` and 2 to 4 words drawn from them, not one of them."""
     words = [w for n in names for w in n.removeprefix(prefix).split(joiner) if w] or ["case"]
     taken = set(names)
+    first = [w for w in words if not w[0].isdigit()] or ["case"]  # an identifier cannot start with a digit
     while True:
-        name = prefix + joiner.join(rng.choice(words) for _ in range(rng.randint(2, 4)))
+        name = prefix + joiner.join([rng.choice(first)] + [rng.choice(words) for _ in range(rng.randint(1, 3))])
         if name not in taken:
             return name
 
@@ -395,8 +396,9 @@ def _camel_name(rng: random.Random, names: list[str]) -> str:
     prefix = "test" if sum(n.lower().startswith("test") for n in names) * 2 > len(names) else ""
     words = [w.lower() for n in names for w in re.findall(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])", n)]
     words = [w for w in words if w != prefix] or ["case", "value"]
+    first = [w for w in words if not w[0].isdigit()] or ["case"]
     while True:
-        picked = [rng.choice(words) for _ in range(rng.randint(2, 4))]
+        picked = [rng.choice(first)] + [rng.choice(words) for _ in range(rng.randint(1, 3))]
         name = prefix + "".join(w.capitalize() for w in picked) if prefix else picked[0] + "".join(
             w.capitalize() for w in picked[1:])
         if name not in names:

@@ -202,7 +202,10 @@ def verdict(task: PolyglotTask, result: ExecResult, inst: Instrumented,
         if passed_canaries := [n for n in canaries if n in not_passed]:
             reasons.append(f"hgm's canary (a copy of a real test made to fail) was reported "
                            f"{'/'.join(outcomes[passed_canaries[0]])}: {_names(passed_canaries)}")
-    if result.returncode != 0 and (result.returncode != clean_exit or (failing and not reasons)):
+    summary = SPECS[task.language].console(result.stdout + "\n" + result.stderr)
+    ran = summary is not None and sum(summary) > 0  # the runner says tests ran (a build that failed: none)
+    if result.returncode != 0 and (result.returncode != clean_exit or (failing and not reasons)
+                                   or not (ran or reasons)):
         if report.problem is None and failing:
             return (
                 EvalStatus.FAILED,
@@ -231,9 +234,8 @@ def verdict(task: PolyglotTask, result: ExecResult, inst: Instrumented,
     if not reasons and not result.output_truncated:
         said_by_report = [_console_outcome(o, passing.get(n, "passed"), n in canaries) for n, o in report.tests]
         passed, failed = said_by_report.count("passed"), said_by_report.count("failed")
-        console = SPECS[task.language].console(result.stdout + "\n" + result.stderr)
-        if console != (passed, failed):
-            said = f"{console[0]} passed, {console[1]} failed" if console else "no summary"
+        if summary != (passed, failed):
+            said = f"{summary[0]} passed, {summary[1]} failed" if summary else "no summary"
             reasons.append(f"the console summary ({said}) disagrees with the report ({passed} passed, {failed} failed)")
     if reasons:
         return (EvalStatus.FAILED, f"{TAMPERING}: exit {result.returncode} but " + "; ".join(reasons),
