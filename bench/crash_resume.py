@@ -138,7 +138,7 @@ def check_finished_run(run: Path, budget: int) -> dict[str, object]:
         counted = [(e.node_id, e.task_id) for e in s.evaluations() if e.status in COUNTED]
         nodes = s.nodes()
         final = s.get_meta(MetaKey.FINAL_AGENT)
-        spent = s.llm_usage()
+        spent = s.llm.usage()
     archive = Archive.open(run / "archive")
     missing = [n.id for n in nodes if not n.commit or archive.resolve(f"node-{n.id}") != n.commit]
     return {"counted": len(counted), "twice": len(counted) - len(set(counted)), "final": final,

@@ -66,7 +66,7 @@ def conversation(tmp: Path, steps: int, output_bytes: int, sandbox_name: str) ->
     workspace = tmp / "ws"
     workspace.mkdir()
     model = f"scripted:{script}"
-    with Gateway(tmp / "gw.sock", llm=LLMConfig(), recorder=store.add_llm_call, env={}) as gw:
+    with Gateway(tmp / "gw.sock", llm=LLMConfig(), recorder=store.llm.record, env={}) as gw:
         token = gw.open_session("downstream", model)
         run = run_agent(INITIAL_AGENT, workspace, "base", "Look at the files many times.", language="python",
                         llm=AgentLLM(gw.socket_path, token, model), sandbox=get_sandbox(sandbox_name),
@@ -74,7 +74,7 @@ def conversation(tmp: Path, steps: int, output_bytes: int, sandbox_name: str) ->
         gw.close_session(token)
     calls = store._read("SELECT id, status, LENGTH(response_json), LENGTH(messages) FROM llm_calls ORDER BY id")
     assert run.exit_code == 0 and [c[1] for c in calls] == ["ok"] * steps, (run.exit_code, calls[-3:])
-    requests = [store.llm_request(c[0]) for c in calls]
+    requests = [store.llm.request(c[0]) for c in calls]
     last = requests[-1]
     responses = sum(c[2] for c in calls)
     raw = len(json.dumps([last["messages"], last["tools"]])) + responses

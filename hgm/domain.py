@@ -292,7 +292,7 @@ class LLMCallUsage:
 
 @dataclass(frozen=True)
 class LLMExchange:
-    """One LLM call's place and answer, without its request (RunStore.llm_request rebuilds that)."""
+    """One LLM call's place and answer, without its request (RunStore.llm.request rebuilds that)."""
 
     id: int
     created_at: float

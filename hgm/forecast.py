@@ -180,7 +180,7 @@ def _per_unit(run: Path, benchmark: str) -> tuple[dict[str, tuple[float, float]]
             return None
         evals = sum(e.status != EvalStatus.IN_FLIGHT for e in store.evaluations())
         rewrites = sum(x.status != ExpansionStatus.IN_FLIGHT for x in store.expansions())
-        usage = store.llm_usage_by_role()
+        usage = store.llm.usage_by_role()
     if not evals or "downstream" not in usage:
         return None
     out = {"downstream": (usage["downstream"].prompt_tokens / evals, usage["downstream"].completion_tokens / evals)}

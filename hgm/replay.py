@@ -161,7 +161,7 @@ def recorded_jobs(store: RunStore) -> list[_RecordedJob]:
         jobs.append(_RecordedJob(JobKind.EXPAND, x, x.started_at, w[1] if w else (x.finished_at or x.started_at), w))
     current: dict[str, tuple[_RecordedJob, _RecordedSession]] = {}
     """Gateway session id -> its job and calls (ids restart in a resumed process: a new job, a new session)."""
-    for call in store.llm_exchanges():
+    for call in store.llm.exchanges():
         known = current.get(call.session)
         if known is not None and known[0].window and known[0].window[0] <= call.created_at <= known[0].window[1]:
             job, rec = known
@@ -174,7 +174,7 @@ def recorded_jobs(store: RunStore) -> list[_RecordedJob]:
                 continue  # a lost or interrupted attempt's
             job = min(candidates, key=lambda j: j.window[0] if j.window else 0.0)
             if len(candidates) > 1 and call.role == "self_improve":  # its request names its expansion's directory
-                named = _EXPANSION_DIR.search(json.dumps(store.llm_request(call.id)))
+                named = _EXPANSION_DIR.search(json.dumps(store.llm.request(call.id)))
                 job = next((j for j in candidates if named and j.row.id == int(named.group(1))), job)
             rec = _RecordedSession(call.session, call.role, [])
             job.sessions[call.role] = deque([rec])
@@ -262,7 +262,7 @@ class StoredAnswers:
             call = rec.calls[rec.used]
             rec.used += 1
             self.report.llm_calls += 1
-        recorded = self.store.llm_request(call.id)
+        recorded = self.store.llm.request(call.id)
         rec_text, rep_text = json.dumps(recorded, ensure_ascii=False), json.dumps(request, ensure_ascii=False)
         rep_names = temp_names(rep_text)
         to_replay = {**self.paths, **{name: rep_names[p] for p, name in temp_names(rec_text).items() if p in rep_names}}
@@ -502,7 +502,7 @@ def _replay(run_dir: Path, out: Path, rec: RunStore, rec_archive: Archive, recor
             answers.diverge("root", "the root agent", f"its code differs from the recorded root agent's in "
                                                        f"{len(changed)} files: {', '.join(changed[:5])}")
         (tmp / "agents").mkdir()
-        with Gateway(tmp / "gw.sock", llm=config.llm, budget=config.budget, recorder=store.add_llm_call,
+        with Gateway(tmp / "gw.sock", llm=config.llm, budget=config.budget, recorder=store.llm.record,
                      answers=answers) as gateway:
             bench = Workbench(config, benchmark, tasks, sandbox, gateway, archive, tmp / "agents", out)
             jobs = _Jobs(out, store, archive, config, ids, lambda text: log.info(text), {root: sha})

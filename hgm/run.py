@@ -253,12 +253,12 @@ def _drive(run_dir: Path, store: RunStore, prepared: Prepared, console: Console,
         (tmp / "agents").mkdir()
         with console.status("preparing the initial agent's environment"):
             agent_venv(archive.checkout(archive.resolve(f"node-{root}"), tmp / "agents"), console=console)
-        spent = store.llm_run_cap_refusal()
+        spent = store.llm.run_cap_refusal()
         if spent is not None:
             raise UserError(f"{run_dir} has spent its LLM budget ({spent}); there is nothing left to resume. "
                             "`hgm show-tree` shows its agents.")
-        with Gateway(tmp / "gw.sock", llm=config.llm, budget=config.budget, recorder=store.add_llm_call,
-                     used_before=store.llm_usage_by_role()) as gateway:
+        with Gateway(tmp / "gw.sock", llm=config.llm, budget=config.budget, recorder=store.llm.record,
+                     used_before=store.llm.usage_by_role()) as gateway:
             return _search(run_dir, store, prepared, archive, gateway, tmp, console)
     finally:
         log.removeHandler(handler)

@@ -218,7 +218,7 @@ def in_role_order(roles: Iterable[str]) -> list[str]:
 def load_usage(run_dir: Path) -> dict[str, Usage]:
     """LLM usage by role, read-only (works after the run too: every call is in the store)."""
     with RunStore.open(run_dir, readonly=True) as store:
-        by_role = store.llm_usage_by_role()
+        by_role = store.llm.usage_by_role()
     return {role: by_role[role] for role in in_role_order(by_role)}
 
 

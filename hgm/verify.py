@@ -333,7 +333,7 @@ def check_budget(store: RunStore, config: HGMConfig) -> Check:
     budget = config.search.max_task_evals + folded(store.interventions(), gate=False).extra_evals  # + `budget +N`
     if counted > budget:
         failures.append(f"{counted} counted evaluations exceed the budget of {budget}")
-    total = store.llm_usage()
+    total = store.llm.usage()
     b = config.budget
     if b.max_usd_run is not None and total.known_cost_usd > b.max_usd_run + 1e-9:
         failures.append(f"LLM spend ${total.known_cost_usd:.4f} exceeds the run's cap ${b.max_usd_run}")
@@ -351,7 +351,7 @@ def check_budget(store: RunStore, config: HGMConfig) -> Check:
         if any(e.status == EvalStatus.IN_FLIGHT or (JobKind.EVAL, e.id) in lost for e in rows):
             continue
         checked += 1
-        used = store.llm_usage(role="downstream", node_id=node, task_id=task)
+        used = store.llm.usage(role="downstream", node_id=node, task_id=task)
         booked = (sum(e.prompt_tokens for e in rows), sum(e.completion_tokens for e in rows))
         if booked != (used.prompt_tokens, used.completion_tokens):
             failures.append(f"node {node} on {task}: the evaluation books {booked[0]}+{booked[1]} tokens, its LLM "

@@ -51,7 +51,7 @@ def converse(tmp_path: Path, sock_dir: Path, tell_window: bool) -> tuple[list[tu
     workspace = tmp_path / "ws"
     workspace.mkdir()
     config = load_config()
-    with Gateway(sock_dir / "gw.sock", llm=LLMConfig(), recorder=store.add_llm_call, env={}) as gw:
+    with Gateway(sock_dir / "gw.sock", llm=LLMConfig(), recorder=store.llm.record, env={}) as gw:
         token = gw.open_session("downstream", model)
         window = gw.context_window(model) if tell_window else None
         run = run_agent(INITIAL_AGENT, workspace, "base", "Print a lot.", language="python",
@@ -59,7 +59,7 @@ def converse(tmp_path: Path, sock_dir: Path, tell_window: bool) -> tuple[list[tu
                         limits=limits_from(config.sandbox), timeout_s=300, log_dir=tmp_path / "logs")
         gw.close_session(token)
     calls = store._read("SELECT id, status, prompt_tokens FROM llm_calls ORDER BY id")
-    last = store.llm_request(calls[-1][0])
+    last = store.llm.request(calls[-1][0])
     store.close()
     return calls, last, run.chat_path.read_text(), run.exit_code
 

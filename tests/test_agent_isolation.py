@@ -58,7 +58,7 @@ def test_agent_cannot_see_the_key_reach_the_network_or_touch_the_store(tmp_path,
     server = ScriptedServer(_write(tmp_path / "upstream.json", steps)).start()
     try:
         config.llm.downstream = f"scripted-model@{server.base_url}"  # an upstream that needs HGM_API_KEY
-        with Gateway(tmp_path / "gw.sock", llm=config.llm, budget=config.budget, recorder=store.add_llm_call) as gw:
+        with Gateway(tmp_path / "gw.sock", llm=config.llm, budget=config.budget, recorder=store.llm.record) as gw:
             benchmark = get_benchmark(BenchmarkConfig(path=polyglot_path))
             task = benchmark.task("python__transpose")
             report = evaluate(
@@ -89,13 +89,13 @@ def test_agent_cannot_see_the_key_reach_the_network_or_touch_the_store(tmp_path,
     assert "CONNECTED" not in chat and chat.count("BLOCKED") == 3
     assert "TAMPERED" not in chat
     # the store still has the tokens the gateway counted: 6 answered calls of 100 + 10 tokens
-    usage = store.llm_usage(task_id=task.id)
+    usage = store.llm.usage(task_id=task.id)
     assert (usage.prompt_tokens, usage.completion_tokens) == (
         report.outcome.prompt_tokens,
         report.outcome.completion_tokens,
     )
     assert usage.prompt_tokens >= 600 and usage.completion_tokens >= 60
-    assert RunStore.open(run_dir, readonly=True).llm_usage(task_id=task.id) == usage
+    assert RunStore.open(run_dir, readonly=True).llm.usage(task_id=task.id) == usage
 
 
 def _write(path: Path, steps: list) -> Path:

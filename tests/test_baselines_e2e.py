@@ -107,7 +107,7 @@ def test_best_of_n_repeats_the_initial_agent_and_reports_pass_at_k(runs: dict[st
         assert len(store.nodes()) == 1 and not store.expansions()
         tasks = [t for t, _ in counted(store, store.nodes()[0].id)]
         assert sorted(tasks) == sorted(["python__transpose"] * 3 + ["python__proverb"] * 2 + ["python__beer-song"] * 2)
-        assert store.llm_usage(role="diagnose").calls == 0 and store.llm_usage(role="self_improve").calls == 0
+        assert store.llm.usage(role="diagnose").calls == 0 and store.llm.usage(role="self_improve").calls == 0
         dirs = [e.log_dir for e in store.evaluations()]
     assert len(set(dirs)) == len(dirs), "each repeat has its own logs"
     rows, text = show(run)

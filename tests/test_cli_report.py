@@ -34,7 +34,7 @@ def _run(path: Path, *, final: bool, in_flight: bool = False, policy: str = "hgm
         ExpansionStatus.COMMITTED, commit="b" * 40, message=LONG))
     assert child is not None
     store.finish_evaluation(store.start_evaluation(child, "python__a"), EvalOutcome(EvalStatus.SOLVED))
-    store.add_llm_call(session="s1", role="self_improve", model="m", node_id=root, task_id=None, status="ok",
+    store.llm.record(session="s1", role="self_improve", model="m", node_id=root, task_id=None, status="ok",
                        attempts=1, latency_s=0.1, prompt_tokens=1234, completion_tokens=56, cached_tokens=0,
                        cost_usd=0.25, request={"model": "m", "messages": []}, response_json="{}", error=None)
     if in_flight:

@@ -63,7 +63,7 @@ class Harness:
         self.store = RunStore.create(self.run_dir, self.config)
         self.node = self.store.add_node(None, None, "initial")
         self.gateway = Gateway(tmp_path / "gw.sock", llm=self.config.llm, budget=self.config.budget,
-                               recorder=self.store.add_llm_call).start()
+                               recorder=self.store.llm.record).start()
 
     def evaluate(self, responses: list[dict], name: str = "eval", agent: Path = INITIAL_AGENT):
         self.config.llm.downstream = write_script(self.tmp / f"{name}.json", responses)
@@ -108,7 +108,7 @@ def test_reference_solution_is_solved_and_logged(harness, task):
     assert o.log_dir == f"nodes/{harness.node}/evals/eval"
     assert "Writing transpose.py" in report.chat.read_text() and "Created transpose.py" in report.chat.read_text()
     assert "transpose.py" in report.patch.read_text()
-    usage = harness.store.llm_usage(task_id=task.id)  # the store agrees with the outcome
+    usage = harness.store.llm.usage(task_id=task.id)  # the store agrees with the outcome
     assert (usage.prompt_tokens, usage.completion_tokens) == (o.prompt_tokens, o.completion_tokens)
     [row] = harness.store.evaluations()
     assert row.status == EvalStatus.SOLVED

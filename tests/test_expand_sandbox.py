@@ -46,7 +46,7 @@ def make(tmp_path: Path, polyglot_path: Path) -> Iterator:
                                 EvalOutcome(EvalStatus.FAILED, log_dir=str(logs.relative_to(run))))
         store.finish_evaluation(store.start_evaluation(root, "python__transpose"), EvalOutcome(EvalStatus.SOLVED))
         benchmark = get_benchmark(config.benchmark)
-        gateway = Gateway(tmp_path / f"gw-{len(gateways)}.sock", llm=config.llm, recorder=store.add_llm_call).start()
+        gateway = Gateway(tmp_path / f"gw-{len(gateways)}.sock", llm=config.llm, recorder=store.llm.record).start()
         gateways.append(gateway)
         cache = tmp_path / f"agents-{len(gateways)}"
         cache.mkdir()
@@ -83,7 +83,7 @@ def test_malformed_diagnosis_is_a_failed_expansion_with_reason(make) -> None:
     assert "not the JSON object" in requests[1]["body"]["messages"][-1]["content"]
     log = expander.log_root / outcome.log_dir
     assert (log / "diagnose.md").read_text().count("## answer") == 2 and (log / "outcome.txt").is_file()
-    assert [c for c in [store.llm_usage(role="diagnose")] if c.calls == 2]
+    assert [c for c in [store.llm.usage(role="diagnose")] if c.calls == 2]
 
 
 @pytest.mark.slow
@@ -95,7 +95,7 @@ def test_agent_that_changes_nothing_is_an_empty_diff(make) -> None:
     log = expander.log_root / outcome.log_dir
     assert json.loads((log / "diagnosis.json").read_text())["title"] == "Run the tests before stopping"
     assert "Improve this coding agent" in (log / "agent" / "statement.md").read_text()
-    assert store.llm_usage(role="self_improve").calls == 1
+    assert store.llm.usage(role="self_improve").calls == 1
 
 
 @pytest.mark.slow

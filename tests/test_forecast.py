@@ -86,7 +86,7 @@ def test_dry_run_takes_tokens_from_an_earlier_scripted_run(tmp_path, polyglot_pa
     with RunStore.open(run, readonly=True) as store:
         evals = sum(e.status != EvalStatus.IN_FLIGHT for e in store.evaluations())
         rewrites = sum(x.status != ExpansionStatus.IN_FLIGHT for x in store.expansions())
-        usage = store.llm_usage_by_role()
+        usage = store.llm.usage_by_role()
     assert evals == 2 and rewrites >= 1 and usage["downstream"].prompt_tokens > 0
 
     planned = hgm("run", "--dry-run", "--polyglot", "--subset", "small", "--max-task-evals", "60",

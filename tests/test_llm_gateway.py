@@ -41,7 +41,7 @@ def write_script(d: Path, data: Any, name: str = "script.yaml") -> Path:
 
 
 class Calls(list):
-    """A recorder with RunStore.add_llm_call's keyword signature."""
+    """A recorder with RunStore.llm.record's keyword signature."""
 
     def __call__(self, *, session: str, role: str, model: str, node_id: int | None, task_id: str | None,
                  status: str, attempts: int, latency_s: float, prompt_tokens: int, completion_tokens: int,
@@ -411,14 +411,14 @@ def test_with_the_real_run_store(sock_dir: Path) -> None:
             "responses": [{"fault": 503}, {"content": "a", "usage": {"prompt_tokens": 100, "completion_tokens": 50}}],
         },
     )
-    with gateway(sock_dir, store.add_llm_call) as gw:
+    with gateway(sock_dir, store.llm.record) as gw:
         token = gw.open_session("downstream", f"scripted:{script}", node_id=node, task_id="go__x")
         agent(gw, token).chat.completions.create(model="x", messages=USER, temperature=0.5)
         gw.close_session(token)
         sent = gw.scripted_server(f"scripted:{script}").requests[-1]["body"]
     [(call_id,)] = store._read("SELECT id FROM llm_calls")
-    assert store.llm_request(call_id) == sent  # what went upstream, rebuilt from the store
-    usage = store.llm_usage(node_id=node)
+    assert store.llm.request(call_id) == sent  # what went upstream, rebuilt from the store
+    usage = store.llm.usage(node_id=node)
     assert (usage.prompt_tokens, usage.completion_tokens) == (100, 50)
     assert usage.cost_usd == pytest.approx((100 * 2.0 + 50 * 4.0) / 1e6)
 

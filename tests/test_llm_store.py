@@ -33,7 +33,7 @@ def record(store: RunStore, session: str, request: dict, **kw) -> int:
     args = dict(session=session, role="downstream", model="m", node_id=1, task_id="t", status="ok", attempts=1,
                 latency_s=0.1, prompt_tokens=10, completion_tokens=5, cached_tokens=0, cost_usd=0.001,
                 request=request, response_json='{"choices": []}', error=None)
-    return store.add_llm_call(**(args | kw))
+    return store.llm.record(**(args | kw))
 
 
 def conversation(steps: int, output: str = "line of tool output\n" * 50) -> list[dict]:
@@ -63,7 +63,7 @@ def test_every_request_is_rebuilt_exactly(store: RunStore) -> None:
     requests = conversation(12)
     ids = [record(store, "s1-downstream", r) for r in requests]
     for call_id, request in zip(ids, requests, strict=True):
-        rebuilt = store.llm_request(call_id)
+        rebuilt = store.llm.request(call_id)
         assert rebuilt == request
         assert [list(m) for m in rebuilt["messages"]] == [list(m) for m in request["messages"]]  # key order too
     distinct = {str(m) for r in requests for m in r["messages"]}
@@ -97,8 +97,8 @@ def test_edited_history_interleaved_sessions_and_a_reopened_store(store: RunStor
     reopened = RunStore.open(tmp_path / "run")
     ids.append((record(reopened, "s1-downstream", a[5]), a[5]))  # session names repeat after a resume
     for call_id, request in ids:
-        assert reopened.llm_request(call_id) == request
-    assert reopened.llm_run_cap_refusal() == "run token budget exhausted"
+        assert reopened.llm.request(call_id) == request
+    assert reopened.llm.run_cap_refusal() == "run token budget exhausted"
     reopened.close()
 
 
@@ -106,7 +106,7 @@ def test_usage_by_role_matches_the_filtered_sums(store: RunStore) -> None:
     record(store, "s1", {"messages": []}, role="downstream", prompt_tokens=10, cost_usd=0.5)
     record(store, "s2", {"messages": []}, role="diagnose", prompt_tokens=7, cost_usd=None)
     record(store, "s2", {"messages": []}, role="diagnose", prompt_tokens=3, cost_usd=0.25)
-    by_role = store.llm_usage_by_role()
-    assert by_role == {role: store.llm_usage(role=role) for role in ("downstream", "diagnose")}
+    by_role = store.llm.usage_by_role()
+    assert by_role == {role: store.llm.usage(role=role) for role in ("downstream", "diagnose")}
     assert by_role["diagnose"].cost_usd is None and by_role["diagnose"].known_cost_usd == 0.25
-    assert by_role["diagnose"].prompt_tokens == 10 and store.llm_run_cap_refusal() is None
+    assert by_role["diagnose"].prompt_tokens == 10 and store.llm.run_cap_refusal() is None

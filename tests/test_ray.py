@@ -160,7 +160,7 @@ def test_hgm_run_on_ray_grows_a_tree_with_the_local_invariants(tmp_path: Path, p
     assert done.returncode == 0, done.stderr[-3000:]
     assert "final agent: node" in done.stderr
     store = check_run(run, 6)
-    assert store.llm_usage(role="diagnose").calls >= 1 and store.llm_usage(role="downstream").calls >= 6
+    assert store.llm.usage(role="diagnose").calls >= 1 and store.llm.usage(role="downstream").calls >= 6
     log = (run / "run.log").read_text()
     assert "ray executor: 2 worker slots" in log and "gateway relay on http://127.0.0.1:" in log
 
@@ -386,7 +386,7 @@ def test_no_api_key_reaches_a_worker_nodes_sandboxes(tmp_path: Path, polyglot_pa
     store = RunStore.create(run_dir, config)
     archive, sha = init_archive(run_dir / "archive", Path(__file__).resolve().parents[1] / "hgm" / "agents" / "initial")
     node = store.add_node(None, sha, "initial")
-    gateway = Gateway(tmp_path / "gw.sock", llm=config.llm, recorder=store.add_llm_call,
+    gateway = Gateway(tmp_path / "gw.sock", llm=config.llm, recorder=store.llm.record,
                       env={"HGM_API_KEY": REAL_KEY})  # the key exists on the head only, inside the gateway
     run_id = f"isolation-{os.getpid()}"
     try:
@@ -436,7 +436,7 @@ def test_no_api_key_reaches_a_worker_nodes_sandboxes(tmp_path: Path, polyglot_pa
     assert REAL_KEY not in seen and listener.secret not in seen
     assert "LEAK:" not in chat, "no file the sandbox sees holds the key or the relay's secret"
     assert "CONNECTED" not in chat and chat.count("BLOCKED") == 2, "not even the head's relay port by TCP"
-    usage = store.llm_usage(task_id="python__transpose")
+    usage = store.llm.usage(task_id="python__transpose")
     assert usage.calls == 5 and usage.prompt_tokens >= 400, "the head counted the node's calls"
     assert (usage.prompt_tokens, usage.completion_tokens) == (result.outcome.prompt_tokens,
                                                               result.outcome.completion_tokens)

@@ -27,7 +27,7 @@ def test_a_node_uses_the_central_gateway_through_the_relay(tmp_path: Path) -> No
                                   "price": {"input": 1.0, "output": 2.0}}))
     config = load_config(None, [f"llm.downstream=scripted:{script}"])
     store = RunStore.create(tmp_path / "run", config)
-    with Gateway(tmp_path / "gw.sock", llm=config.llm, recorder=store.add_llm_call) as gateway, \
+    with Gateway(tmp_path / "gw.sock", llm=config.llm, recorder=store.llm.record) as gateway, \
             RelayListener(gateway, "127.0.0.1") as listener, \
             LocalRelay(listener.url, listener.secret, timeout_s=60) as relay:
         listening = subprocess.run(["ss", "-Htlnp"], capture_output=True, text=True).stdout
@@ -53,7 +53,7 @@ def test_a_node_uses_the_central_gateway_through_the_relay(tmp_path: Path) -> No
         assert (usage.calls, usage.prompt_tokens, usage.completion_tokens, usage.node_id) == (2, 14, 6, 4)
         assert gateway.run_cost_usd > 0 and not usage.run_capped and gateway.run_cap_reason is None
         assert client.context_window(config.llm.downstream) == gateway.context_window(config.llm.downstream)
-        assert store.llm_usage(node_id=4, task_id="python__x").calls == 2, "the head recorded the calls"
+        assert store.llm.usage(node_id=4, task_id="python__x").calls == 2, "the head recorded the calls"
         with pytest.raises(Exception, match="unknown gateway session token|400"):
             client.session_usage("no-such-token")
         for headers in ({}, {SECRET_HEADER: "guess"}):  # the listener wants the run's secret

@@ -48,10 +48,10 @@ def _store(run: Path) -> RunStore:
         ExpansionStatus.COMMITTED, commit="c" * 40, message="x"))
     assert grandchild is not None
     store.start_evaluation(grandchild, "python__a")  # in flight
-    store.add_llm_call(session="s1", role="diagnose", model="m", node_id=root, task_id="python__b", status="ok",
+    store.llm.record(session="s1", role="diagnose", model="m", node_id=root, task_id="python__b", status="ok",
                        attempts=1, latency_s=0.1, prompt_tokens=3000, completion_tokens=200, cached_tokens=0,
                        cost_usd=0.0034, request={"model": "m", "messages": []}, response_json="{}", error=None)
-    store.add_llm_call(session="s2", role="downstream", model="m", node_id=root, task_id="python__a", status="ok",
+    store.llm.record(session="s2", role="downstream", model="m", node_id=root, task_id="python__a", status="ok",
                        attempts=1, latency_s=0.1, prompt_tokens=100, completion_tokens=10, cached_tokens=0,
                        cost_usd=None, request={"model": "m", "messages": []}, response_json="{}", error=None)
     return store

@@ -63,8 +63,8 @@ def test_run_grows_a_tree_and_show_tree_reports_it(tmp_path: Path, polyglot_path
     assert (exp_dir / "diagnosis.json").is_file() and "own tests: exit 0" in (exp_dir / "validation.txt").read_text()
     assert (run / "run.log").read_text().count("final agent: node") == 1
     for role in ("downstream", "diagnose", "self_improve"):
-        assert store.llm_usage(role=role).calls > 0, role
-    assert store.llm_usage(role="diagnose").cost_usd == pytest.approx(len(store.expansions()) * (3000 + 400) / 1e6)
+        assert store.llm.usage(role=role).calls > 0, role
+    assert store.llm.usage(role="diagnose").cost_usd == pytest.approx(len(store.expansions()) * (3000 + 400) / 1e6)
 
     shown = json.loads(hgm("show-tree", str(run), "--format", "json").stdout)
     for row in shown:
@@ -103,7 +103,7 @@ def test_cost_cap_stops_new_work_and_still_names_the_final_agent(tmp_path: Path,
     # the script's price), so the gateway refused it before sending it: nothing was spent on it, and
     # the rewrite is booked as an infra stop, not as a failure of the parent
     assert expansion.status == ExpansionStatus.INFRA_ERROR and "cost cap $0.001 reached" in expansion.reason, expansion
-    diagnose = store.llm_usage(role="diagnose")
+    diagnose = store.llm.usage(role="diagnose")
     assert (diagnose.calls, diagnose.cost_usd) == (1, 0.0)
     assert store.get_meta(MetaKey.FINAL_AGENT) == str(store.nodes()[0].id)
     store.close()

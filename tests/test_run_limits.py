@@ -37,7 +37,7 @@ def test_rewrites_that_never_get_a_plan_end_the_run(tmp_path: Path, polyglot_pat
         # 3 failed rewrites block the root; with 2 workers a 4th may have been under way by then
         expansions = store.expansions()
         assert 3 <= len(expansions) <= 4 and {x.status for x in expansions} == {ExpansionStatus.FAILED}
-        assert store.llm_usage(role="diagnose").calls == 2 * len(expansions)  # one retry each, then no more calls
+        assert store.llm.usage(role="diagnose").calls == 2 * len(expansions)  # one retry each, then no more calls
 
 
 def test_k_failed_rewrites_in_a_row_stop_the_run_and_say_how_to_resume(tmp_path: Path, polyglot_path: Path) -> None:

@@ -36,7 +36,7 @@ def _llm_call(store: RunStore, **kw) -> int:
             "attempts": 1, "latency_s": 0.5, "prompt_tokens": 10, "completion_tokens": 5, "cached_tokens": 2,
             "cost_usd": 0.01, "request": {"messages": []}, "response_json": "{}", "error": None}
     args.update(kw)
-    return store.add_llm_call(**args)
+    return store.llm.record(**args)
 
 
 def test_create_writes_config_and_reopens_with_it(store: RunStore, tmp_path: Path) -> None:
@@ -172,15 +172,15 @@ def test_meta_set_and_overwrite(store: RunStore) -> None:
 def test_llm_usage_sums_and_filters(store: RunStore) -> None:
     _llm_call(store)
     _llm_call(store, role="self_improve", node_id=2, task_id=None, prompt_tokens=7, cost_usd=0.5)
-    u = store.llm_usage()
+    u = store.llm.usage()
     assert (u.calls, u.prompt_tokens, u.completion_tokens, u.cached_tokens) == (2, 17, 10, 4)
     assert u.cost_usd == pytest.approx(0.51)
-    assert store.llm_usage(role="self_improve").prompt_tokens == 7
-    assert store.llm_usage(node_id=1, task_id="t1").calls == 1
-    assert store.llm_usage(node_id=3).calls == 0
+    assert store.llm.usage(role="self_improve").prompt_tokens == 7
+    assert store.llm.usage(node_id=1, task_id="t1").calls == 1
+    assert store.llm.usage(node_id=3).calls == 0
     _llm_call(store, cost_usd=None, status="error", error="boom", response_json=None)
-    assert store.llm_usage().cost_usd is None  # one unknown cost makes the sum unknown
-    assert store.llm_usage(role="self_improve").cost_usd == pytest.approx(0.5)
+    assert store.llm.usage().cost_usd is None  # one unknown cost makes the sum unknown
+    assert store.llm.usage(role="self_improve").cost_usd == pytest.approx(0.5)
 
 
 def test_many_threads_write_without_losing_rows(store: RunStore) -> None:

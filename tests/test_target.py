@@ -258,7 +258,7 @@ def test_an_llm_target_reaches_the_gateway_and_only_then(tmp_path: Path) -> None
     with RunStore.open(run, readonly=True) as store:
         [evaluation] = store.evaluations()
         assert (evaluation.status, evaluation.score) == (EvalStatus.SCORED, 1.0)
-        assert store.llm_usage(role="downstream").calls == 1
+        assert store.llm.usage(role="downstream").calls == 1
     assert "session token: True" in (run / evaluation.log_dir / "entry_output.txt").read_text()
     offline = make_target(tmp_path / "o", ASK_LLM, SCORE_EXACT, cases=[{"id": "c1", "question": "?"}])
     result, _ = evaluate(offline, tmp_path / "o")

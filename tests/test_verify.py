@@ -136,8 +136,8 @@ def test_replay_of_a_recorded_run_reproduces_every_outcome(recorded: Path, tmp_p
         assert [(x.parent_id, x.child_id, x.status, x.entry_task) for x in rep.expansions()] == \
             [(x.parent_id, x.child_id, x.status, x.entry_task) for x in rec.expansions()]
         assert report["replayed"] == len(rec.evaluations()) + len(rec.expansions()) == 8
-        served = [c for c in rec.llm_exchanges() if c.attempts > 0]
-        assert report["llm_calls"] == len(served) == len(rep.llm_exchanges())
+        served = [c for c in rec.llm.exchanges() if c.attempts > 0]
+        assert report["llm_calls"] == len(served) == len(rep.llm.exchanges())
         assert rep.get_meta("final_agent") == rec.get_meta("final_agent")
         nodes = [n.id for n in rec.nodes()]
     rec_git, rep_git = Archive.open(recorded / "archive").repo.git, Archive.open(out / "archive").repo.git
@@ -161,7 +161,7 @@ def test_replay_with_a_changed_agent_names_the_first_divergent_request(recorded:
     assert divergences[0] == {"kind": "root", "where": "the root agent",
                               "what": "its code differs from the recorded root agent's in 1 files: prompts.py"}
     with RunStore.open(recorded, readonly=True) as rec:
-        first = rec.llm_exchanges()[0]
+        first = rec.llm.exchanges()[0]
         evaluation = rec.evaluations()[0]
     llm = [d for d in divergences if d["kind"] == "llm"]
     assert llm[0]["where"] == (f"call {first.id} (request 1 of session {first.session}, downstream, node "
@@ -204,8 +204,8 @@ def test_a_killed_and_resumed_run_of_two_workers_verifies_and_replays(tmp_path: 
             [(e.node_id, e.task_id, e.status, e.error_type) for e in rec.evaluations()]
         assert [(x.parent_id, x.child_id, x.status, x.error_type) for x in rep.expansions()] == \
             [(x.parent_id, x.child_id, x.status, x.error_type) for x in rec.expansions()]
-        served = sum(c.attempts > 0 for c in rep.llm_exchanges())
-        assert 0 < report["llm_calls"] == served <= sum(c.attempts > 0 for c in rec.llm_exchanges())
+        served = sum(c.attempts > 0 for c in rep.llm.exchanges())
+        assert 0 < report["llm_calls"] == served <= sum(c.attempts > 0 for c in rec.llm.exchanges())
     code, checked = verify_json(out)
     assert code == 0, checked
 

@@ -18,7 +18,7 @@ GET /v1/models (the session's model). The requested `model` is replaced by the s
 The real key never leaves the harness. Upstream 408/409/429/5xx, timeouts and connection
 errors are retried with exponential backoff; a prompt longer than the model's context window
 is not (recorded as `context_length`, passed to the agent as the provider sent it). Every
-exchange is recorded through `recorder` (keywords of RunStore.add_llm_call). Errors the agent
+exchange is recorded through `recorder` (keywords of RunStore.llm.record). Errors the agent
 sees (OpenAI-style JSON): 401 unknown token; 400 bad request; 402 `budget_exceeded` (session
 marked over_budget, later calls refused too); 502 `upstream_failed` (upstream down for good, a
 cassette miss, or upstream 401/402/403/404 = the harness's key, balance or model name is wrong;
@@ -64,7 +64,7 @@ MAX_SOCKET_PATH = 100
 HARNESS_FAULT_STATUS = frozenset({401, 402, 403, 404})
 """Upstream answers that are the harness's fault, not the agent's: bad key, no balance, no access, wrong model/URL."""
 Recorder = Callable[..., Any]
-"""Called with the keywords of RunStore.add_llm_call: session, role, model, node_id, task_id, status,
+"""Called with the keywords of RunStore.llm.record: session, role, model, node_id, task_id, status,
 attempts, latency_s, prompt_tokens, completion_tokens, cached_tokens, cost_usd, request (the body
 sent upstream, a dict), response_json, error. Status is one of ok, error, context_length,
 upstream_failed, over_budget (a session cap refused it), run_cap (the run's budget refused it)."""

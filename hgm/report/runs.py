@@ -56,7 +56,7 @@ def read_line(run_dir: Path, held: set[str]) -> RunLine:
             nodes = store.nodes()
             final = store.get_meta(MetaKey.FINAL_AGENT)
             created = store.get_meta(MetaKey.CREATED_AT)
-            usage = store.llm_usage()
+            usage = store.llm.usage()
             config = store.config
             interventions = store.interventions()
             requests = store.agent_requests()
