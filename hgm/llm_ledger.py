@@ -25,6 +25,7 @@ from hgm.domain import LLMCallUsage, LLMExchange, Usage
 _RECENT_SESSIONS = 512
 """Sessions whose last request the ledger remembers, to store the next one as a delta."""
 
+
 class Read(Protocol):
     """The store's read: rows of one query, under its lock."""
 
@@ -44,9 +45,9 @@ class LLMLedger:
         """session -> (its last call id, that request's message hashes): what the next call may repeat."""
 
     def record(self, *, session: str, role: str, model: str, node_id: int | None, task_id: str | None,
-                     status: str, attempts: int, latency_s: float, prompt_tokens: int, completion_tokens: int,
-                     cached_tokens: int, cost_usd: float | None, request: Mapping[str, Any],
-                     response_json: str | None, error: str | None) -> int:
+               status: str, attempts: int, latency_s: float, prompt_tokens: int, completion_tokens: int,
+               cached_tokens: int, cost_usd: float | None, request: Mapping[str, Any],
+               response_json: str | None, error: str | None) -> int:
         """Record one gateway exchange (`request` as sent upstream; see the module docstring)."""
         messages = [_canonical(m) for m in request.get("messages") or []]
         hashes = [_digest(m) for m in messages]
