@@ -191,10 +191,12 @@ class Archive:
         dest = Path(dest)
         if dest.exists() and any(dest.iterdir()):
             raise UserError(f"export target {dest} exists and is not empty; give a new directory")
+        dest.mkdir(parents=True, exist_ok=True)
+        if not self.repo.git.ls_tree(sha):
+            return dest  # no files: git's tar of an empty tree has no header tarfile can read
         data = io.BytesIO()
         self.repo.archive(data, sha, format="tar")
         data.seek(0)
-        dest.mkdir(parents=True, exist_ok=True)
         with tarfile.open(fileobj=data) as tar:
             tar.extractall(dest, filter="data")
         return dest

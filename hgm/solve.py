@@ -124,8 +124,10 @@ def _repo_tree(repo: Path, rev: str, dest: Path) -> tuple[str, list[str]]:
     except UserError:
         raise UserError(f"no commit {rev!r} in {repo}; give --rev a branch, tag or commit "
                         "(a repository without commits needs one first)") from None
-    tar = _git(repo, "archive", "--format=tar", sha, data=True)
     dest.mkdir(parents=True)
+    if not str(_git(repo, "ls-tree", "--name-only", sha)).strip():
+        return sha, []  # a commit with no files: the agent starts from nothing (git's tar of it has no header)
+    tar = _git(repo, "archive", "--format=tar", sha, data=True)
     with tarfile.open(fileobj=io.BytesIO(tar)) as t:  # type: ignore[arg-type]
         t.extractall(dest, filter="data")
         names = [m.name for m in t.getmembers() if m.isfile()]

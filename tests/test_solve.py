@@ -150,3 +150,22 @@ def test_run_final_before_the_run_named_one(tmp_path: Path, repo: Path) -> None:
     RunStore.create(run, load_config()).close()
     done = hgm("solve", f"{run}:final", "--repo", str(repo), "--statement", "x", "--llm", "scripted:/x.json")
     assert done.returncode == 2 and "has not named a final agent yet" in done.stderr and f"{run}:NODE" in done.stderr
+
+
+def test_a_commit_without_files_is_a_repository_the_agent_starts_from_nothing(tmp_path: Path) -> None:
+    repo = tmp_path / "empty"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "base")
+    script = tmp_path / "create.json"
+    script.write_text(json.dumps([
+        {"content": "Creating it.", "tool_calls": [{"name": "editor", "arguments": {
+            "command": "create", "path": "hello.py", "file_text": "print('hello')\n"}}]},
+        {"content": "Done."},
+    ]))
+    out = tmp_path / "out"
+    done = hgm("solve", "initial", "--repo", str(repo), "--statement", "Write hello.py printing hello.",
+               "--llm", f"scripted:{script}", "--sandbox", "bwrap", "--output", str(out))
+    assert done.returncode == 0, done.stderr
+    patch = (out / "patch.diff").read_text()
+    assert "new file mode" in patch and "+print('hello')" in patch, patch
