@@ -27,6 +27,7 @@ from hgm.markup import literal
 from hgm.policies import Tree as CladeCounters
 from hgm.steering import folded
 from hgm.store import RunStore
+from hgm.store_protocol import Store
 
 """Store meta key holding the final agent's node id once a run has named it."""
 TAMPERING_MARK = "(!)"
@@ -66,9 +67,11 @@ class NodeStats:
         return self.clade_solved / self.clade_evaluated if self.clade_evaluated else None
 
 
-def tree_stats(store: RunStore) -> dict[int, NodeStats]:
+def tree_stats(store: Store, *, approval_gate: bool = False) -> dict[int, NodeStats]:
     """Per-node own and clade counts (insertion order = node id order, parents first). The
-    counters are the search's own (policies.Tree), so show-tree and the policy never disagree."""
+    counters are the search's own (policies.Tree), so show-tree and the policy never disagree.
+    `approval_gate`: the run holds new children for approval (steer.approve), so unapproved ones are
+    marked pending."""
     nodes = store.nodes()
     stats = {n.id: NodeStats(n.id, n.parent_id, n.commit, n.message) for n in nodes}
     counters = CladeCounters(n_tasks=0)
@@ -94,7 +97,7 @@ def tree_stats(store: RunStore) -> dict[int, NodeStats]:
         a = counters.agents[s.id]
         s.solved, s.evaluated = _count(a.own_successes), a.evals
         s.clade_solved, s.clade_evaluated = _count(a.clade_successes), round(a.clade_successes + a.clade_failures)
-    state = folded(store.interventions(), store.config.steer.approve == "rewrites")
+    state = folded(store.interventions(), approval_gate)
     root = nodes[0].id if nodes else -1
     for s in stats.values():
         s.marks = [mark for mark, on in (("vetoed", s.id in state.vetoed), ("pinned", s.id in state.pins),
@@ -203,7 +206,12 @@ def render_dot(stats: dict[int, NodeStats]) -> str:
 def load(run_dir: Path) -> dict[int, NodeStats]:
     """Open the run read-only (safe while it runs) and compute the tree."""
     with RunStore.open(run_dir, readonly=True) as store:
-        return tree_stats(store)
+        return tree_stats(store, approval_gate=gated(store))
+
+
+def gated(store: RunStore) -> bool:
+    """Whether the run holds every new child for a person's approval (steer.approve)."""
+    return store.config.steer.approve == "rewrites"
 
 
 ROLE_ORDER = ("self_improve", "downstream", "diagnose")

@@ -54,7 +54,7 @@ def test_store_show_tree_and_memory_store_keep_the_score(tmp_path: Path) -> None
     memory = MemoryStore()
     memory.add_node(None, "r")
     memory.finish_evaluation(memory.start_evaluation(1, "case-1"), EvalOutcome(EvalStatus.SCORED, score=0.6))
-    assert tree_stats(memory)[1].solved == pytest.approx(0.6)  # type: ignore[arg-type]
+    assert tree_stats(memory)[1].solved == pytest.approx(0.6)
 
 
 def test_a_store_from_before_the_score_column_opens_and_gets_it(tmp_path: Path) -> None:
