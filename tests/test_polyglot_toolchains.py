@@ -7,6 +7,7 @@ the prepared shared dependencies); on CI a missing piece fails, elsewhere it ski
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import pytest
@@ -58,9 +59,12 @@ def test_sandboxed_tests_cannot_write_shared_deps(polyglot_path: Path, tmp_path:
     task = bench.task("javascript__bottle-song")
     target = deps.deps_dir("javascript") / "node_modules" / "jest" / "package.json"
     before = target.read_bytes()
+    # the path is decoded at run time: as a literal it names the framework and hgm, which the static
+    # tripwire (tripwire.py) flags before the write could be tried, and this test is about the mount
+    hidden = base64.b64encode(str(target).encode()).decode()
     evil = (task.path / ".meta" / "proof.ci.js").read_text() + (
-        f"\nconst fs = require('fs');\ntry {{ fs.writeFileSync({str(target)!r}, 'poisoned'); }} "
-        "catch (e) { console.log('write refused: ' + e.code); }\n")
+        f"\nconst fs = require('fs');\nconst target = Buffer.from('{hidden}', 'base64').toString();\n"
+        "try { fs.writeFileSync(target, 'poisoned'); } catch (e) { console.log('write refused: ' + e.code); }\n")
     result = run_tests(task, {"bottle-song.js": evil.encode()}, sandbox=bwrap, log_dir=tmp_path, timeout_s=300)
     assert target.read_bytes() == before
     assert result.status is EvalStatus.SOLVED and "write refused: EROFS" in result.output_path.read_text()
