@@ -38,7 +38,7 @@ def act(store: RunStore, who: str, action: Action, *, node: int | None = None, t
         raise UserError(f"{run} has no node {node}; its nodes are {', '.join(map(str, nodes)) or 'none yet'} "
                         f"(`hgm show-tree {run}`)")
     if action in (Action.APPROVE, Action.REJECT):
-        state = folded(rows, store.config.steer.approve == "rewrites")
+        state = folded(rows, store.config.steer.gates_rewrites)
         root = min(nodes)
         if not state.gate:
             raise UserError(f"{run} does not wait for approvals (it was not started with --approve rewrites); "
@@ -202,7 +202,7 @@ def pending(ctx: typer.Context) -> None:
 
     with _store(ctx) as store:
         nodes = store.nodes()
-        state = folded(store.interventions(), store.config.steer.approve == "rewrites")
+        state = folded(store.interventions(), store.config.steer.gates_rewrites)
         waiting = [n for n in nodes if state.pending(n.id, nodes[0].id)]
         made_by = {x.child_id: x for x in store.expansions() if x.child_id is not None}
     if not state.gate:

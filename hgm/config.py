@@ -261,6 +261,11 @@ class SteerConfig(Section):
     approve_timeout_action: Literal["approve", "reject"] = "reject"
     """What approve_timeout_s decides."""
 
+    @property
+    def gates_rewrites(self) -> bool:
+        """Whether new children wait for a person's approval."""
+        return self.approve == "rewrites"
+
 
 class HGMConfig(Section):
     search: SearchConfig = SearchConfig()

@@ -216,7 +216,7 @@ class Search:
         self.policy = make_policy(config, tasks, stages)
         self.rng = np.random.default_rng(config.seed)
         self.steer_config = steer or SteerConfig()
-        self.steering = Steering(gate=self.steer_config.approve == "rewrites")
+        self.steering = Steering(gate=self.steer_config.gates_rewrites)
         self.held = ""
         """Why the scheduler holds (steering), or empty."""
         self._last_hold = ""

@@ -206,12 +206,7 @@ def render_dot(stats: dict[int, NodeStats]) -> str:
 def load(run_dir: Path) -> dict[int, NodeStats]:
     """Open the run read-only (safe while it runs) and compute the tree."""
     with RunStore.open(run_dir, readonly=True) as store:
-        return tree_stats(store, approval_gate=gated(store))
-
-
-def gated(store: RunStore) -> bool:
-    """Whether the run holds every new child for a person's approval (steer.approve)."""
-    return store.config.steer.approve == "rewrites"
+        return tree_stats(store, approval_gate=store.config.steer.gates_rewrites)
 
 
 ROLE_ORDER = ("self_improve", "downstream", "diagnose")

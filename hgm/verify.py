@@ -372,7 +372,7 @@ def named_final(store: RunStore, config: HGMConfig, benchmark: Benchmark, tasks:
     policy.restore(json.loads(state) if state else None, tree)  # dgm-paper's archive, for archive_best
     finalists = store.get_meta(MetaKey.FINALISTS)
     allowed = {int(k) for k in json.loads(finalists)} if finalists else None
-    unseen = folded(store.interventions(), gate=config.steer.approve == "rewrites").blocked(list(tree.agents),
+    unseen = folded(store.interventions(), gate=config.steer.gates_rewrites).blocked(list(tree.agents),
                                                                                             tree.root_id)
     ranked = [i for i in policy.rank(tree) if i not in unseen] or [tree.root_id]
     return next((i for i in ranked if allowed is None or i in allowed), ranked[0])

@@ -35,7 +35,7 @@ from hgm.domain import (
 )
 from hgm.policies import FinalRule, best_order
 from hgm.search import final_rule
-from hgm.show_tree import NodeStats, gated, in_role_order, tree_stats
+from hgm.show_tree import NodeStats, in_role_order, tree_stats
 from hgm.steering import AgentRequest, Intervention, Steering, folded
 from hgm.store import DB_NAME, RunStore
 
@@ -85,7 +85,7 @@ class RunData:
 
     @property
     def steering(self) -> Steering:
-        return folded(self.interventions, self.config.steer.approve == "rewrites")
+        return folded(self.interventions, self.config.steer.gates_rewrites)
 
     @property
     def budget(self) -> int:
@@ -161,7 +161,7 @@ def load_run(run_dir: Path, *, held: set[str] | None = None) -> RunData:
         nodes = store.nodes()
         evaluations = store.evaluations()
         expansions = store.expansions()
-        stats = tree_stats(store, approval_gate=gated(store))
+        stats = tree_stats(store, approval_gate=store.config.steer.gates_rewrites)
         usage = store.llm.usage_by_role()
         calls = store.llm.call_usage()
         final_meta = store.get_meta(MetaKey.FINAL_AGENT)

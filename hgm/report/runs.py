@@ -66,7 +66,7 @@ def read_line(run_dir: Path, held: set[str]) -> RunLine:
     mine = [e for e in evals if e.node_id == final_id and e.status in COUNTED]
     in_flight = any(e.status == EvalStatus.IN_FLIGHT for e in evals) or \
         any(x.status == ExpansionStatus.IN_FLIGHT for x in expansions)
-    state = folded(interventions, config.steer.approve == "rewrites")
+    state = folded(interventions, config.steer.gates_rewrites)
     pending = sum(state.pending(n.id, nodes[0].id) for n in nodes)
     unanswered = len({r.id for r in requests} - set(answers(interventions)))
     steering = ", ".join(text for text, on in (("paused", state.paused), (f"{pending} pending approval", pending),
